@@ -1,0 +1,1 @@
+"""Data: sources (tfds, IDX, arrays), preprocessing (normalise, ZCA), DSA augmentation."""

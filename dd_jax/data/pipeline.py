@@ -1,0 +1,54 @@
+"""From a config's `data` section to preprocessed train/test arrays."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from dd_jax.data import indexing, preprocess, sources
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+  dataset: sources.Dataset          # raw uint8 data (after train_per_class/test_limit)
+  pre: preprocess.Preprocessor
+  x_train: np.ndarray               # [N, H, W, C] float32, network input
+  y_train: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+
+  @property
+  def num_classes(self) -> int:
+    return self.dataset.num_classes
+
+  def describe(self) -> dict:
+    """Identity of data + preprocessing, for expert and synthetic-set metadata."""
+    return {"dataset": self.dataset.name,
+            "fingerprint": self.dataset.fingerprint,
+            "image_shape": list(self.dataset.image_shape),
+            "num_classes": self.num_classes,
+            "train_size": int(len(self.y_train)),
+            "preprocessing": self.pre.describe()}
+
+
+def subset(ds: sources.Dataset, train_per_class: int, test_limit: int,
+           seed: int = 0) -> sources.Dataset:
+  """Keeps `train_per_class` images of each class (seeded) and the first `test_limit`."""
+  x_tr, y_tr, x_te, y_te = ds.x_train, ds.y_train, ds.x_test, ds.y_test
+  if train_per_class:
+    idx = np.sort(indexing.sample_per_class(y_tr, ds.num_classes, train_per_class, seed,
+                                            field="data.train_per_class"))
+    x_tr, y_tr = x_tr[idx], y_tr[idx]
+  if test_limit:
+    x_te, y_te = x_te[:test_limit], y_te[:test_limit]
+  return dataclasses.replace(ds, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te)
+
+
+def prepare(data_config, dataset: sources.Dataset | None = None) -> Prepared:
+  """Loads (or takes) the dataset, subsets it, fits and applies preprocessing."""
+  ds = dataset if dataset is not None else sources.load_dataset(data_config)
+  ds = subset(ds, data_config.get("train_per_class", 0), data_config.get("test_limit", 0))
+  pre = preprocess.fit(ds.x_train, zca=data_config.get("zca", False),
+                       zca_epsilon=data_config.get("zca_epsilon", 0.1))
+  return Prepared(dataset=ds, pre=pre, x_train=pre.apply(ds.x_train), y_train=ds.y_train,
+                  x_test=pre.apply(ds.x_test), y_test=ds.y_test)

@@ -1,0 +1,112 @@
+"""The evaluation protocol: train fresh nets on a (synthetic) set, report test accuracy.
+
+As the official `evaluate_synset`: SGD momentum 0.9, weight decay 5e-4, batch 256, DSA on
+every batch, lr x0.1 from half the epochs on, test accuracy at the end; `num_nets` nets
+(5 by default) are trained together under `jax.vmap`, epochs run inside `lax.scan` in
+chunks (one compilation, progress between chunks). Hard (int) or soft (float logits)
+labels.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dd_jax import models, training
+from dd_jax.data import augment
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalResult:
+  arch: str
+  accuracies: np.ndarray   # [num_nets] test accuracy of each net, in [0, 1]
+  train_loss: np.ndarray   # [num_nets] last epoch's training loss
+  epochs: int
+  seconds: float
+
+  @property
+  def mean(self) -> float:
+    return float(np.mean(self.accuracies))
+
+  @property
+  def std(self) -> float:
+    return float(np.std(self.accuracies))
+
+  def summary(self) -> str:
+    return (f"{self.arch}: {100 * self.mean:.2f} +- {100 * self.std:.2f}% "
+            f"({len(self.accuracies)} nets, {self.epochs} epochs, {self.seconds:.0f}s)")
+
+
+def _chunk_length(epochs: int, limit: int = 100) -> int:
+  """Largest divisor of `epochs` up to `limit`: equal chunks, one compilation."""
+  return max(d for d in range(1, min(epochs, limit) + 1) if epochs % d == 0)
+
+
+def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: int,
+                    arch: str = "ConvNet", model_config=None, lr: float = 0.01,
+                    epochs: int = 1000, batch_size: int = 256, momentum: float = 0.9,
+                    weight_decay: float = 5e-4,
+                    dsa_strategy: str = augment.DEFAULT_STRATEGY, num_nets: int = 5,
+                    seed: int = 0, chunk_epochs: int = 0) -> EvalResult:
+  """Trains `num_nets` fresh `arch` nets on (images, labels); test accuracy of each.
+
+  Args:
+    images: [N, H, W, C] float, preprocessed as the test images are.
+    labels: [N] int (hard) or [N, num_classes] float logits (soft).
+    test_images, test_labels: the held-out set.
+    num_classes: classifier width.
+    arch: a name in `models.ARCHITECTURES`; model_config supplies its fields.
+    lr: learning rate (the learned one for distilled sets).
+    epochs: training epochs; lr drops x0.1 at epochs // 2.
+    chunk_epochs: at most this many epochs per compiled call (0: 100); the chunk is
+      the largest divisor of `epochs` within it, so every call reuses one compilation.
+  Returns:
+    An `EvalResult` with one accuracy per net.
+  """
+  start = time.perf_counter()
+  model = (models.from_config(model_config, num_classes, arch=arch, field="eval.models")
+           if model_config is not None else models.build(arch, num_classes, "eval.models"))
+  images = jnp.asarray(images, jnp.float32)
+  labels = jnp.asarray(labels)
+  tx = training.direction("sgd", momentum, weight_decay)
+  init_keys, net_keys = jax.random.split(jax.random.PRNGKey(seed))
+  init_keys = jax.random.split(init_keys, num_nets)   # one init per net
+  net_keys = jax.random.split(net_keys, num_nets)     # one epoch-key stream per net
+  states = jax.vmap(lambda k: training.init_state(model, k, images[:1], tx))(init_keys)
+
+  epoch_fn = jax.vmap(training.make_train_epoch(model, tx, batch_size, dsa_strategy),
+                      in_axes=(0, None, None, None, 0))
+  decay_at = epochs // 2
+  chunk = _chunk_length(epochs, chunk_epochs or 100)
+
+  @jax.jit
+  def run_chunk(states, first_epoch, base_lr, images, labels, net_keys):
+    def body(states, e):
+      lr_e = jnp.where(e >= decay_at, 0.1 * base_lr, base_lr)
+      keys = jax.vmap(lambda k: jax.random.fold_in(k, e))(net_keys)
+      states, loss, acc = epoch_fn(states, lr_e, images, labels, keys)
+      return states, (loss, acc)
+    return jax.lax.scan(body, states, first_epoch + jnp.arange(chunk))
+
+  losses = None
+  for first in range(0, epochs, chunk):
+    states, (losses, _) = run_chunk(states, jnp.int32(first), jnp.float32(lr), images,
+                                    labels, net_keys)
+    done = first + chunk
+    elapsed = time.perf_counter() - start
+    logging.log_every_n_seconds(
+        logging.INFO, "eval %s: epoch %d/%d, loss %.4f, %.0fs, ETA %.0fs", 10, arch, done,
+        epochs, float(jnp.mean(losses[-1])), elapsed, elapsed / done * (epochs - done))
+
+  accuracy = jax.jit(jax.vmap(training.make_accuracy(model), in_axes=(0, 0, None, None)))
+  accs = accuracy(states.params, states.batch_stats, jnp.asarray(test_images, jnp.float32),
+                  jnp.asarray(test_labels, jnp.int32))
+  return EvalResult(arch=arch, accuracies=np.asarray(accs),
+                    train_loss=np.asarray(losses[-1]), epochs=epochs,
+                    seconds=time.perf_counter() - start)

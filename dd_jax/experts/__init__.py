@@ -1,0 +1,1 @@
+"""Expert trajectories: training on real data (train.py) and Orbax storage (store.py)."""

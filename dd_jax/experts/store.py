@@ -1,0 +1,191 @@
+"""Expert trajectories on disk: one Orbax checkpoint series per expert, plus JSON.
+
+Layout of an expert folder:
+  experts.json              what every trajectory here shares (data, preprocessing,
+                            architecture, optimiser, epochs, seed): the `spec`
+  expert_000/metadata.json  this expert's progress and per-epoch metrics
+  expert_000/ckpt/<epoch>/  Orbax step = epoch (0 = the random init); items "params"
+                            and, when non-empty, "train_state" (batch statistics and
+                            optimiser state, needed only to resume training)
+
+Orbax commits each step atomically, so an interrupted run leaves only whole epochs; the
+writer resumes after the latest one. The reader restores only the items and epochs a
+caller asks for, against an abstract target (nothing else is read from disk).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from dd_jax.errors import ConfigError
+
+SPEC_FILE = "experts.json"
+META_FILE = "metadata.json"
+ITEMS = ("params", "train_state")  # train_state: batch stats + optimiser state, if any
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+  tmp = f"{path}.tmp.{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=1, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def read_json(path: str) -> Any:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise ConfigError("expert.dir", f"{path} is not valid JSON ({e.msg})",
+                      "delete the damaged expert folder and train it again") from e
+
+
+def spec_difference(found: dict, expected: dict, prefix: str = "") -> str | None:
+  """The first field (dotted) whose value differs, or None."""
+  for key in sorted(set(found) | set(expected)):
+    a, b = found.get(key), expected.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      diff = spec_difference(a, b, f"{prefix}{key}.")
+      if diff:
+        return diff
+    elif a != b:
+      return f"{prefix}{key} (stored {a!r}, config {b!r})"
+  return None
+
+
+def check_spec(directory: str, expected: dict) -> None:
+  """Refuses a folder whose experts were trained for another data/model/optimiser."""
+  found = read_json(os.path.join(directory, SPEC_FILE))
+  diff = spec_difference(found, expected)
+  if diff:
+    raise ConfigError("expert.dir", f"{directory} holds experts for a different setup: "
+                      f"{diff}", "point expert.dir at a fresh folder or match the config")
+
+
+def prepare_directory(directory: str, spec: dict) -> None:
+  """Creates the folder with its spec, or checks the spec of an existing one."""
+  if os.path.exists(os.path.join(directory, SPEC_FILE)):
+    check_spec(directory, spec)
+    return
+  if os.path.isdir(directory) and os.listdir(directory):
+    raise ConfigError("expert.dir", f"{directory} exists, is not empty and has no "
+                      f"{SPEC_FILE}", "choose an empty or new folder for expert.dir")
+  os.makedirs(directory, exist_ok=True)
+  write_json_atomic(os.path.join(directory, SPEC_FILE), spec)
+
+
+def expert_path(directory: str, index: int) -> str:
+  return os.path.join(directory, f"expert_{index:03d}")
+
+
+def _manager(path: str, create: bool) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(create=create, enable_async_checkpointing=True)
+  return ocp.CheckpointManager(os.path.join(path, "ckpt"), options=options,
+                               item_names=ITEMS)
+
+
+def _train_state(state) -> dict:
+  return {"batch_stats": state.batch_stats, "opt_state": state.opt_state}
+
+
+class TrajectoryWriter:
+  """Appends one expert's epochs; knows where an interrupted expert stopped."""
+
+  def __init__(self, directory: str, index: int):
+    self.path = expert_path(directory, index)
+    os.makedirs(self.path, exist_ok=True)
+    self.index = index
+    self._manager = _manager(self.path, create=True)
+    meta_path = os.path.join(self.path, META_FILE)
+    self.meta = (read_json(meta_path) if os.path.exists(meta_path)
+                 else {"index": index, "complete": False, "metrics": []})
+    latest = self.latest_epoch
+    # Metrics written for epochs whose checkpoint never committed are dropped.
+    self.meta["metrics"] = [m for m in self.meta["metrics"]
+                            if latest is not None and m["epoch"] <= latest]
+
+  @property
+  def latest_epoch(self) -> int | None:
+    return self._manager.latest_step()
+
+  @property
+  def complete(self) -> bool:
+    return bool(self.meta.get("complete"))
+
+  def save(self, epoch: int, state, metrics: dict | None = None) -> None:
+    items = {"params": ocp.args.StandardSave(state.params)}
+    extra = _train_state(state)
+    if jax.tree.leaves(extra):  # Orbax refuses empty items (plain SGD, no batch norm)
+      items["train_state"] = ocp.args.StandardSave(extra)
+    self._manager.save(epoch, args=ocp.args.Composite(**items))
+    if metrics is not None:
+      self.meta["metrics"].append({"epoch": epoch, **metrics})
+      write_json_atomic(os.path.join(self.path, META_FILE), self.meta)
+
+  def restore(self, epoch: int, like_state):
+    """The training state after `epoch`, restored onto the structure of `like_state`."""
+    items = {"params": ocp.args.StandardRestore(like_state.params)}
+    extra = _train_state(like_state)
+    if jax.tree.leaves(extra):
+      items["train_state"] = ocp.args.StandardRestore(extra)
+    restored = self._manager.restore(epoch, args=ocp.args.Composite(**items))
+    state = like_state.replace(params=restored["params"])
+    if "train_state" in items:
+      state = state.replace(**restored["train_state"])
+    return state
+
+  def finish(self, **summary) -> None:
+    self._manager.wait_until_finished()
+    self.meta.update(summary, complete=True)
+    write_json_atomic(os.path.join(self.path, META_FILE), self.meta)
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+class ExpertReader:
+  """Reads stored trajectories lazily: one (expert, epoch) snapshot at a time."""
+
+  def __init__(self, directory: str, expected_spec: dict | None = None):
+    if not os.path.exists(os.path.join(directory, SPEC_FILE)):
+      raise ConfigError("expert.dir", f"{directory} holds no experts ({SPEC_FILE} missing)",
+                        "train experts first (python -m dd_jax.experts) or fix the path")
+    if expected_spec is not None:
+      check_spec(directory, expected_spec)
+    self.directory = directory
+    self.spec = read_json(os.path.join(directory, SPEC_FILE))
+    self.epochs = int(self.spec["epochs"])
+    indices = sorted(int(name[len("expert_"):]) for name in os.listdir(directory)
+                     if name.startswith("expert_") and name[len("expert_"):].isdigit())
+    self.experts = [i for i in indices if self._is_complete(i)]
+    self._managers: dict[int, ocp.CheckpointManager] = {}
+
+  def _is_complete(self, index: int) -> bool:
+    meta = os.path.join(expert_path(self.directory, index), META_FILE)
+    return os.path.exists(meta) and bool(read_json(meta).get("complete"))
+
+  def metadata(self, expert: int) -> dict:
+    return read_json(os.path.join(expert_path(self.directory, expert), META_FILE))
+
+  def params(self, expert: int, epoch: int, abstract_params):
+    """The parameters of `expert` after `epoch` epochs (0 = init)."""
+    if expert not in self.experts:
+      raise ConfigError("expert", f"expert {expert} is not complete in {self.directory}",
+                        f"use one of {self.experts} or finish training")
+    if not 0 <= epoch <= self.epochs:
+      raise ConfigError("epoch", f"epoch {epoch} is outside the stored 0..{self.epochs}",
+                        "ask for an epoch the trajectory has")
+    if expert not in self._managers:
+      self._managers[expert] = _manager(expert_path(self.directory, expert), create=False)
+    restored = self._managers[expert].restore(epoch, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(abstract_params)))
+    return restored.params
+
+  def close(self) -> None:
+    for m in self._managers.values():
+      m.close()

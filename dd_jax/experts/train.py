@@ -1,0 +1,113 @@
+"""Training expert trajectories on real data and storing them (experts/store.py).
+
+Each expert e: init from fold_in(seed, e); epoch k's shuffling and DSA from
+fold_in(train_key, k), so a resumed run draws exactly what an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from dd_jax import models, training
+from dd_jax.data import augment, pipeline
+from dd_jax.errors import ConfigError, require
+from dd_jax.experts import store
+
+MODEL_FIELDS = ("arch", "width", "depth", "norm", "pooling", "activation")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  e = config.expert
+  require(e.num_experts >= 1, "expert.num_experts", f"is {e.num_experts}", "set it to >= 1")
+  require(e.epochs >= 1, "expert.epochs", f"is {e.epochs}", "set it to >= 1")
+  require(e.lr > 0, "expert.lr", f"is {e.lr}", "use a positive learning rate")
+  require(e.batch_size >= 1, "expert.batch_size", f"is {e.batch_size}", "set it to >= 1")
+  require(e.optimizer in ("sgd", "adam"), "expert.optimizer", f"unknown {e.optimizer!r}",
+          "use 'sgd' or 'adam'")
+  if e.dsa_strategy not in ("", "none"):
+    try:
+      augment.parse_strategy(e.dsa_strategy)
+    except ValueError as err:
+      raise ConfigError("expert.dsa_strategy", str(err), "use ops joined by '_'") from err
+
+
+def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared) -> dict:
+  """What a trajectory depends on; a stored folder must match it to be reused."""
+  e = config.expert
+  model = {k: config.model.get(k) for k in MODEL_FIELDS}
+  if config.model.arch == "MLP":
+    model["hidden"] = list(config.model.hidden)
+  return {"data": prepared.describe(),
+          "model": model,
+          "optimizer": {"name": e.optimizer, "lr": e.lr, "momentum": e.momentum,
+                        "weight_decay": e.weight_decay, "batch_size": e.batch_size},
+          "dsa_strategy": e.dsa_strategy,
+          "epochs": e.epochs,
+          "seed": config.seed}
+
+
+def expert_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
+  return config.expert.dir or os.path.join(workdir, "experts")
+
+
+def train_experts(config: ml_collections.ConfigDict, workdir: str,
+                  prepared: pipeline.Prepared | None = None) -> str:
+  """Trains (or finishes) `expert.num_experts` trajectories; returns their folder."""
+  validate(config)
+  prepared = prepared or pipeline.prepare(config.data)
+  model = models.from_config(config.model, prepared.num_classes)
+  spec = expert_spec(config, prepared)
+  directory = expert_dir(config, workdir)
+  store.prepare_directory(directory, spec)  # refuses a mismatched folder before compute
+
+  e = config.expert
+  tx = training.direction(e.optimizer, e.momentum, e.weight_decay)
+  epoch_fn = jax.jit(training.make_train_epoch(model, tx, e.batch_size, e.dsa_strategy))
+  accuracy = jax.jit(training.make_accuracy(model))
+  x_train, y_train = jnp.asarray(prepared.x_train), jnp.asarray(prepared.y_train)
+  x_test, y_test = jnp.asarray(prepared.x_test), jnp.asarray(prepared.y_test)
+  lr = jnp.float32(e.lr)
+  root = jax.random.PRNGKey(config.seed)
+  start_time = time.perf_counter()
+  epochs_run = 0
+  total_epochs = e.num_experts * e.epochs
+
+  for index in range(e.num_experts):
+    writer = store.TrajectoryWriter(directory, index)
+    if writer.complete:
+      writer.close()
+      continue
+    init_key, train_key = jax.random.split(jax.random.fold_in(root, index))
+    state = training.init_state(model, init_key, x_train[:1], tx)
+    first = writer.latest_epoch
+    if first is None:
+      writer.save(0, state, {"test_acc": float(accuracy(state.params, state.batch_stats,
+                                                         x_test, y_test))})
+      first = 0
+    else:
+      state = writer.restore(first, state)
+      logging.info("expert %d: resuming after epoch %d", index, first)
+    for epoch in range(first + 1, e.epochs + 1):
+      t0 = time.perf_counter()
+      state, loss, acc = epoch_fn(state, lr, x_train, y_train,
+                                  jax.random.fold_in(train_key, epoch))
+      metrics = {"train_loss": float(loss), "train_acc": float(acc),
+                 "seconds": round(time.perf_counter() - t0, 3)}
+      if e.eval_test:
+        metrics["test_acc"] = float(accuracy(state.params, state.batch_stats, x_test, y_test))
+      writer.save(epoch, state, metrics)
+      epochs_run += 1
+      done = index * e.epochs + epoch
+      elapsed = time.perf_counter() - start_time
+      logging.info("expert %d/%d epoch %d/%d: loss %.4f train %.4f test %s (%.1fs), "
+                   "ETA %.0fs", index + 1, e.num_experts, epoch, e.epochs, metrics["train_loss"],
+                   metrics["train_acc"], metrics.get("test_acc", "-"), metrics["seconds"],
+                   elapsed / epochs_run * (total_epochs - done))
+    writer.finish()
+    writer.close()
+  return directory

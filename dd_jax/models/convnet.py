@@ -1,0 +1,33 @@
+"""The ConvNet of the dataset-distillation literature (DC/DSA/MTT/DATM/PAD).
+
+depth x [conv3x3 (pad 1) -> norm -> ReLU -> pool 2x2], then one dense layer on the
+features flattened in PyTorch's C-H-W order (see layers.flatten_chw).
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+
+from dd_jax.models import layers
+
+
+class ConvNet(nn.Module):
+  num_classes: int
+  width: int = 128
+  depth: int = 3
+  norm: str = "instancenorm"
+  pooling: str = "avgpooling"
+  activation: str = "relu"
+  conv_impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True, features: bool = False):
+    for d in range(self.depth):
+      x = layers.Conv(self.width, 3, 1, 1, conv_impl=self.conv_impl, name=f"conv{d}")(x)
+      x = layers.Norm(self.norm, train=train, name=f"norm{d}")(x)
+      x = layers.ACTIVATIONS[self.activation](x)
+      x = layers.pool2x2(x, self.pooling)
+    x = layers.flatten_chw(x)
+    if features:
+      return x
+    return layers.Dense(self.num_classes, name="fc")(x)

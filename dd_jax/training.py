@@ -1,0 +1,148 @@
+"""The supervised training engine shared by expert training and evaluation.
+
+Pure functions over a `NetState` pytree: one epoch is a `lax.scan` over shuffled
+mini-batches (the last one padded and masked, so every sample counts once per epoch as
+with PyTorch's DataLoader), DSA on every batch, and an update
+`params -= lr * direction`, where `direction` is an optax transformation (weight decay,
+momentum or Adam) and `lr` is a traced scalar: a learned lr or a new schedule value never
+recompiles. Data arrays are always arguments, never closed over (XLA would fold them).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from dd_jax.data import augment
+
+Array = jax.Array
+PRNGKey = jax.Array
+Params = Any
+
+
+@flax.struct.dataclass
+class NetState:
+  params: Params
+  batch_stats: Params   # {} for nets without batch norm
+  opt_state: optax.OptState
+
+
+def direction(optimizer: str = "sgd", momentum: float = 0.0,
+              weight_decay: float = 0.0) -> optax.GradientTransformation:
+  """The update direction before the learning rate, as torch.optim applies it.
+
+  torch SGD: buf = m * buf + (g + wd * p); p -= lr * buf. Adam: decoupled from lr too.
+  """
+  if optimizer == "sgd":
+    parts = [optax.add_decayed_weights(weight_decay)] if weight_decay else []
+    if momentum:
+      parts.append(optax.trace(decay=momentum, nesterov=False))
+    return optax.chain(*parts) if parts else optax.identity()
+  if optimizer == "adam":
+    parts = [optax.add_decayed_weights(weight_decay)] if weight_decay else []
+    return optax.chain(*parts, optax.scale_by_adam())
+  raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+
+
+def cross_entropy(logits: Array, labels: Array) -> Array:
+  """Per-sample CE. Integer labels: hard; float [B, C] labels: soft targets given as
+  logits (DATM): -sum(log_softmax(x) * softmax(y))."""
+  if jnp.issubdtype(labels.dtype, jnp.integer):
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  return -jnp.sum(jax.nn.log_softmax(logits) * jax.nn.softmax(labels), axis=-1)
+
+
+def init_state(model: nn.Module, key: PRNGKey, sample: Array,
+               tx: optax.GradientTransformation) -> NetState:
+  variables = model.init(key, sample, train=False)
+  params = variables["params"]
+  return NetState(params=params, batch_stats=variables.get("batch_stats", {}),
+                  opt_state=tx.init(params))
+
+
+def apply(model: nn.Module, state_params: Params, batch_stats: Params, x: Array,
+          train: bool) -> tuple[Array, Params]:
+  """Logits and the (possibly updated) batch statistics."""
+  variables = {"params": state_params}
+  if batch_stats:
+    variables["batch_stats"] = batch_stats
+    if train:
+      logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+      return logits, updates["batch_stats"]
+  return model.apply(variables, x, train=train), batch_stats
+
+
+def batch_plan(key: PRNGKey, n: int, batch_size: int) -> tuple[Array, Array]:
+  """A shuffled epoch as [num_batches, B] indices and a validity mask (last padded)."""
+  b = min(batch_size, n)
+  num_batches = -(-n // b)
+  perm = jax.random.permutation(key, n)
+  pad = num_batches * b - n
+  idx = jnp.concatenate([perm, jnp.zeros((pad,), perm.dtype)]).reshape(num_batches, b)
+  mask = (jnp.arange(num_batches * b) < n).reshape(num_batches, b)
+  return idx, mask
+
+
+def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_size: int,
+                     dsa_strategy: str, loss: Callable[[Array, Array], Array] = cross_entropy):
+  """Returns epoch(state, lr, images, labels, key) -> (state, mean_loss, accuracy)."""
+
+  def train_step(carry, batch):
+    state, lr, images, labels = carry
+    idx, mask, key = batch
+    x = augment.dsa(key, images[idx], dsa_strategy)
+    y = labels[idx]
+    weights = mask.astype(x.dtype)
+
+    def loss_fn(params):
+      logits, new_stats = apply(model, params, state.batch_stats, x, train=True)
+      per_sample = loss(logits, y)
+      return jnp.sum(per_sample * weights) / jnp.sum(weights), (logits, new_stats)
+
+    (value, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = jax.tree.map(lambda p, u: p - lr * u, state.params, updates)
+    hard = y if y.ndim == 1 else jnp.argmax(y, -1)
+    correct = jnp.sum((jnp.argmax(logits, -1) == hard) * weights)
+    state = NetState(params=params, batch_stats=new_stats, opt_state=opt_state)
+    return (state, lr, images, labels), (value * jnp.sum(weights), correct)
+
+  def epoch(state: NetState, lr: Array, images: Array, labels: Array, key: PRNGKey):
+    kplan, kaug = jax.random.split(key)
+    idx, mask = batch_plan(kplan, images.shape[0], batch_size)
+    keys = jax.random.split(kaug, idx.shape[0])
+    (state, *_), (losses, correct) = jax.lax.scan(
+        train_step, (state, lr, images, labels), (idx, mask, keys))
+    n = images.shape[0]
+    return state, jnp.sum(losses) / n, jnp.sum(correct) / n
+
+  return epoch
+
+
+def make_accuracy(model: nn.Module, chunk: int = 1000):
+  """Returns accuracy(params, batch_stats, images, labels) over a whole set, in chunks."""
+
+  def accuracy(params, batch_stats, images, labels):
+    n = images.shape[0]
+    c = min(chunk, n)
+    full = n // c * c
+
+    def body(total, xy):
+      x, y = xy
+      logits, _ = apply(model, params, batch_stats, x, train=False)
+      return total + jnp.sum(jnp.argmax(logits, -1) == y), None
+
+    xs = images[:full].reshape((-1, c) + images.shape[1:])
+    ys = labels[:full].reshape(-1, c)
+    total, _ = jax.lax.scan(body, jnp.zeros((), jnp.int32), (xs, ys))
+    if full < n:
+      logits, _ = apply(model, params, batch_stats, images[full:], train=False)
+      total = total + jnp.sum(jnp.argmax(logits, -1) == labels[full:])
+    return total / n
+
+  return accuracy

@@ -1,0 +1,28 @@
+"""dd_jax: dataset distillation by trajectory matching, in JAX/Flax."""
+from setuptools import find_packages, setup
+
+setup(
+    name="dd_jax",
+    version="0.1.0",
+    description="Dataset distillation (MTT, DATM, PAD, AST, SeqMatch, GLaD/H-PD) in JAX/Flax",
+    packages=find_packages(include=["dd_jax", "dd_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.4.30",
+        "jaxlib>=0.4.30",
+        "flax>=0.10",
+        "optax>=0.2",
+        "orbax-checkpoint>=0.11",
+        "tensorflow-datasets>=4.9.6",  # used through tfds.data_source: no TensorFlow
+        "ml-collections>=0.1.1",
+        "clu>=0.0.12",
+        "absl-py",
+        "numpy",
+        "pillow",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "chex>=0.1.87"],
+        # Benchmarks against faithful PyTorch ports of the official loops (CPU build).
+        "torch": ["torch==2.13.0"],
+    },
+)
