@@ -2,7 +2,7 @@
 from absl import app, flags
 from ml_collections import config_flags
 
-from dd_jax.errors import cli_errors
+from dd_jax import cli
 from dd_jax.experts import train
 
 FLAGS = flags.FLAGS
@@ -13,7 +13,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  with cli_errors():
+  cli.setup_logging()
+  with cli.cli_errors():
     directory = train.train_experts(FLAGS.config, FLAGS.workdir)
   print(f"experts in {directory}")
 

@@ -1,0 +1,2 @@
+"""Evaluation: the training protocol (protocol.py) and config-driven runs (run.py)."""
+from dd_jax.evaluate.protocol import EvalResult, evaluate_synset

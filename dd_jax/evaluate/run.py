@@ -1,0 +1,83 @@
+"""Config-driven evaluation: a random real subset or a stored synthetic set, every
+architecture in `eval.models`, results written to <workdir>/eval_results.json."""
+from __future__ import annotations
+
+import json
+import os
+
+from absl import logging
+import ml_collections
+import numpy as np
+
+from dd_jax import models
+from dd_jax.data import indexing, pipeline
+from dd_jax.errors import ConfigError, require
+from dd_jax.evaluate.protocol import EvalResult, evaluate_synset
+from dd_jax.experts.store import spec_difference, write_json_atomic
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  ev = config.eval
+  require(ev.num_nets >= 1, "eval.num_nets", f"is {ev.num_nets}", "set it to >= 1")
+  require(ev.epochs >= 1, "eval.epochs", f"is {ev.epochs}", "set it to >= 1")
+  require(ev.lr > 0, "eval.lr", f"is {ev.lr}", "use a positive learning rate")
+  require(ev.batch_size >= 1, "eval.batch_size", f"is {ev.batch_size}", "set it to >= 1")
+  require(ev.ipc >= 1, "eval.ipc", f"is {ev.ipc}", "set it to >= 1")
+  for arch in ev.models:
+    require(arch in models.ARCHITECTURES, "eval.models", f"unknown architecture {arch!r}",
+            f"use names from {', '.join(models.ARCHITECTURES)}")
+
+
+def load_synset(path: str, prepared: pipeline.Prepared) -> tuple[np.ndarray, np.ndarray, float | None]:
+  """Images, labels and learned lr of a stored synthetic set, checked against the data."""
+  require(os.path.exists(path), "eval.source", f"{path} does not exist",
+          "give the path of a synthetic set .npz or 'random_real'")
+  with np.load(path, allow_pickle=False) as f:
+    require("images" in f and "labels" in f, "eval.source",
+            f"{path} has no 'images'/'labels' arrays", "save the set with both arrays")
+    images, labels = f["images"], f["labels"]
+    lr = float(f["lr"]) if "lr" in f else None
+    meta = json.loads(str(f["meta"])) if "meta" in f else None
+  if meta is not None and "data" in meta:
+    diff = spec_difference(meta["data"], prepared.describe())
+    if diff:
+      raise ConfigError("eval.source", f"{path} was distilled from other data: {diff}",
+                        "evaluate it with the config it was made with")
+  require(images.shape[1:] == prepared.x_train.shape[1:], "eval.source",
+          f"images are {images.shape[1:]}, the data is {prepared.x_train.shape[1:]}",
+          "evaluate the set with the dataset it was distilled from")
+  return images.astype(np.float32), labels, lr
+
+
+def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
+                         prepared: pipeline.Prepared | None = None) -> list[EvalResult]:
+  """Runs the protocol for every architecture in `eval.models`."""
+  validate(config)
+  prepared = prepared or pipeline.prepare(config.data)
+  ev = config.eval
+  lr = ev.lr
+  if ev.source == "random_real":
+    idx = indexing.sample_per_class(prepared.y_train, prepared.num_classes, ev.ipc,
+                                    seed=ev.seed, field="eval.ipc")
+    images, labels = prepared.x_train[idx], prepared.y_train[idx]
+  else:
+    images, labels, stored_lr = load_synset(ev.source, prepared)
+    lr = stored_lr if stored_lr is not None else lr
+  results = []
+  for arch in ev.models:
+    result = evaluate_synset(
+        images, labels, prepared.x_test, prepared.y_test, num_classes=prepared.num_classes,
+        arch=arch, model_config=config.model, lr=lr, epochs=ev.epochs,
+        batch_size=ev.batch_size, momentum=ev.momentum, weight_decay=ev.weight_decay,
+        dsa_strategy=ev.dsa_strategy, num_nets=ev.num_nets, seed=ev.seed,
+        chunk_epochs=ev.chunk_epochs)
+    logging.info("%s", result.summary())
+    results.append(result)
+  os.makedirs(workdir, exist_ok=True)
+  write_json_atomic(os.path.join(workdir, "eval_results.json"), {
+      "source": ev.source, "ipc": ev.ipc if ev.source == "random_real" else None,
+      "images": int(len(images)), "lr": lr, "epochs": ev.epochs,
+      "results": {r.arch: {"mean": r.mean, "std": r.std,
+                           "accuracies": r.accuracies.tolist(),
+                           "seconds": round(r.seconds, 1)} for r in results}})
+  return results
