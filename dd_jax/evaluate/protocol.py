@@ -104,9 +104,13 @@ def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: in
         logging.INFO, "eval %s: epoch %d/%d, loss %.4f, %.0fs, ETA %.0fs", 10, arch, done,
         epochs, float(jnp.mean(losses[-1])), elapsed, elapsed / done * (epochs - done))
 
-  accuracy = jax.jit(jax.vmap(training.make_accuracy(model), in_axes=(0, 0, None, None)))
-  accs = accuracy(states.params, states.batch_stats, jnp.asarray(test_images, jnp.float32),
-                  jnp.asarray(test_labels, jnp.int32))
+  # One net at a time (lax.map, not vmap): test-set activations of all nets at once
+  # would take gigabytes for no speed gain on CPU.
+  accuracy = training.make_accuracy(model, chunk=500)
+  accs = jax.jit(lambda params, stats, x, y: jax.lax.map(
+      lambda ps: accuracy(ps[0], ps[1], x, y), (params, stats)))(
+          states.params, states.batch_stats, jnp.asarray(test_images, jnp.float32),
+          jnp.asarray(test_labels, jnp.int32))
   return EvalResult(arch=arch, accuracies=np.asarray(accs),
                     train_loss=np.asarray(losses[-1]), epochs=epochs,
                     seconds=time.perf_counter() - start)

@@ -1,0 +1,107 @@
+"""Data sources: IDX files, tfds (mocked), arrays; errors name the field and the fix."""
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+
+from dd_jax.data import indexing, pipeline, sources
+from dd_jax.errors import ConfigError
+from tests.conftest import write_idx
+
+
+def _data_config(**kw):
+  c = ml_collections.ConfigDict({"name": "fashion_mnist", "source": "auto", "data_dir": "",
+                                 "image_size": 0})
+  c.update(kw)
+  return c
+
+
+def test_idx_folder_loads_with_shapes_labels_and_fingerprint(idx_dir):
+  ds = sources.load_dataset(_data_config(source="idx", data_dir=idx_dir))
+  assert ds.x_train.shape == (200, 28, 28, 1) and ds.x_train.dtype == np.uint8
+  assert ds.x_test.shape == (50, 28, 28, 1)
+  assert ds.num_classes == 10 and ds.class_names[0] == "T-shirt/top"
+  assert np.bincount(ds.y_train).tolist() == [20] * 10
+  again = sources.load_idx("fashion_mnist", idx_dir)
+  assert again.fingerprint == ds.fingerprint
+  changed = pipeline.subset(ds, 10, 0)
+  assert changed.fingerprint != ds.fingerprint
+
+
+def test_plain_idx_files_read_like_gzipped(tmp_path):
+  x = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+  write_idx(str(tmp_path / "a"), x)
+  write_idx(str(tmp_path / "b.gz"), x)
+  np.testing.assert_array_equal(sources.read_idx(str(tmp_path / "a")), x)
+  np.testing.assert_array_equal(sources.read_idx(str(tmp_path / "b.gz")), x)
+
+
+def test_missing_folder_names_the_field_and_the_fix(tmp_path):
+  with pytest.raises(ConfigError) as e:
+    sources.load_dataset(_data_config(source="idx", data_dir=str(tmp_path / "nope")))
+  assert str(e.value).startswith("data.data_dir: ") and "Fix:" in str(e.value)
+
+
+def test_truncated_and_mismatched_files_are_refused(idx_dir):
+  path = os.path.join(idx_dir, "train-labels-idx1-ubyte.gz")
+  write_idx(path, np.zeros(7, np.uint8))          # 7 labels for 200 images
+  with pytest.raises(ConfigError, match="do not pair up"):
+    sources.load_idx("fashion_mnist", idx_dir)
+  with open(os.path.join(idx_dir, "t10k-labels-idx1-ubyte"), "wb") as f:
+    f.write(bytes([0, 0, 8, 1, 0, 0, 0, 50]) + b"\x00" * 10)   # header says 50
+  with pytest.raises(ConfigError, match="truncated"):
+    sources.read_idx(os.path.join(idx_dir, "t10k-labels-idx1-ubyte"))
+
+
+def test_unknown_dataset_and_source():
+  with pytest.raises(ConfigError, match="data.name: unknown dataset 'fashion'"):
+    sources.load_dataset(_data_config(name="fashion"))
+  with pytest.raises(ConfigError, match="data.source"):
+    sources.load_dataset(_data_config(source="s3"))
+
+
+def test_tfds_source_through_mock_data(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+    ds = sources.load_dataset(_data_config(name="cifar10", source="tfds",
+                                           data_dir=str(tmp_path)))
+  assert ds.x_train.shape == (12, 32, 32, 3) and ds.x_train.dtype == np.uint8
+  assert ds.x_test.shape[1:] == (32, 32, 3)
+  assert ds.num_classes == 10 and len(ds.class_names) == 10  # mock: names not loaded
+  assert ds.y_train.min() >= 0 and ds.y_train.max() < 10
+
+
+def test_tfds_failure_is_one_line_with_a_fix(tmp_path, monkeypatch):
+  tfds = pytest.importorskip("tensorflow_datasets")
+
+  def no_network(*args, **kwargs):
+    raise ConnectionError("no network here")
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
+  with pytest.raises(ConfigError, match=r"data.name: tfds could not provide 'mnist'"):
+    sources.load_dataset(_data_config(name="mnist", source="tfds", data_dir=str(tmp_path)))
+
+
+def test_arrays_source_and_per_class_sampling():
+  x = np.zeros((30, 8, 8), np.uint8)
+  y = np.repeat(np.arange(3), 10)
+  ds = sources.from_arrays("toy", x, y, x[:6], y[:6])
+  assert ds.image_shape == (8, 8, 1) and ds.num_classes == 3
+  idx = indexing.sample_per_class(ds.y_train, 3, 4, seed=1)
+  assert idx.shape == (12,) and (ds.y_train[idx] == np.repeat(np.arange(3), 4)).all()
+  assert len(set(idx.tolist())) == 12
+  np.testing.assert_array_equal(idx, indexing.sample_per_class(ds.y_train, 3, 4, seed=1))
+  with pytest.raises(ConfigError, match="eval.ipc: 11 images per class asked but class 0 "
+                     "has only 10. Fix: set eval.ipc to at most 10"):
+    indexing.sample_per_class(ds.y_train, 3, 11, seed=0, field="eval.ipc")
+  with pytest.raises(ConfigError, match="uint8"):
+    sources.from_arrays("toy", x.astype(np.float32), y, x[:6], y[:6])
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+                    reason="Debian package dataset-fashion-mnist not installed")
+def test_real_fashion_mnist_is_the_offline_default():
+  ds = sources.load_dataset(_data_config())
+  assert ds.x_train.shape == (60_000, 28, 28, 1) and ds.x_test.shape == (10_000, 28, 28, 1)
+  assert np.bincount(ds.y_train).tolist() == [6000] * 10
