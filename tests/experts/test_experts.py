@@ -1,0 +1,117 @@
+"""Experts: Orbax trajectories with metadata, resumption, refusal of mismatched folders."""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import fashion_mnist_mtt
+from dd_jax import models
+from dd_jax.data import pipeline
+from dd_jax.errors import ConfigError
+from dd_jax.experts import store, train
+
+
+def _config(idx_dir, **expert):
+  config = fashion_mnist_mtt.get_config("runlocal")
+  with config.unlocked():
+    config.data.source = "idx"
+    config.data.data_dir = idx_dir
+    config.data.train_per_class = 0
+    config.model.width = 8
+    config.expert.epochs = 3
+    config.expert.batch_size = 32
+    config.expert.update(expert)
+  return config
+
+
+def _abstract_params(config):
+  model = models.from_config(config.model, 10)
+  return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)),
+                                           train=False)["params"])
+
+
+def _all_params(directory, config):
+  reader = store.ExpertReader(directory)
+  like = _abstract_params(config)
+  out = {(e, t): reader.params(e, t, like) for e in reader.experts for t in range(4)}
+  reader.close()
+  return out
+
+
+def test_experts_are_stored_per_epoch_with_metadata(idx_dir, tmp_path):
+  config = _config(idx_dir)
+  directory = train.train_experts(config, str(tmp_path))
+  spec = store.read_json(os.path.join(directory, store.SPEC_FILE))
+  assert spec["model"]["arch"] == "ConvNet" and spec["epochs"] == 3
+  assert spec["data"]["preprocessing"]["zca"] is False and spec["seed"] == 0
+  assert spec["optimizer"] == {"name": "sgd", "lr": 0.01, "momentum": 0.0,
+                               "weight_decay": 0.0, "batch_size": 32}
+  reader = store.ExpertReader(directory, expected_spec=spec)
+  assert reader.experts == [0, 1] and reader.epochs == 3
+  meta = reader.metadata(0)
+  assert [m["epoch"] for m in meta["metrics"]] == [0, 1, 2, 3] and meta["complete"]
+  like = _abstract_params(config)
+  p0, p3 = reader.params(0, 0, like), reader.params(0, 3, like)
+  moved = [float(jnp.abs(a - b).max()) for a, b in zip(jax.tree.leaves(p0), jax.tree.leaves(p3))]
+  assert max(moved) > 0
+  other = reader.params(1, 0, like)
+  assert not np.allclose(jax.tree.leaves(p0)[0], jax.tree.leaves(other)[0])  # own inits
+  with pytest.raises(ConfigError, match="epoch 4 is outside the stored 0..3"):
+    reader.params(0, 4, like)
+
+
+def test_interrupted_run_resumes_to_the_same_trajectories(idx_dir, tmp_path, monkeypatch):
+  config = _config(idx_dir, momentum=0.9)   # momentum: optimiser state must be restored
+  whole = train.train_experts(config, str(tmp_path / "whole"))
+
+  original = store.TrajectoryWriter.save
+  calls = {"n": 0}
+
+  def dying_save(self, epoch, state, metrics=None):
+    calls["n"] += 1
+    if calls["n"] == 7:   # expert 1, before its epoch 2 is written
+      self._manager.wait_until_finished()
+      raise KeyboardInterrupt("killed")
+    return original(self, epoch, state, metrics)
+
+  monkeypatch.setattr(store.TrajectoryWriter, "save", dying_save)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_experts(config, str(tmp_path / "resumed"))
+  monkeypatch.setattr(store.TrajectoryWriter, "save", original)
+  partial = os.path.join(str(tmp_path / "resumed"), "experts")
+  assert store.ExpertReader(partial).experts == [0]
+  resumed = train.train_experts(config, str(tmp_path / "resumed"))
+
+  a, b = _all_params(whole, config), _all_params(resumed, config)
+  assert a.keys() == b.keys() and len(a) == 8
+  for key in a:
+    jax.tree.map(np.testing.assert_array_equal, a[key], b[key])
+  metrics = store.ExpertReader(resumed).metadata(1)["metrics"]
+  assert [m["epoch"] for m in metrics] == [0, 1, 2, 3]
+
+
+def test_folder_of_another_architecture_is_refused_before_training(idx_dir, tmp_path):
+  train.train_experts(_config(idx_dir), str(tmp_path))
+  config = _config(idx_dir)
+  with config.unlocked():
+    config.model.width = 16
+  with pytest.raises(ConfigError, match=r"expert.dir: .* model.width \(stored 8, config 16\)"):
+    train.train_experts(config, str(tmp_path))
+  with config.unlocked():
+    config.model.width = 8
+    config.data.zca = True
+  with pytest.raises(ConfigError, match=r"data.preprocessing.zca"):
+    store.ExpertReader(os.path.join(str(tmp_path), "experts"),
+                       expected_spec=train.expert_spec(config, pipeline.prepare(config.data)))
+
+
+def test_non_empty_foreign_folder_and_bad_fields_are_refused(idx_dir, tmp_path):
+  (tmp_path / "experts").mkdir()
+  (tmp_path / "experts" / "notes.txt").write_text("mine")
+  with pytest.raises(ConfigError, match="expert.dir: .* is not empty"):
+    train.train_experts(_config(idx_dir), str(tmp_path))
+  with pytest.raises(ConfigError, match="expert.lr: is -1"):
+    train.train_experts(_config(idx_dir, lr=-1.0), str(tmp_path / "x"))
+  assert not (tmp_path / "x").exists()   # nothing written for a refused config

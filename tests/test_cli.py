@@ -1,0 +1,48 @@
+"""Entry points end to end as a user runs them, and their one-line errors."""
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+CONFIG = os.path.join(ROOT, "configs", "fashion_mnist_mtt.py")
+
+
+def _run(module, *flags):
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  return subprocess.run([sys.executable, "-m", module, *flags], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_experts_then_evaluate_from_the_command_line(idx_dir, tmp_path):
+  data = [f"--config.data.data_dir={idx_dir}", "--config.data.source=idx",
+          "--config.data.train_per_class=0", "--config.model.width=8"]
+  work = str(tmp_path / "run")
+  r = _run("dd_jax.experts", f"--config={CONFIG}:runlocal", f"--workdir={work}", *data)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert os.path.exists(os.path.join(work, "experts", "expert_001", "metadata.json"))
+  assert "expert 2/2 epoch 2/2" in r.stderr and "ETA" in r.stderr
+  r = _run("dd_jax.evaluate", f"--config={CONFIG}:runlocal,ipc=3", f"--workdir={work}", *data)
+  assert r.returncode == 0, r.stderr[-2000:]
+  with open(os.path.join(work, "eval_results.json")) as f:
+    results = json.load(f)
+  assert results["images"] == 30 and len(results["results"]["ConvNet"]["accuracies"]) == 2
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+  work = str(tmp_path / "never")
+  cases = [
+      ("dd_jax.experts", "--config.data.name=fashionmnist", "error: data.name: unknown dataset"),
+      ("dd_jax.experts", "--config.model.arch=ResNet50", "error: model.arch: unknown architecture"),
+      ("dd_jax.experts", f"--config.data.data_dir={tmp_path}/missing", "error: data.data_dir:"),
+      ("dd_jax.evaluate", "--config.eval.ipc=100000", "error: eval.ipc:"),
+  ]
+  for module, flag, expected in cases:
+    r = _run(module, f"--config={CONFIG}:runlocal", f"--workdir={work}",
+             "--config.data.source=idx" if "data_dir" in flag else "--config.seed=0", flag)
+    assert r.returncode == 2, (flag, r.stderr[-1500:])
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(expected) and "Fix:" in last, (flag, last)
+    assert "Traceback" not in r.stderr, flag
+    assert not os.path.exists(work), flag
