@@ -53,6 +53,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.expert.epochs = 50
   config.expert.optimizer = "sgd"
   config.expert.lr = 0.01
+  config.expert.lr_schedule = "constant"   # constant | step (x0.1 at half) | cosine
   config.expert.momentum = 0.0
   config.expert.weight_decay = 0.0
   config.expert.batch_size = 256

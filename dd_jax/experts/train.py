@@ -5,6 +5,7 @@ fold_in(train_key, k), so a resumed run draws exactly what an uninterrupted one 
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -19,6 +20,18 @@ from dd_jax.errors import ConfigError, require
 from dd_jax.experts import store
 
 MODEL_FIELDS = ("arch", "width", "depth", "norm", "pooling", "activation")
+LR_SCHEDULES = ("constant", "step", "cosine")
+
+
+def epoch_lr(schedule: str, base: float, epoch: int, epochs: int) -> float:
+  """Learning rate for (1-based) `epoch`: constant (MTT), x0.1 from half on, or cosine."""
+  if schedule == "constant":
+    return base
+  if schedule == "step":
+    return base * (0.1 if epoch > epochs // 2 else 1.0)
+  if schedule == "cosine":
+    return base * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
+  raise ValueError(schedule)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -27,6 +40,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(e.epochs >= 1, "expert.epochs", f"is {e.epochs}", "set it to >= 1")
   require(e.lr > 0, "expert.lr", f"is {e.lr}", "use a positive learning rate")
   require(e.batch_size >= 1, "expert.batch_size", f"is {e.batch_size}", "set it to >= 1")
+  require(e.lr_schedule in LR_SCHEDULES, "expert.lr_schedule", f"unknown {e.lr_schedule!r}",
+          f"use one of {', '.join(LR_SCHEDULES)}")
   require(e.optimizer in ("sgd", "adam"), "expert.optimizer", f"unknown {e.optimizer!r}",
           "use 'sgd' or 'adam'")
   if e.dsa_strategy not in ("", "none"):
@@ -44,7 +59,8 @@ def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared) 
     model["hidden"] = list(config.model.hidden)
   return {"data": prepared.describe(),
           "model": model,
-          "optimizer": {"name": e.optimizer, "lr": e.lr, "momentum": e.momentum,
+          "optimizer": {"name": e.optimizer, "lr": e.lr, "lr_schedule": e.lr_schedule,
+                        "momentum": e.momentum,
                         "weight_decay": e.weight_decay, "batch_size": e.batch_size},
           "dsa_strategy": e.dsa_strategy,
           "epochs": e.epochs,
@@ -71,7 +87,6 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
   accuracy = jax.jit(training.make_accuracy(model))
   x_train, y_train = jnp.asarray(prepared.x_train), jnp.asarray(prepared.y_train)
   x_test, y_test = jnp.asarray(prepared.x_test), jnp.asarray(prepared.y_test)
-  lr = jnp.float32(e.lr)
   root = jax.random.PRNGKey(config.seed)
   start_time = time.perf_counter()
   epochs_run = 0
@@ -94,6 +109,7 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
       logging.info("expert %d: resuming after epoch %d", index, first)
     for epoch in range(first + 1, e.epochs + 1):
       t0 = time.perf_counter()
+      lr = jnp.float32(epoch_lr(e.lr_schedule, e.lr, epoch, e.epochs))
       state, loss, acc = epoch_fn(state, lr, x_train, y_train,
                                   jax.random.fold_in(train_key, epoch))
       metrics = {"train_loss": float(loss), "train_acc": float(acc),

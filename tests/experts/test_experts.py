@@ -46,8 +46,8 @@ def test_experts_are_stored_per_epoch_with_metadata(idx_dir, tmp_path):
   spec = store.read_json(os.path.join(directory, store.SPEC_FILE))
   assert spec["model"]["arch"] == "ConvNet" and spec["epochs"] == 3
   assert spec["data"]["preprocessing"]["zca"] is False and spec["seed"] == 0
-  assert spec["optimizer"] == {"name": "sgd", "lr": 0.01, "momentum": 0.0,
-                               "weight_decay": 0.0, "batch_size": 32}
+  assert spec["optimizer"] == {"name": "sgd", "lr": 0.01, "lr_schedule": "constant",
+                               "momentum": 0.0, "weight_decay": 0.0, "batch_size": 32}
   reader = store.ExpertReader(directory, expected_spec=spec)
   assert reader.experts == [0, 1] and reader.epochs == 3
   meta = reader.metadata(0)
@@ -62,8 +62,15 @@ def test_experts_are_stored_per_epoch_with_metadata(idx_dir, tmp_path):
     reader.params(0, 4, like)
 
 
+def test_lr_schedules():
+  assert [train.epoch_lr("step", 1.0, e, 4) for e in (1, 2, 3, 4)] == [1, 1, 0.1, 0.1]
+  cos = [train.epoch_lr("cosine", 1.0, e, 4) for e in (1, 2, 3, 4)]
+  assert cos[0] == 1.0 and all(a > b for a, b in zip(cos, cos[1:])) and cos[-1] > 0
+
+
 def test_interrupted_run_resumes_to_the_same_trajectories(idx_dir, tmp_path, monkeypatch):
-  config = _config(idx_dir, momentum=0.9)   # momentum: optimiser state must be restored
+  # momentum: optimiser state must be restored; step schedule: lr must follow the epoch
+  config = _config(idx_dir, momentum=0.9, lr_schedule="step")
   whole = train.train_experts(config, str(tmp_path / "whole"))
 
   original = store.TrajectoryWriter.save
