@@ -10,7 +10,6 @@ import dataclasses
 import gzip
 import hashlib
 import os
-from typing import Callable
 
 import numpy as np
 
@@ -223,5 +222,3 @@ def load_dataset(data_config) -> Dataset:
             "leave data.image_size unset or set it to the stored size")
   return ds
 
-
-LOADERS: dict[str, Callable[..., Dataset]] = {"idx": load_idx, "tfds": load_tfds}

@@ -9,7 +9,6 @@ from typing import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from dd_jax.models import layers
 

@@ -9,7 +9,7 @@ measures both). Kernels are stored HWIO in either case, so parameters are identi
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable
 
 import flax.linen as nn
 import jax

@@ -58,3 +58,14 @@ def test_batch_plan_visits_every_sample_once_per_epoch():
   idx, mask = training.batch_plan(jax.random.PRNGKey(0), 10, 4)
   assert idx.shape == (3, 4) and int(mask.sum()) == 10
   assert sorted(np.asarray(idx)[np.asarray(mask)].tolist()) == list(range(10))
+
+
+def test_repeated_evaluations_reuse_one_compilation():
+  x, y, xt, yt = _data()
+  _evaluate(x, y, xt, yt, epochs=4, seed=1)
+  _evaluate(x, y, xt, yt, epochs=4, seed=2, lr=0.02)   # new seed and lr: no retrace
+  from dd_jax.evaluate import protocol
+  from dd_jax import models
+  model = models.from_config(SMALL, 10)
+  _, run_chunk, accuracy = protocol._compiled(model, 0.9, 5e-4, 32, "none", 4)
+  assert run_chunk._cache_size() == 1 and accuracy._cache_size() == 1
