@@ -120,10 +120,11 @@ def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: in
     states, (losses, _) = run_chunk(states, jnp.int32(first), jnp.int32(epochs // 2),
                                     jnp.float32(lr), images, labels, net_keys)
     done = first + chunk
+    loss = float(jnp.mean(losses[-1]))   # waits for the chunk: time it after this
     elapsed = time.perf_counter() - start
     logging.log_every_n_seconds(
         logging.INFO, "eval %s: epoch %d/%d, loss %.4f, %.0fs, ETA %.0fs", 10, arch, done,
-        epochs, float(jnp.mean(losses[-1])), elapsed, elapsed / done * (epochs - done))
+        epochs, loss, elapsed, elapsed / done * (epochs - done))
 
   accs = accuracy(states.params, states.batch_stats, jnp.asarray(test_images, jnp.float32),
                   jnp.asarray(test_labels, jnp.int32))

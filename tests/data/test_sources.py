@@ -105,3 +105,14 @@ def test_real_fashion_mnist_is_the_offline_default():
   ds = sources.load_dataset(_data_config())
   assert ds.x_train.shape == (60_000, 28, 28, 1) and ds.x_test.shape == (10_000, 28, 28, 1)
   assert np.bincount(ds.y_train).tolist() == [6000] * 10
+
+
+def test_resize_then_centre_crop_for_variable_size_images():
+  img = np.zeros((40, 60, 3), np.uint8)
+  img[:, 25:35] = 255                       # a centred vertical band
+  out = sources._resize_center_crop(img, 32)
+  assert out.shape == (32, 32, 3)
+  band = np.flatnonzero(out[16, :, 0] > 128)
+  assert abs((band.min() + band.max()) / 2 - 15.5) <= 1   # stays centred
+  gray = sources._resize_center_crop(np.zeros((50, 30), np.uint8), 16)
+  assert gray.shape == (16, 16, 1)
