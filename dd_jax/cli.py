@@ -4,8 +4,11 @@ from __future__ import annotations
 import contextlib
 import logging as pylogging
 import sys
+from typing import Callable
 
-from absl import logging
+from absl import app, flags, logging
+import ml_collections
+from ml_collections import config_flags
 
 from dd_jax.errors import ConfigError
 
@@ -33,3 +36,20 @@ def cli_errors():
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+
+
+def run_with_config(command: Callable[[ml_collections.ConfigDict, str], str]) -> None:
+  """The whole of a `python -m dd_jax.<x>` entry point: --config and --workdir flags,
+  quiet library logs, one-line errors; prints what `command(config, workdir)` returns."""
+  config_flags.DEFINE_config_file("config", None, "Experiment config file "
+                                  "(configs/<file>.py[:variant]).", lock_config=True)
+  flags.DEFINE_string("workdir", None, "Run folder.")
+  flags.mark_flags_as_required(["config", "workdir"])
+
+  def main(argv):
+    del argv
+    setup_logging()
+    with cli_errors():
+      print(command(flags.FLAGS.config, flags.FLAGS.workdir))
+
+  app.run(main)

@@ -1,12 +1,9 @@
 """User-facing errors: one line that names the config field and the fix.
 
 Library code raises `ConfigError`; the command-line entry points catch it and print the
-one line instead of a traceback (`cli_errors`).
+one line instead of a traceback (dd_jax/cli.py).
 """
 from __future__ import annotations
-
-import contextlib
-import sys
 
 
 class ConfigError(ValueError):
@@ -22,11 +19,8 @@ def require(condition: bool, field: str, problem: str, fix: str) -> None:
     raise ConfigError(field, problem, fix)
 
 
-@contextlib.contextmanager
-def cli_errors():
-  """Turns a ConfigError into one line on stderr and exit status 2."""
-  try:
-    yield
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+def require_at_least(section, prefix: str, minimums: dict[str, float]) -> None:
+  """Checks numeric config fields against lower bounds, e.g. {"epochs": 1}."""
+  for name, low in minimums.items():
+    value = section[name]
+    require(value >= low, f"{prefix}.{name}", f"is {value}", f"set it to >= {low}")

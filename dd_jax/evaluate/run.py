@@ -11,18 +11,15 @@ import numpy as np
 
 from dd_jax import models
 from dd_jax.data import indexing, pipeline
-from dd_jax.errors import ConfigError, require
+from dd_jax.errors import ConfigError, require, require_at_least
 from dd_jax.evaluate.protocol import EvalResult, evaluate_synset
 from dd_jax.experts.store import spec_difference, write_json_atomic
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   ev = config.eval
-  require(ev.num_nets >= 1, "eval.num_nets", f"is {ev.num_nets}", "set it to >= 1")
-  require(ev.epochs >= 1, "eval.epochs", f"is {ev.epochs}", "set it to >= 1")
+  require_at_least(ev, "eval", {"num_nets": 1, "epochs": 1, "batch_size": 1, "ipc": 1})
   require(ev.lr > 0, "eval.lr", f"is {ev.lr}", "use a positive learning rate")
-  require(ev.batch_size >= 1, "eval.batch_size", f"is {ev.batch_size}", "set it to >= 1")
-  require(ev.ipc >= 1, "eval.ipc", f"is {ev.ipc}", "set it to >= 1")
   for arch in ev.models:
     require(arch in models.ARCHITECTURES, "eval.models", f"unknown architecture {arch!r}",
             f"use names from {', '.join(models.ARCHITECTURES)}")

@@ -16,7 +16,7 @@ import ml_collections
 
 from dd_jax import models, training
 from dd_jax.data import augment, pipeline
-from dd_jax.errors import ConfigError, require
+from dd_jax.errors import ConfigError, require, require_at_least
 from dd_jax.experts import store
 
 MODEL_FIELDS = ("arch", "width", "depth", "norm", "pooling", "activation")
@@ -36,10 +36,8 @@ def epoch_lr(schedule: str, base: float, epoch: int, epochs: int) -> float:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   e = config.expert
-  require(e.num_experts >= 1, "expert.num_experts", f"is {e.num_experts}", "set it to >= 1")
-  require(e.epochs >= 1, "expert.epochs", f"is {e.epochs}", "set it to >= 1")
+  require_at_least(e, "expert", {"num_experts": 1, "epochs": 1, "batch_size": 1})
   require(e.lr > 0, "expert.lr", f"is {e.lr}", "use a positive learning rate")
-  require(e.batch_size >= 1, "expert.batch_size", f"is {e.batch_size}", "set it to >= 1")
   require(e.lr_schedule in LR_SCHEDULES, "expert.lr_schedule", f"unknown {e.lr_schedule!r}",
           f"use one of {', '.join(LR_SCHEDULES)}")
   require(e.optimizer in ("sgd", "adam"), "expert.optimizer", f"unknown {e.optimizer!r}",
