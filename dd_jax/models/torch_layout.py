@@ -46,6 +46,8 @@ def to_torch_layout(leaf):
     return jnp.transpose(leaf, (3, 2, 0, 1))
   if leaf.ndim == 2:   # dense (in, out) -> (out, in)
     return leaf.T
+  if leaf.ndim == 3:   # layer-norm affine over (H, W, C) -> torch's (C, H, W)
+    return jnp.transpose(leaf, (2, 0, 1))
   return leaf
 
 
@@ -54,6 +56,8 @@ def from_torch_layout(leaf, ndim: int):
     return jnp.transpose(leaf, (2, 3, 1, 0))
   if ndim == 2:
     return leaf.T
+  if ndim == 3:
+    return jnp.transpose(leaf, (1, 2, 0))
   return leaf
 
 
@@ -62,6 +66,8 @@ def _torch_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (shape[3], shape[2], shape[0], shape[1])
   if len(shape) == 2:
     return (shape[1], shape[0])
+  if len(shape) == 3:
+    return (shape[2], shape[0], shape[1])
   return shape
 
 

@@ -97,13 +97,14 @@ def test_unknown_names_raise_config_errors():
     ("ConvNet", (32, 32, 3)), ("ConvNet", (28, 28, 1)), ("LeNet", (28, 28, 1)),
     ("AlexNet", (32, 32, 3)), ("VGG11", (28, 28, 1)), ("ResNet18", (28, 28, 1)),
     ("MLP", (32, 32, 3))])
-def test_logits_equal_pytorch_with_the_same_weights(name, shape):
+def test_logits_equal_pytorch_with_the_same_weights(name, shape, norm=None):
   torch = pytest.importorskip("torch")
   from benchmarks.torch_port import networks
-  model = models.build(name, 10)
+  model = models.build(name, 10, norm=norm)
   params = _init(model, shape, key=3)["params"]
   layout = TorchLayout.of(model, shape)
-  net = networks.build(name, shape[2], 10, shape[:2]).double()
+  net = (networks.ConvNet(shape[2], 10, norm=norm, im_size=shape[:2]) if norm
+         else networks.build(name, shape[2], 10, shape[:2])).double()
   networks.load_flat(net, [np.asarray(v, np.float64)
                            for v in layout.state_dict(params).values()])
   x = np.random.default_rng(0).normal(size=(4,) + shape).astype(np.float32)
@@ -114,3 +115,7 @@ def test_logits_equal_pytorch_with_the_same_weights(name, shape):
   # And the flat vector is torch's parameters_to_vector.
   flat_torch = torch.nn.utils.parameters_to_vector(net.parameters()).detach().numpy()
   np.testing.assert_allclose(layout.flatten(params), flat_torch, rtol=1e-6, atol=1e-7)
+
+
+def test_layernorm_convnet_equals_pytorch_too():
+  test_logits_equal_pytorch_with_the_same_weights("ConvNet", (28, 28, 1), norm="layernorm")
