@@ -13,7 +13,7 @@ from dd_jax import models
 from dd_jax.data import indexing, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
 from dd_jax.evaluate.protocol import EvalResult, evaluate_synset
-from dd_jax.experts.store import spec_difference, write_json_atomic
+from dd_jax.metadata import spec_difference, write_json_atomic
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

@@ -22,17 +22,11 @@ import jax
 import orbax.checkpoint as ocp
 
 from dd_jax.errors import ConfigError
+from dd_jax.metadata import spec_difference, write_json_atomic
 
 SPEC_FILE = "experts.json"
 META_FILE = "metadata.json"
 ITEMS = ("params", "train_state")  # train_state: batch stats + optimiser state, if any
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-  tmp = f"{path}.tmp.{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
 
 
 def read_json(path: str) -> Any:
@@ -42,19 +36,6 @@ def read_json(path: str) -> Any:
   except json.JSONDecodeError as e:
     raise ConfigError("expert.dir", f"{path} is not valid JSON ({e.msg})",
                       "delete the damaged expert folder and train it again") from e
-
-
-def spec_difference(found: dict, expected: dict, prefix: str = "") -> str | None:
-  """The first field (dotted) whose value differs, or None."""
-  for key in sorted(set(found) | set(expected)):
-    a, b = found.get(key), expected.get(key)
-    if isinstance(a, dict) and isinstance(b, dict):
-      diff = spec_difference(a, b, f"{prefix}{key}.")
-      if diff:
-        return diff
-    elif a != b:
-      return f"{prefix}{key} (stored {a!r}, config {b!r})"
-  return None
 
 
 def check_spec(directory: str, expected: dict) -> None:

@@ -1,0 +1,27 @@
+"""JSON metadata shared by expert folders, evaluation results and synthetic sets:
+atomic writes (never a half-written file) and the comparison that names what differs."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+  tmp = f"{path}.tmp.{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=1, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def spec_difference(found: dict, expected: dict, prefix: str = "") -> str | None:
+  """The first field (dotted) whose value differs, or None."""
+  for key in sorted(set(found) | set(expected)):
+    a, b = found.get(key), expected.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      diff = spec_difference(a, b, f"{prefix}{key}.")
+      if diff:
+        return diff
+    elif a != b:
+      return f"{prefix}{key} (stored {a!r}, config {b!r})"
+  return None
