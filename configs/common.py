@@ -60,6 +60,30 @@ def base_config() -> ml_collections.ConfigDict:
   config.expert.dsa_strategy = DEFAULT_STRATEGY   # "none" turns DSA off
   config.expert.eval_test = True       # test accuracy after every epoch (metadata)
 
+  config.distill = ml_collections.ConfigDict()
+  config.distill.ipc = 1
+  config.distill.syn_steps = 20        # N: student steps per outer step
+  config.distill.expert_epochs = 2     # M: target = expert epoch t + M
+  config.distill.max_start_epoch = 20  # t ~ U{0 .. max_start_epoch - 1}
+  config.distill.iterations = 5_000    # outer steps
+  config.distill.lr_img = 1_000.0      # SGD on the images
+  config.distill.img_momentum = 0.5
+  config.distill.lr_lr = 1e-5          # SGD on the student lr
+  config.distill.lr_momentum = 0.5
+  config.distill.lr_teacher = 0.01     # initial student lr (the experts' lr)
+  config.distill.syn_lr_param = "linear"   # linear (official, clamped) | log
+  config.distill.min_syn_lr = 1e-6     # floor for the linear parameterisation
+  config.distill.batch_syn = 0         # 0 = the whole synthetic set per student step
+  config.distill.pix_init = "real"     # real | noise
+  config.distill.dsa_strategy = DEFAULT_STRATEGY
+  config.distill.remat = True          # rematerialise student steps in the backward pass
+  config.distill.eval_every = 500      # 0 = never (the export still happens at the end)
+  config.distill.log_every = 10
+  config.distill.checkpoint_every = 100
+  config.distill.keep_checkpoints = 2
+  config.distill.snapshot_cache_mb = 1_024   # expert snapshots kept in memory
+  config.distill.max_bad_steps = 10    # consecutive non-finite steps before giving up
+
   config.eval = ml_collections.ConfigDict()
   config.eval.models = ("ConvNet",)
   config.eval.num_nets = 5
@@ -87,3 +111,28 @@ def apply_runlocal(config: ml_collections.ConfigDict) -> None:
   config.eval.num_nets = 2
   config.eval.epochs = 4
   config.eval.ipc = 2
+  config.distill.syn_steps = 5
+  config.distill.expert_epochs = 1
+  config.distill.max_start_epoch = 1
+  config.distill.iterations = 4
+  config.distill.eval_every = 2
+  config.distill.log_every = 1
+  config.distill.checkpoint_every = 2
+
+
+def apply_distill(config: ml_collections.ConfigDict, table: dict[int, dict],
+                  args: dict[str, str]) -> None:
+  """Sets distill.ipc (variant `ipc=<n>`, default the smallest in `table`) and the
+  per-IPC settings the table gives for it, unless `runlocal` keeps them tiny."""
+  ipc = int(args.get("ipc", min(table)))
+  config.distill.ipc = ipc
+  config.eval.ipc = ipc
+  if args.get("runlocal"):
+    return
+  settings = table.get(ipc)
+  if settings is None:
+    raise ValueError(f"no settings for ipc={ipc} in this config; known: {sorted(table)}")
+  for key, value in settings.items():
+    section, _, field = key.rpartition(".")
+    target = config[section] if section else config.distill
+    target[field] = value

@@ -1,12 +1,27 @@
-"""Fashion-MNIST, MTT settings (ConvNet-3, instance norm, no ZCA).
+"""Fashion-MNIST, MTT (ConvNet-3, instance norm, no ZCA).
 
-Experts:  python -m dd_jax.experts --config=configs/fashion_mnist_mtt.py --workdir=/tmp/fm
+Distil:   python -m dd_jax.main --config=configs/fashion_mnist_mtt.py:ipc=1 --workdir=/tmp/fm1
+Experts:  python -m dd_jax.experts --config=configs/fashion_mnist_mtt.py --workdir=/tmp/fm1
 Evaluate: python -m dd_jax.evaluate --config=configs/fashion_mnist_mtt.py:ipc=10 \
-            --workdir=/tmp/fm
-Variants: ipc=<n> (evaluation subset size), runlocal (tiny, seconds).
-Expected (random real subsets, ConvNet-3, 5 nets): about 51% IPC1, 74% IPC10, 82% IPC50.
+            --workdir=/tmp/fm10
+Variants: ipc=1|10|50, runlocal (tiny, seconds; the tests use it).
+
+MTT publishes no (Fashion-)MNIST settings; these follow its CIFAR-10 ones without ZCA.
+Expected: random real subsets 52% (IPC1), 74% (IPC10), 83% (IPC50) with this protocol;
+MTT IPC1 on this machine with a one-hour budget (3 experts x 3 epochs, see README):
+above the random baseline.
 """
 from configs import common
+
+# ipc -> distill settings (N = syn_steps, M = expert_epochs, T+ = max_start_epoch).
+PER_IPC = {
+    1: {"syn_steps": 50, "expert_epochs": 2, "max_start_epoch": 2, "lr_img": 1_000.0,
+        "lr_lr": 1e-7, "lr_teacher": 0.01},
+    10: {"syn_steps": 30, "expert_epochs": 2, "max_start_epoch": 20, "lr_img": 1_000.0,
+         "lr_lr": 1e-5, "lr_teacher": 0.01},
+    50: {"syn_steps": 30, "expert_epochs": 2, "max_start_epoch": 40, "lr_img": 1_000.0,
+         "lr_lr": 1e-5, "lr_teacher": 0.01},
+}
 
 
 def get_config(arg=None):
@@ -15,7 +30,6 @@ def get_config(arg=None):
   config.data.name = "fashion_mnist"
   if args.get("runlocal"):
     common.apply_runlocal(config)
-  if "ipc" in args:
-    config.eval.ipc = int(args["ipc"])
+  common.apply_distill(config, PER_IPC, args)
   config.lock()
   return config

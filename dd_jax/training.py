@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dd_jax import losses
 from dd_jax.data import augment
 
 Array = jax.Array
@@ -76,15 +77,8 @@ def apply(model: nn.Module, state_params: Params, batch_stats: Params, x: Array,
   return model.apply(variables, x, train=train), batch_stats
 
 
-def batch_plan(key: PRNGKey, n: int, batch_size: int) -> tuple[Array, Array]:
-  """A shuffled epoch as [num_batches, B] indices and a validity mask (last padded)."""
-  b = min(batch_size, n)
-  num_batches = -(-n // b)
-  perm = jax.random.permutation(key, n)
-  pad = num_batches * b - n
-  idx = jnp.concatenate([perm, jnp.zeros((pad,), perm.dtype)]).reshape(num_batches, b)
-  mask = (jnp.arange(num_batches * b) < n).reshape(num_batches, b)
-  return idx, mask
+# A shuffled epoch as [num_batches, B] indices and a validity mask (last batch padded).
+batch_plan = losses.permutation_batches
 
 
 def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_size: int,

@@ -34,15 +34,18 @@ def make_images(num_per_class, num_classes=10, size=28, seed=0):
   return x[perm], y[perm].astype(np.uint8)
 
 
-@pytest.fixture
-def idx_dir(tmp_path):
+def write_idx_dataset(d):
   """A tiny Fashion-MNIST-shaped IDX folder (20 train / 5 test per class), gzipped."""
   x, y = make_images(20, seed=0)
   xt, yt = make_images(5, seed=1)
-  d = tmp_path / "idx"
   d.mkdir()
   write_idx(str(d / "train-images-idx3-ubyte.gz"), x)
   write_idx(str(d / "train-labels-idx1-ubyte.gz"), y)
   write_idx(str(d / "t10k-images-idx3-ubyte.gz"), xt)
   write_idx(str(d / "t10k-labels-idx1-ubyte.gz"), yt)
   return str(d)
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+  return write_idx_dataset(tmp_path / "idx")

@@ -46,3 +46,21 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert last.startswith(expected) and "Fix:" in last, (flag, last)
     assert "Traceback" not in r.stderr, flag
     assert not os.path.exists(work), flag
+
+
+def test_distill_runs_then_refuses_a_changed_config_in_the_same_workdir(idx_dir, tmp_path):
+  data = [f"--config.data.data_dir={idx_dir}", "--config.data.source=idx",
+          "--config.data.train_per_class=0", "--config.model.width=8",
+          "--config.distill.iterations=2", "--config.distill.eval_every=0",
+          "--config.distill.syn_steps=2"]
+  work = str(tmp_path / "run")
+  r = _run("dd_jax.main", f"--config={CONFIG}:runlocal", f"--workdir={work}", *data)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "distilled 2 steps" in r.stdout and "step 2/2" in r.stderr and "ETA" in r.stderr
+  for name in ("synset.npz", "synset.json", "synset.png"):
+    assert os.path.exists(os.path.join(work, name))
+  r = _run("dd_jax.main", f"--config={CONFIG}:runlocal", f"--workdir={work}", *data,
+           "--config.distill.lr_img=3")
+  assert r.returncode == 2
+  assert r.stderr.strip().splitlines()[-1].startswith(
+      "error: --workdir: ") and "distill.lr_img" in r.stderr

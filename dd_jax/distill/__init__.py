@@ -1,0 +1,1 @@
+"""Trajectory-matching distillation: state, step, segments, the run loop, export."""

@@ -1,0 +1,282 @@
+"""Distillation from a config: experts (trained if missing), the outer loop, evaluation
+every `distill.eval_every` steps, clu metrics, Orbax checkpoints, export.
+
+Workdir layout:
+  experts/                 expert trajectories (unless expert.dir points elsewhere)
+  distill/run.json         what this run is (config fields that shape the synthetic set,
+                           data identity); a different config is refused
+  distill/ckpt/<step>/     Orbax checkpoints of the DistillState; a restarted run resumes
+                           from the latest
+  distill/evals.json       every evaluation so far
+  synset.{npz,json,png}    the synthetic set, written at every evaluation and at the end
+  events.out.tfevents.*    TensorBoard scalars and image grids (clu)
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from dd_jax import models, summaries
+from dd_jax.data import augment, pipeline
+from dd_jax.distill import export, segments
+from dd_jax.distill import state as state_lib
+from dd_jax.distill.step import StepSettings, compiled_step
+from dd_jax.errors import ConfigError, require, require_at_least
+from dd_jax.evaluate import protocol
+from dd_jax.evaluate import run as eval_run
+from dd_jax.experts import store
+from dd_jax.experts import train as expert_train
+from dd_jax.metadata import spec_difference, write_json_atomic
+
+# Fields that may change when a run is resumed: they do not shape the synthetic set.
+RESUMABLE_FIELDS = {
+    "data": ("source", "data_dir"),
+    "model": ("conv_impl",),
+    "expert": ("dir", "eval_test"),
+    "distill": ("iterations", "eval_every", "log_every", "checkpoint_every",
+                "keep_checkpoints", "snapshot_cache_mb", "max_bad_steps"),
+    "eval": None,  # the whole section
+}
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  d = config.distill
+  require_at_least(d, "distill", {"ipc": 1, "syn_steps": 1, "expert_epochs": 1,
+                                  "max_start_epoch": 1, "iterations": 0, "batch_syn": 0,
+                                  "eval_every": 0, "log_every": 1, "checkpoint_every": 1,
+                                  "keep_checkpoints": 1, "max_bad_steps": 1})
+  require(d.lr_img > 0, "distill.lr_img", f"is {d.lr_img}", "use a positive value")
+  require(d.lr_lr >= 0, "distill.lr_lr", f"is {d.lr_lr}", "use 0 (fixed lr) or more")
+  require(d.lr_teacher > 0, "distill.lr_teacher", f"is {d.lr_teacher}",
+          "start the student lr at a positive value (the expert lr)")
+  require(d.pix_init in state_lib.PIX_INITS, "distill.pix_init", f"unknown {d.pix_init!r}",
+          f"use one of {', '.join(state_lib.PIX_INITS)}")
+  require(d.syn_lr_param in state_lib.LR_PARAMS, "distill.syn_lr_param",
+          f"unknown {d.syn_lr_param!r}", f"use one of {', '.join(state_lib.LR_PARAMS)}")
+  require(d.min_syn_lr > 0, "distill.min_syn_lr", f"is {d.min_syn_lr}",
+          "use a small positive floor such as 1e-6")
+  if d.dsa_strategy not in ("", "none"):
+    try:
+      augment.parse_strategy(d.dsa_strategy)
+    except ValueError as err:
+      raise ConfigError("distill.dsa_strategy", str(err), "use ops joined by '_'") from err
+  segments.check_window(d.max_start_epoch, d.expert_epochs, config.expert.epochs,
+                        f"experts of expert.epochs={config.expert.epochs}")
+  expert_train.validate(config)
+  eval_run.validate(config)
+
+
+def run_identity(config: ml_collections.ConfigDict, prepared: pipeline.Prepared) -> dict:
+  """The config minus RESUMABLE_FIELDS, plus the data identity (JSON-able)."""
+  import json  # pylint: disable=g-import-not-at-top
+  cfg = json.loads(config.to_json())
+  for section, fields in RESUMABLE_FIELDS.items():
+    if fields is None:
+      cfg.pop(section, None)
+    else:
+      for f in fields:
+        cfg.get(section, {}).pop(f, None)
+  return {"config": cfg, "data": prepared.describe()}
+
+
+def check_workdir(run_dir: str, identity: dict) -> None:
+  path = os.path.join(run_dir, "run.json")
+  if os.path.exists(path):
+    found = store.read_json(path)
+    diff = spec_difference(found, identity)
+    if diff:
+      raise ConfigError("--workdir", f"{os.path.dirname(run_dir)} holds a run of a "
+                        f"different config: {diff}",
+                        "use a new --workdir, or the config that run was started with")
+  else:
+    os.makedirs(run_dir, exist_ok=True)
+    write_json_atomic(path, identity)
+
+
+def _checkpoint_manager(run_dir: str, keep: int) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                         enable_async_checkpointing=True)
+  return ocp.CheckpointManager(os.path.join(run_dir, "ckpt"), options=options,
+                               item_names=("state",))
+
+
+def _save(manager: ocp.CheckpointManager, state: state_lib.DistillState) -> None:
+  step = int(state.step)
+  if manager.latest_step() != step:
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
+
+
+class Distiller:
+  """The outer loop of one run; `run()` resumes from the latest checkpoint."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str,
+               prepared: pipeline.Prepared | None = None):
+    validate(config)
+    self.config, self.workdir = config, workdir
+    self.prepared = prepared or pipeline.prepare(config.data)
+    self.run_dir = os.path.join(workdir, "distill")
+    check_workdir(self.run_dir, run_identity(config, self.prepared))  # before any compute
+    d = config.distill
+    expert_dir = expert_train.train_experts(config, workdir, self.prepared)
+    self.reader = store.ExpertReader(
+        expert_dir, expert_train.expert_spec(config, self.prepared))
+    require(bool(self.reader.experts), "expert.dir", f"{expert_dir} has no complete expert",
+            "finish training experts (python -m dd_jax.experts)")
+    segments.check_window(d.max_start_epoch, d.expert_epochs, self.reader.epochs,
+                          f"the trajectories in {expert_dir}")
+    self.model = models.from_config(config.model, self.prepared.num_classes)
+    x0 = jnp.asarray(self.prepared.x_train[:1])
+    variables = self.model.init(jax.random.PRNGKey(0), x0, train=False)
+    self.batch_stats = variables.get("batch_stats", {})
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                            variables["params"])
+    self.source = segments.SnapshotSource(self.reader, abstract,
+                                          int(d.snapshot_cache_mb * 2 ** 20))
+    self.step_fn = compiled_step(self.model, StepSettings.from_config(d))
+    self.evals_path = os.path.join(self.run_dir, "evals.json")
+    self.exported, self.exported_step = None, None
+    self.evals = (store.read_json(self.evals_path) if os.path.exists(self.evals_path)
+                  else [])
+
+  def initial_state(self) -> state_lib.DistillState:
+    p = self.prepared
+    return state_lib.create(self.config.distill, p.x_train, p.y_train, p.num_classes,
+                            self.config.seed)
+
+  def syn_lr(self, state) -> float:
+    return float(state_lib.param_to_lr(state.lr_param, self.config.distill.syn_lr_param))
+
+  def evaluate(self, state, writer) -> dict:
+    """The evaluation protocol on the current set; logs, records and exports it."""
+    ev, p = self.config.eval, self.prepared
+    step, lr = int(state.step), self.syn_lr(state)
+    images, labels = np.asarray(state.images), np.asarray(state.labels)
+    record = {"step": step, "lr": lr}
+    for arch in ev.models:
+      result = protocol.evaluate_synset(
+          images, labels, p.x_test, p.y_test, num_classes=p.num_classes, arch=arch,
+          model_config=self.config.model, lr=lr, epochs=ev.epochs,
+          batch_size=ev.batch_size, momentum=ev.momentum, weight_decay=ev.weight_decay,
+          dsa_strategy=ev.dsa_strategy, num_nets=ev.num_nets, seed=ev.seed,
+          chunk_epochs=ev.chunk_epochs)
+      logging.info("step %d eval %s", step, result.summary())
+      record[arch] = {"mean": result.mean, "std": result.std,
+                      "accuracies": result.accuracies.tolist()}
+      writer.write_scalars(step, {f"eval/{arch}/accuracy": result.mean,
+                                  f"eval/{arch}/std": result.std})
+    self.evals = [e for e in self.evals if e["step"] != step] + [record]
+    write_json_atomic(self.evals_path, self.evals)
+    self.export(state, writer)
+    return record
+
+  def export(self, state, writer) -> dict[str, str]:
+    p = self.prepared
+    meta = {"step": int(state.step), "data": p.describe(),
+            "config": run_identity(self.config, p)["config"],
+            "evals": self.evals[-1:] if self.evals else []}
+    paths = export.save_synset(os.path.join(self.workdir, "synset"), state.images,
+                               state.labels, self.syn_lr(state), p.pre, p.num_classes, meta)
+    grid = export.class_grid(p.pre.invert(np.asarray(state.images)),
+                             np.asarray(state.labels), p.num_classes)
+    writer.write_images(int(state.step), {"synthetic": grid[None]})
+    self.exported, self.exported_step = paths, int(state.step)
+    return paths
+
+  def run(self) -> str:
+    d = self.config.distill
+    manager = _checkpoint_manager(self.run_dir, d.keep_checkpoints)
+    state = self.initial_state()
+    latest = manager.latest_step()
+    if latest is not None:
+      state = manager.restore(latest, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(state))).state
+      logging.info("resuming distillation from step %d", latest)
+    # Committed like the step's outputs: otherwise the second call compiles again.
+    state = jax.device_put(state, jax.devices()[0])
+    writer = summaries.create_writer(self.workdir)
+    writer.write_hparams({k: v for k, v in d.items() if isinstance(v, (int, float, str))})
+    start_step, start_time, bad = int(state.step), time.perf_counter(), 0
+    try:
+      for step in range(start_step, d.iterations):
+        if d.eval_every and step % d.eval_every == 0 and not self._evaluated(step):
+          self.evaluate(state, writer)
+        expert, epoch = segments.sample_segment(self.config.seed, step, self.reader.experts,
+                                                d.max_start_epoch)
+        start, target = self.source.segment(expert, epoch, d.expert_epochs)
+        state, metrics = self.step_fn(state, start, target, self.batch_stats)
+        metrics = jax.device_get(metrics)
+        if not metrics["finite"]:
+          bad += 1
+          logging.warning("step %d: matching loss or gradients not finite (expert %d, "
+                          "start epoch %d): step skipped, state kept", step, expert, epoch)
+          if bad >= d.max_bad_steps:
+            _save(manager, state)
+            raise ConfigError(
+                "distill.lr_img", f"{bad} consecutive steps had a non-finite loss or "
+                f"gradient (last good synthetic set kept, checkpoint at step {step + 1})",
+                "lower distill.lr_img or distill.lr_lr, or check the experts")
+        else:
+          bad = 0
+        if metrics["lr_clamped"]:
+          logging.warning("step %d: the student lr reached distill.min_syn_lr=%g and was "
+                          "held there", step, d.min_syn_lr)
+        done = step + 1
+        if done % d.log_every == 0 or done == d.iterations:
+          self._log(writer, done, metrics, expert, epoch, start_step, start_time)
+        if done % d.checkpoint_every == 0:
+          _save(manager, state)
+      if d.eval_every and not self._evaluated(int(state.step)):
+        self.evaluate(state, writer)
+      _save(manager, state)
+      paths = self.exported if self.exported_step == int(state.step) else self.export(
+          state, writer)
+    except KeyboardInterrupt:
+      logging.warning("interrupted: saving step %d so the run can resume", int(state.step))
+      _save(manager, state)
+      raise
+    finally:
+      manager.wait_until_finished()
+      manager.close()
+      writer.flush()
+      self.reader.close()
+    return self._summary(state, paths)
+
+  def _evaluated(self, step: int) -> bool:
+    return any(e["step"] == step for e in self.evals)
+
+  def _log(self, writer, done, metrics, expert, epoch, start_step, start_time) -> None:
+    d = self.config.distill
+    scalars = {f"distill/{k}": float(v) for k, v in metrics.items()}
+    writer.write_scalars(done, scalars)
+    elapsed = time.perf_counter() - start_time
+    rate = (done - start_step) / max(elapsed, 1e-9)
+    logging.info("step %d/%d: loss %.4f, syn_lr %.5f, inner CE %.3f -> %.3f "
+                 "(expert %d, epoch %d), %.2f steps/s, ETA %.0fs", done, d.iterations,
+                 metrics["loss"], metrics["syn_lr"], metrics["inner_loss_first"],
+                 metrics["inner_loss_last"], expert, epoch, rate,
+                 (d.iterations - done) / max(rate, 1e-9))
+
+  def _summary(self, state, paths) -> str:
+    lines = [f"distilled {int(state.step)} steps; student lr {self.syn_lr(state):.5f}",
+             f"synthetic set: {paths['npz']} (+ .json, .png)"]
+    if self.evals:
+      last = self.evals[-1]
+      for arch in self.config.eval.models:
+        if arch in last:
+          lines.append(f"{arch} at step {last['step']}: {100 * last[arch]['mean']:.2f} +- "
+                       f"{100 * last[arch]['std']:.2f}%")
+    return "\n".join(lines)
+
+
+def distill(config: ml_collections.ConfigDict, workdir: str,
+            prepared: pipeline.Prepared | None = None) -> str:
+  """Trains missing experts, distils (resuming if the workdir has a checkpoint),
+  evaluates and exports. Returns a short summary."""
+  return Distiller(config, workdir, prepared).run()

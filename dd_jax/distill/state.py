@@ -1,0 +1,78 @@
+"""The distillation state: a pytree holding everything a step changes.
+
+Synthetic images and labels are plain arrays (not module parameters). The student
+learning rate is stored as `lr_param`: the lr itself ("linear", the official
+parameterisation, SGD directly on lr, clamped at `min_syn_lr` so it can never go
+negative or NaN) or its log ("log": positive by construction).
+"""
+from __future__ import annotations
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dd_jax.data import indexing
+
+Array = jax.Array
+PRNGKey = jax.Array
+
+LR_PARAMS = ("linear", "log")
+PIX_INITS = ("real", "noise")
+
+
+@flax.struct.dataclass
+class DistillState:
+  images: Array          # [num_classes * ipc, H, W, C], network-input space
+  labels: Array          # [num_classes * ipc] int (hard) or [.., num_classes] soft logits
+  lr_param: Array        # scalar: the student lr, or its log (see module doc)
+  img_opt: optax.OptState
+  lr_opt: optax.OptState
+  step: Array            # int32 scalar: outer steps done
+  rng: PRNGKey           # advanced every step
+
+
+def lr_to_param(lr, parameterisation: str) -> Array:
+  lr = jnp.asarray(lr, jnp.float32)
+  return jnp.log(lr) if parameterisation == "log" else lr
+
+
+def param_to_lr(param: Array, parameterisation: str) -> Array:
+  return jnp.exp(param) if parameterisation == "log" else param
+
+
+def optimizers(d) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+  """Images: SGD(lr_img, momentum); lr: SGD(lr_lr, momentum) (torch.optim.SGD semantics:
+  optax.sgd's trace is the same heavy-ball buffer). `d`: anything with those fields
+  (the `distill` config section, StepSettings)."""
+  return (optax.sgd(d.lr_img, momentum=d.img_momentum or None),
+          optax.sgd(d.lr_lr, momentum=d.lr_momentum or None))
+
+
+def initial_images(x_train: np.ndarray, y_train: np.ndarray, num_classes: int, ipc: int,
+                   pix_init: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Class-grouped labels [0]*ipc + [1]*ipc + ... and images: random real samples of
+  each class (seeded), or standard-normal noise."""
+  labels = np.repeat(np.arange(num_classes, dtype=np.int32), ipc)
+  if pix_init == "real":
+    idx = indexing.sample_per_class(y_train, num_classes, ipc, seed=seed,
+                                    field="distill.ipc")
+    return x_train[idx].astype(np.float32), labels
+  rng = np.random.default_rng(seed)
+  noise = rng.standard_normal((num_classes * ipc,) + x_train.shape[1:])
+  return noise.astype(np.float32), labels
+
+
+def create(distill_config, x_train: np.ndarray, y_train: np.ndarray, num_classes: int,
+           seed: int) -> DistillState:
+  """The state before step 0."""
+  d = distill_config
+  images, labels = initial_images(x_train, y_train, num_classes, d.ipc, d.pix_init, seed)
+  img_tx, lr_tx = optimizers(d)
+  images = jnp.asarray(images)
+  lr_param = lr_to_param(d.lr_teacher, d.syn_lr_param)
+  return DistillState(images=images, labels=jnp.asarray(labels), lr_param=lr_param,
+                      img_opt=img_tx.init(images), lr_opt=lr_tx.init(lr_param),
+                      step=jnp.zeros((), jnp.int32),
+                      rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1))

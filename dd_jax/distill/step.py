@@ -1,0 +1,122 @@
+"""One outer distillation step: unroll the student from an expert snapshot, match the
+later snapshot, update images and lr with optax.
+
+A step whose loss or gradients are not finite changes nothing but the step counter and
+the rng (the state rolls back inside the compiled step); the loop counts such steps,
+logs a warning, and stops with a clear error when they keep coming.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from dd_jax import losses, training
+from dd_jax.data import augment
+from dd_jax.distill.state import DistillState, optimizers, param_to_lr
+
+Params = Any
+Mask = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSettings:
+  """The static (compile-time) settings of a step, read from the `distill` section."""
+  syn_steps: int
+  batch_syn: int            # 0 = the whole synthetic set per inner step
+  dsa_strategy: str
+  remat: bool
+  syn_lr_param: str
+  min_syn_lr: float
+  lr_img: float
+  img_momentum: float
+  lr_lr: float
+  lr_momentum: float
+
+  @classmethod
+  def from_config(cls, d) -> "StepSettings":
+    return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+
+
+def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
+              start: Params, target: Params, batch_stats: Params, key,
+              mask: Mask | None = None):
+  """The trajectory-matching loss of one unroll, and the [N] inner losses.
+
+  Args:
+    images, labels: the synthetic set; lr: the (positive) student lr.
+    start, target: expert snapshots at epochs t and t + M.
+    batch_stats: running statistics for nets with batch norm (unused in train mode,
+      but the module needs them); {} otherwise.
+    key: PRNG key for the batch order and DSA.
+  """
+  n = images.shape[0]
+  kplan, kaug = jax.random.split(key)
+  batch = settings.batch_syn or n
+  idx, valid = losses.batch_schedule(kplan, n, batch, settings.syn_steps)
+  keys = jax.random.split(kaug, settings.syn_steps)
+
+  def per_sample_loss(params, x, y):
+    logits, _ = training.apply(model, params, batch_stats, x, train=True)
+    return training.cross_entropy(logits, y)
+
+  use_dsa = settings.dsa_strategy not in ("", "none")
+  aug = functools.partial(augment.dsa, strategy=settings.dsa_strategy) if use_dsa else None
+  end, inner = losses.unroll(per_sample_loss, start, lr, images, labels, idx,
+                             valid if n % batch else None, keys, augment=aug,
+                             remat=settings.remat)
+  return losses.trajectory_matching_loss(end, target, start, mask), inner
+
+
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+@functools.lru_cache(maxsize=16)
+def compiled_step(model: nn.Module, settings: StepSettings):
+  """`make_step` jitted, once per (model, settings) in a process."""
+  return jax.jit(make_step(model, settings))
+
+
+def make_step(model: nn.Module, settings: StepSettings):
+  """Returns step(state, start, target, batch_stats[, mask]) -> (state, metrics)."""
+  img_tx, lr_tx = optimizers(settings)
+
+  def step(state: DistillState, start: Params, target: Params, batch_stats: Params,
+           mask: Mask | None = None):
+    key, rng = jax.random.split(state.rng)
+
+    def objective(images, lr_param):
+      lr = param_to_lr(lr_param, settings.syn_lr_param)
+      return meta_loss(model, settings, images, lr, state.labels, start, target,
+                       batch_stats, key, mask)
+
+    (loss, inner), (g_img, g_lr) = jax.value_and_grad(objective, argnums=(0, 1),
+                                                      has_aux=True)(state.images,
+                                                                    state.lr_param)
+    upd, img_opt = img_tx.update(g_img, state.img_opt, state.images)
+    images = optax.apply_updates(state.images, upd)
+    upd, lr_opt = lr_tx.update(g_lr, state.lr_opt, state.lr_param)
+    lr_param = optax.apply_updates(state.lr_param, upd)
+    finite = jnp.isfinite(loss) & _all_finite((g_img, g_lr, images, lr_param))
+    clamped = jnp.zeros((), bool)
+    if settings.syn_lr_param == "linear":   # the official code lets lr go <= 0 or NaN
+      clamped = lr_param < settings.min_syn_lr
+      lr_param = jnp.maximum(lr_param, settings.min_syn_lr)
+    updated = state.replace(images=images, img_opt=img_opt, lr_param=lr_param,
+                            lr_opt=lr_opt)
+    kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)
+    kept = kept.replace(step=state.step + 1, rng=rng)
+    metrics = {"loss": loss, "finite": finite, "lr_clamped": clamped & finite,
+               "syn_lr": param_to_lr(kept.lr_param, settings.syn_lr_param),
+               "grad_norm_images": optax.tree.norm(g_img),
+               "grad_lr": g_lr,
+               "inner_loss_first": inner[0], "inner_loss_last": inner[-1]}
+    return kept, metrics
+
+  return step

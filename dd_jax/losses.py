@@ -1,0 +1,171 @@
+"""Trajectory matching as pure functions over parameter pytrees.
+
+Importable from any JAX code; nothing here knows about configs, files or Flax modules:
+
+  loss = trajectory_matching_loss(student_end, target, start, mask)
+  end = unroll(per_sample_loss, start, lr, images, labels, batch_idx, batch_mask, keys,
+               augment=my_dsa, remat=True)
+  meta_grads = jax.grad(lambda x, lr: trajectory_matching_loss(
+      unroll(per_sample_loss, start, lr, x, labels, ...), target, start))(images, lr)
+
+`unroll` is a `lax.scan` of `inner_step`, differentiable with respect to the images,
+the labels (soft labels, DATM) and the student learning rate; `remat=True` wraps the
+scanned step in `jax.checkpoint`, so reverse mode stores one parameter vector per step
+instead of every activation of every step.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+PRNGKey = jax.Array
+Params = Any   # a pytree of arrays
+Mask = Any     # a pytree of bools with the structure of Params (leaf or element-wise)
+
+# per_sample_loss(params, x [B, ...], y [B, ...]) -> [B] losses.
+PerSampleLoss = Callable[[Params, Array, Array], Array]
+# augment(key, x [B, ...]) -> x, the same augmentation for the whole batch call.
+Augment = Callable[[PRNGKey, Array], Array]
+
+
+def squared_distance(a: Params, b: Params, mask: Mask | None = None) -> Array:
+  """sum((a - b)^2) over every (unmasked) element of two pytrees."""
+  if mask is None:
+    parts = jax.tree.map(lambda x, y: jnp.sum(jnp.square(x - y)), a, b)
+  else:
+    parts = jax.tree.map(lambda x, y, m: jnp.sum(jnp.square(x - y) * m), a, b, mask)
+  return sum(jax.tree.leaves(parts), jnp.zeros((), jnp.float32))
+
+
+def trajectory_matching_loss(student_end: Params, target: Params, start: Params,
+                             mask: Mask | None = None) -> Array:
+  """MTT's normalised distance: |theta_N - theta*_{t+M}|^2 / |theta*_t - theta*_{t+M}|^2.
+
+  Args:
+    student_end: student parameters after the unroll.
+    target: expert parameters at epoch t + M.
+    start: expert parameters at epoch t (where the student started).
+    mask: optional bool pytree (same structure; leaves bool scalars or arrays of the
+      leaf's shape): elements where it is False count in neither sum (PAD drops the
+      shallow layers this way).
+  Returns:
+    A scalar. The official code divides both sums by the parameter count; it cancels.
+  """
+  return (squared_distance(student_end, target, mask)
+          / squared_distance(start, target, mask))
+
+
+def sgd_step(params: Params, grads: Params, lr: Array) -> Params:
+  """params - lr * grads, leaf by leaf (the student's plain SGD update)."""
+  return jax.tree.map(lambda p, g: p - lr * g, params, grads)
+
+
+def inner_step(per_sample_loss: PerSampleLoss, params: Params, lr: Array, x: Array,
+               y: Array, weights: Array | None = None) -> tuple[Params, Array]:
+  """One student step on a batch: SGD on the (weighted) mean per-sample loss.
+
+  Args:
+    weights: [B] sample weights (0 for padding in a short last batch); None = all 1.
+  Returns:
+    (new params, the batch loss before the step).
+  """
+  def batch_loss(p):
+    losses = per_sample_loss(p, x, y)
+    if weights is None:
+      return jnp.mean(losses)
+    return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+  value, grads = jax.value_and_grad(batch_loss)(params)
+  return sgd_step(params, grads, lr), value
+
+
+def _check_unroll_shapes(images: Array, labels: Array, batch_idx: Array,
+                         batch_mask: Array | None, keys: Array | None) -> None:
+  if images.shape[0] != labels.shape[0]:
+    raise ValueError(f"unroll: images and labels must share the leading (sample) "
+                     f"dimension; got images {images.shape} and labels {labels.shape}")
+  if batch_idx.ndim != 2:
+    raise ValueError(f"unroll: batch_idx must be [num_steps, batch_size] sample indices; "
+                     f"got shape {batch_idx.shape}")
+  if batch_mask is not None and batch_mask.shape != batch_idx.shape:
+    raise ValueError(f"unroll: batch_mask must have batch_idx's shape {batch_idx.shape}; "
+                     f"got {batch_mask.shape}")
+  if keys is not None and keys.shape[0] != batch_idx.shape[0]:
+    raise ValueError(f"unroll: one PRNG key per step is needed: keys has leading "
+                     f"dimension {keys.shape[0]}, batch_idx has {batch_idx.shape[0]} steps")
+
+
+def unroll(per_sample_loss: PerSampleLoss, params: Params, lr: Array, images: Array,
+           labels: Array, batch_idx: Array, batch_mask: Array | None = None,
+           keys: Array | None = None, *, augment: Augment | None = None,
+           remat: bool = False, remat_policy: Callable | None = None,
+           ) -> tuple[Params, Array]:
+  """N student SGD steps on mini-batches of (images, labels), compiled with `lax.scan`.
+
+  Args:
+    per_sample_loss: (params, x, y) -> [B] losses.
+    params: the student's starting parameters (an expert snapshot).
+    lr: scalar student learning rate (differentiable).
+    images: [n, ...] synthetic images; labels: [n] int or [n, C] soft labels.
+    batch_idx: [N, B] indices into images: step i uses images[batch_idx[i]].
+    batch_mask: [N, B] bool, False for padding in a short batch (None: all valid).
+    keys: [N] PRNG keys for `augment`, one per step (needed when augment is given).
+    augment: optional (key, x) -> x applied to every batch (DSA).
+    remat: rematerialise each step in the backward pass (memory O(N * |params|) instead
+      of O(N * activations)); remat_policy: a `jax.checkpoint_policies` entry.
+  Returns:
+    (parameters after N steps, [N] batch losses).
+  """
+  _check_unroll_shapes(images, labels, batch_idx, batch_mask, keys)
+  if augment is not None and keys is None:
+    raise ValueError("unroll: augment needs keys (one PRNG key per step)")
+  lr = jnp.asarray(lr)
+  if lr.ndim != 0:
+    raise ValueError(f"unroll: lr must be a scalar, got shape {lr.shape}")
+
+  def step(p, inputs):
+    idx, mask, key = inputs
+    x, y = images[idx], labels[idx]
+    if augment is not None:
+      x = augment(key, x)
+    weights = None if mask is None else mask.astype(x.dtype)
+    return inner_step(per_sample_loss, p, lr, x, y, weights)
+
+  if remat:
+    step = jax.checkpoint(step, policy=remat_policy)
+  return jax.lax.scan(step, params, (batch_idx, batch_mask, keys))
+
+
+def permutation_batches(key: PRNGKey, n: int, batch_size: int) -> tuple[Array, Array]:
+  """One shuffled pass over n samples as ([P, B] indices, [P, B] validity mask).
+
+  B = min(batch_size, n), P = ceil(n / B); when B does not divide n the last batch is
+  padded (index 0) and masked, so every sample counts once per pass, as with
+  `torch.split` of a permutation or a DataLoader without drop_last.
+  """
+  b = min(batch_size, n)
+  num_batches = -(-n // b)
+  perm = jax.random.permutation(key, n)
+  pad = num_batches * b - n
+  idx = jnp.concatenate([perm, jnp.zeros((pad,), perm.dtype)]).reshape(num_batches, b)
+  mask = (jnp.arange(num_batches * b) < n).reshape(num_batches, b)
+  return idx, mask
+
+
+def batch_schedule(key: PRNGKey, n: int, batch_size: int, num_steps: int
+                   ) -> tuple[Array, Array]:
+  """The official inner-loop batch order: permutations of the n synthetic samples cut
+  into batches, a fresh permutation whenever one is used up.
+
+  Returns:
+    ([num_steps, B] indices, [num_steps, B] validity mask), see `permutation_batches`.
+  """
+  per_pass = -(-n // min(batch_size, n))
+  passes = -(-num_steps // per_pass)
+  idx, mask = jax.vmap(lambda k: permutation_batches(k, n, batch_size))(
+      jax.random.split(key, passes))
+  b = idx.shape[-1]
+  return idx.reshape(-1, b)[:num_steps], mask.reshape(-1, b)[:num_steps]

@@ -1,0 +1,162 @@
+"""The distillation run: outputs, resumption, determinism, refusal of bad input."""
+import json
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import fashion_mnist_mtt
+from dd_jax.data import pipeline
+from dd_jax.distill import run, segments
+from dd_jax.errors import ConfigError
+from dd_jax.evaluate import run as eval_run
+from dd_jax.experts import train
+from tests.conftest import write_idx_dataset
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+  """One tiny dataset and one set of experts (2 x 2 epochs) for every test here."""
+  root = tmp_path_factory.mktemp("distill")
+  data_dir = write_idx_dataset(root / "idx")
+  experts = str(root / "experts")
+  train.train_experts(_config(data_dir, experts), str(root))
+  return data_dir, experts
+
+
+def _config(data_dir, experts, **distill):
+  config = fashion_mnist_mtt.get_config("runlocal")
+  with config.unlocked():
+    config.data.source = "idx"
+    config.data.data_dir = data_dir
+    config.data.train_per_class = 0
+    config.model.width = 8
+    config.expert.dir = experts
+    config.expert.batch_size = 32
+    config.distill.syn_steps = 3
+    config.distill.iterations = 4
+    config.distill.eval_every = 0
+    config.distill.checkpoint_every = 2
+    config.distill.update(distill)
+  return config
+
+
+def _synset(workdir):
+  with np.load(os.path.join(workdir, "synset.npz")) as f:
+    return {k: f[k] for k in f.files}
+
+
+def test_run_writes_a_loadable_synthetic_set_and_compiles_once(shared, tmp_path):
+  config = _config(*shared, eval_every=4)
+  distiller = run.Distiller(config, str(tmp_path))
+  init = np.asarray(distiller.initial_state().images)
+  compiled_before = distiller.step_fn._cache_size()
+  summary = distiller.run()
+  assert distiller.step_fn._cache_size() <= compiled_before + 1   # no recompiles
+  assert "distilled 4 steps" in summary and "ConvNet at step 4" in summary
+  out = _synset(str(tmp_path))
+  assert out["images"].shape == (10, 28, 28, 1) and out["labels"].tolist() == list(range(10))
+  assert not np.allclose(out["images"], init)           # the images were optimised
+  assert 0 < float(out["lr"]) and np.all((out["pixels"] >= 0) & (out["pixels"] <= 1))
+  meta = json.loads(str(out["meta"]))
+  assert meta["step"] == 4 and meta["config"]["distill"]["lr_img"] == config.distill.lr_img
+  prepared = pipeline.prepare(config.data)
+  images, labels, lr = eval_run.load_synset(os.path.join(tmp_path, "synset.npz"), prepared)
+  np.testing.assert_array_equal(images, out["images"])
+  assert lr == pytest.approx(float(out["lr"]))
+  with open(tmp_path / "distill" / "evals.json") as f:
+    evals = json.load(f)
+  assert [e["step"] for e in evals] == [0, 4] and len(evals[1]["ConvNet"]["accuracies"]) == 2
+  assert os.path.getsize(tmp_path / "synset.png") > 100
+  assert any(n.startswith("events.out.tfevents") for n in os.listdir(tmp_path))
+
+
+def _crash_at_step(monkeypatch, step, exc):
+  real = segments.SnapshotSource.segment
+  calls = []
+
+  def segment(self, *args):
+    calls.append(args)
+    if len(calls) == step + 1:
+      raise exc
+    return real(self, *args)
+
+  monkeypatch.setattr(segments.SnapshotSource, "segment", segment)
+
+
+@pytest.mark.parametrize("exc, resumes_from", [(RuntimeError("power cut"), 2),
+                                               (KeyboardInterrupt(), 3)])
+def test_stopped_and_resumed_run_equals_an_uninterrupted_one(shared, tmp_path, monkeypatch,
+                                                             exc, resumes_from):
+  config = _config(*shared)
+  run.Distiller(config, str(tmp_path / "straight")).run()
+  want = _synset(str(tmp_path / "straight"))
+
+  with monkeypatch.context() as m:
+    _crash_at_step(m, 3, exc)
+    with pytest.raises(type(exc)):
+      run.Distiller(config, str(tmp_path / "stopped")).run()
+  # A crash keeps the last periodic checkpoint; Ctrl-C saves the step it reached.
+  ckpt = ocp.CheckpointManager(str(tmp_path / "stopped" / "distill" / "ckpt"))
+  assert ckpt.latest_step() == resumes_from
+  ckpt.close()
+  run.Distiller(config, str(tmp_path / "stopped")).run()
+  got = _synset(str(tmp_path / "stopped"))
+  np.testing.assert_array_equal(got["images"], want["images"])
+  assert float(got["lr"]) == float(want["lr"])
+
+
+def test_a_longer_run_continues_from_a_finished_one(shared, tmp_path):
+  run.Distiller(_config(*shared, iterations=2), str(tmp_path / "a")).run()
+  run.Distiller(_config(*shared, iterations=4), str(tmp_path / "a")).run()
+  run.Distiller(_config(*shared, iterations=4), str(tmp_path / "b")).run()
+  np.testing.assert_array_equal(_synset(str(tmp_path / "a"))["images"],
+                                _synset(str(tmp_path / "b"))["images"])
+
+
+def test_a_workdir_of_another_config_is_refused(shared, tmp_path):
+  run.Distiller(_config(*shared, iterations=1), str(tmp_path)).run()
+  with pytest.raises(ConfigError, match=r"--workdir.*different config: "
+                                        r"config\.distill\.lr_img"):
+    run.Distiller(_config(*shared, iterations=1, lr_img=5.0), str(tmp_path))
+
+
+def test_a_window_beyond_the_trajectories_is_refused_before_any_work(shared, tmp_path):
+  config = _config(*shared, max_start_epoch=2, expert_epochs=2)   # reaches epoch 3 of 2
+  with pytest.raises(ConfigError, match=r"distill\.max_start_epoch.*reaches epoch 3.*"
+                                        r"stop at epoch 2"):
+    run.Distiller(config, str(tmp_path / "w"))
+  assert not os.path.exists(tmp_path / "w")
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"model.width": 4}, "model.width"),                      # another architecture
+    ({"data.zca": True}, "data.preprocessing"),               # another preprocessing
+    ({"data.train_per_class": 10}, "data.fingerprint"),       # another dataset
+])
+def test_experts_of_another_setup_are_refused(shared, tmp_path, change, field):
+  config = _config(*shared)
+  with config.unlocked():
+    for key, value in change.items():
+      section, name = key.split(".")
+      config[section][name] = value
+  with pytest.raises(ConfigError, match=rf"expert\.dir.*different setup: {field}"):
+    run.Distiller(config, str(tmp_path))
+
+
+def test_a_diverging_run_rolls_back_and_stops_with_a_clear_error(shared, tmp_path):
+  # A student lr of 1e8 makes the inner loss overflow: every step is rejected.
+  config = _config(*shared, lr_teacher=1e8, max_bad_steps=2)
+  distiller = run.Distiller(config, str(tmp_path))
+  init = np.asarray(distiller.initial_state().images)
+  with pytest.raises(ConfigError, match=r"distill\.lr_img: 2 consecutive steps had a "
+                                        r"non-finite loss"):
+    distiller.run()
+  ckpt = ocp.CheckpointManager(str(tmp_path / "distill" / "ckpt"), item_names=("state",))
+  saved = ckpt.restore(ckpt.latest_step(), args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(distiller.initial_state()))).state
+  ckpt.close()
+  np.testing.assert_array_equal(np.asarray(saved.images), init)   # nothing corrupted
+  assert int(saved.step) == 2

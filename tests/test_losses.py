@@ -1,0 +1,153 @@
+"""dd_jax.losses: the matching loss, the unroll and its meta-gradient."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dd_jax import losses, models, training
+from dd_jax.data import augment
+
+
+def _quadratic(p, x, y):
+  """Per-sample 0.5 |p - x|^2: SGD pulls p towards the batch mean of x."""
+  del y
+  return 0.5 * jnp.sum(jnp.square(p["w"][None] - x.reshape(x.shape[0], -1)), axis=-1)
+
+
+def test_unroll_matches_the_closed_form_of_sgd_on_a_quadratic():
+  # One sample c, N full-batch steps: p_N = c + (1 - lr)^N (p_0 - c).
+  with jax.enable_x64(True):
+    c = jnp.array([[1.0, -2.0, 0.5]])
+    p0 = {"w": jnp.array([3.0, 1.0, -1.0])}
+    n, lr = 7, 0.3
+    idx = jnp.zeros((n, 1), jnp.int32)
+    end, inner = losses.unroll(_quadratic, p0, lr, c, jnp.zeros(1), idx)
+    want = c[0] + (1 - lr) ** n * (p0["w"] - c[0])
+    np.testing.assert_allclose(end["w"], want, rtol=1e-12)
+    assert inner.shape == (n,)
+    # d p_N / d lr = -N (1 - lr)^(N-1) (p_0 - c), so the gradient of |p_N|^2 / 2 is:
+    g = jax.grad(lambda r: 0.5 * jnp.sum(losses.unroll(_quadratic, p0, r, c,
+                                                       jnp.zeros(1), idx)[0]["w"] ** 2))(lr)
+    want_g = jnp.dot(want, -n * (1 - lr) ** (n - 1) * (p0["w"] - c[0]))
+    np.testing.assert_allclose(g, want_g, rtol=1e-10)
+
+
+def test_matching_loss_is_normalised_and_respects_the_mask():
+  start = {"a": jnp.zeros(3), "b": jnp.zeros((2, 2))}
+  target = {"a": jnp.ones(3), "b": jnp.full((2, 2), 2.0)}
+  assert float(losses.trajectory_matching_loss(start, target, start)) == 1.0
+  assert float(losses.trajectory_matching_loss(target, target, start)) == 0.0
+  end = {"a": jnp.ones(3), "b": jnp.zeros((2, 2))}   # a reached, b not at all
+  np.testing.assert_allclose(losses.trajectory_matching_loss(end, target, start),
+                             16.0 / 19.0, rtol=1e-6)
+  only_a = {"a": True, "b": False}
+  assert float(losses.trajectory_matching_loss(end, target, start, only_a)) == 0.0
+  elementwise = {"a": jnp.array([True, False, False]), "b": jnp.ones((2, 2), bool)}
+  np.testing.assert_allclose(
+      losses.trajectory_matching_loss(end, target, start, elementwise), 16.0 / 17.0,
+      rtol=1e-6)
+
+
+def test_batch_schedule_follows_the_official_permutation_order():
+  idx, mask = losses.batch_schedule(jax.random.PRNGKey(0), n=10, batch_size=4,
+                                    num_steps=7)
+  assert idx.shape == mask.shape == (7, 4)
+  idx, mask = np.asarray(idx), np.asarray(mask)
+  # 3 batches per pass (4 + 4 + 2 valid): each pass is a permutation of 0..9.
+  for p in range(2):
+    sl = slice(3 * p, 3 * p + 3)
+    assert sorted(idx[sl][mask[sl]].tolist()) == list(range(10))
+  assert mask.sum(axis=1).tolist() == [4, 4, 2, 4, 4, 2, 4]
+  full, full_mask = losses.batch_schedule(jax.random.PRNGKey(0), 6, 100, 3)
+  assert full.shape == (3, 6) and bool(np.all(full_mask))
+
+
+def test_unroll_explains_bad_leading_dimensions():
+  p = {"w": jnp.zeros(4)}
+  x = jnp.zeros((5, 2, 2, 1))
+  with pytest.raises(ValueError, match="share the leading"):
+    losses.unroll(_quadratic, p, 0.1, x, jnp.zeros(4), jnp.zeros((3, 2), jnp.int32))
+  with pytest.raises(ValueError, match=r"\[num_steps, batch_size\]"):
+    losses.unroll(_quadratic, p, 0.1, x, jnp.zeros(5), jnp.zeros((3,), jnp.int32))
+  with pytest.raises(ValueError, match="one PRNG key per step"):
+    losses.unroll(_quadratic, p, 0.1, x, jnp.zeros(5), jnp.zeros((3, 2), jnp.int32),
+                  keys=jax.random.split(jax.random.PRNGKey(0), 2))
+  with pytest.raises(ValueError, match="lr must be a scalar"):
+    losses.unroll(_quadratic, p, jnp.ones(2), x, jnp.zeros(5),
+                  jnp.zeros((3, 2), jnp.int32))
+
+
+def _convnet_problem(n_steps=4, batch=6, activation="relu"):
+  """A tiny ConvNet student, a synthetic set, DSA, an expert target."""
+  model = models.build("ConvNet", 3, width=4, depth=2, activation=activation)
+  key = jax.random.PRNGKey(0)
+  images = jax.random.normal(key, (9, 8, 8, 1))
+  labels = jnp.arange(9) % 3
+  start = model.init(jax.random.PRNGKey(1), images[:1], train=False)["params"]
+  target = jax.tree.map(lambda p: p + 0.05 * jnp.sign(p), start)
+  idx, mask = losses.batch_schedule(jax.random.PRNGKey(2), 9, batch, n_steps)
+  keys = jax.random.split(jax.random.PRNGKey(3), n_steps)
+
+  def per_sample(params, x, y):
+    return training.cross_entropy(model.apply({"params": params}, x, train=True), y)
+
+  aug = functools.partial(augment.dsa, strategy="crop_scale_flip")
+  return dict(per_sample=per_sample, start=start, target=target, images=images,
+              labels=labels, idx=idx, mask=mask, keys=keys, aug=aug)
+
+
+def _meta_loss(prob, images, lr, remat=False):
+  end, _ = losses.unroll(prob["per_sample"], prob["start"], lr, images, prob["labels"],
+                         prob["idx"], prob["mask"], prob["keys"], augment=prob["aug"],
+                         remat=remat)
+  return losses.trajectory_matching_loss(end, prob["target"], prob["start"])
+
+
+def test_scan_unroll_equals_a_python_loop():
+  prob = _convnet_problem()
+  end, inner = losses.unroll(prob["per_sample"], prob["start"], 0.05, prob["images"],
+                             prob["labels"], prob["idx"], prob["mask"], prob["keys"],
+                             augment=prob["aug"])
+  params = prob["start"]
+  for i in range(prob["idx"].shape[0]):
+    x = prob["aug"](prob["keys"][i], prob["images"][prob["idx"][i]])
+    params, value = losses.inner_step(prob["per_sample"], params, 0.05, x,
+                                      prob["labels"][prob["idx"][i]],
+                                      prob["mask"][i].astype(x.dtype))
+    np.testing.assert_allclose(inner[i], value, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               end, params)
+
+
+def test_remat_changes_neither_loss_nor_meta_gradient():
+  prob = _convnet_problem()
+  grad = jax.jit(jax.value_and_grad(functools.partial(_meta_loss, prob), argnums=(0, 1)),
+                 static_argnames="remat")
+  (v0, (gi0, gl0)) = grad(prob["images"], 0.05, remat=False)
+  (v1, (gi1, gl1)) = grad(prob["images"], 0.05, remat=True)
+  np.testing.assert_allclose(v1, v0, rtol=1e-5)
+  np.testing.assert_allclose(gl1, gl0, rtol=1e-5)
+  np.testing.assert_allclose(gi1, gi0, rtol=1e-5, atol=1e-5 * float(jnp.abs(gi0).max()))
+
+
+def test_meta_gradient_matches_finite_differences():
+  # float64 end to end: f32 second-order gradients differ from exact ones by ~1e-3.
+  # Sigmoid, not ReLU: a ReLU student's gradient jumps where a pre-activation crosses 0,
+  # so after two steps the unroll is only piecewise continuous in lr and the images and
+  # finite differences across a jump are meaningless (seen here with DSA's scale op).
+  with jax.enable_x64(True):
+    prob = _convnet_problem(n_steps=3, activation="sigmoid")
+    for name in ("start", "target", "images"):
+      prob[name] = jax.tree.map(lambda a: a.astype(jnp.float64), prob[name])
+    images, lr = prob["images"], jnp.float64(0.05)
+    f = jax.jit(functools.partial(_meta_loss, prob))
+    g_img, g_lr = jax.grad(f, argnums=(0, 1))(images, lr)
+    eps = 1e-5
+    fd_lr = (f(images, lr + eps) - f(images, lr - eps)) / (2 * eps)
+    np.testing.assert_allclose(g_lr, fd_lr, rtol=1e-6)
+    for seed in range(3):   # random directions in image space
+      v = jax.random.normal(jax.random.PRNGKey(10 + seed), images.shape, jnp.float64)
+      fd = (f(images + eps * v, lr) - f(images - eps * v, lr)) / (2 * eps)
+      np.testing.assert_allclose(jnp.vdot(g_img, v), fd, rtol=1e-6)
