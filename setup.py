@@ -13,9 +13,14 @@ setup(
         "flax>=0.10",
         "optax>=0.2",
         "orbax-checkpoint>=0.11",
-        "tensorflow-datasets>=4.9.6",  # used through tfds.data_source: no TensorFlow
+        "tensorflow-datasets>=4.9.6",  # data through tfds.data_source (array_record)
         "ml-collections>=0.1.1",
+        # clu's metric writers import TensorFlow and TensorBoard: TensorBoard event files
+        # are part of every run, so the CPU build of TensorFlow is a core dependency. It is
+        # imported only when a run starts writing metrics, with accelerators hidden.
         "clu>=0.0.12",
+        "tensorflow-cpu>=2.16",
+        "tensorboard>=2.16",
         "absl-py",
         "numpy",
         "pillow",
@@ -23,6 +28,6 @@ setup(
     extras_require={
         "test": ["pytest>=8", "chex>=0.1.87"],
         # Benchmarks against faithful PyTorch ports of the official loops (CPU build).
-        "torch": ["torch==2.13.0"],
+        "torch": ["torch==2.13.0", "psutil"],
     },
 )

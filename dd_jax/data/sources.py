@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from dd_jax.data import folders
 from dd_jax.errors import ConfigError, require
 
 
@@ -191,17 +192,21 @@ def from_arrays(name: str, x_train, y_train, x_test, y_test, num_classes: int | 
 
 
 # ------------------------------------------------------------------------ by config
-SOURCES = ("auto", "tfds", "idx")
+SOURCES = ("auto", "tfds", "idx", "folder")
+
+# Datasets read from image folders (data.source="folder"; not in tfds).
+FOLDER_NAMES = ("tiny_imagenet",)
 
 
 def load_dataset(data_config) -> Dataset:
   """Loads the dataset a config's `data` section names.
 
-  Fields: name, source ('auto' | 'tfds' | 'idx'), data_dir, image_size (optional resize).
-  'auto' reads local IDX files where a default folder exists, tfds otherwise.
+  Fields: name, source ('auto' | 'tfds' | 'idx' | 'folder'), data_dir, image_size
+  (optional resize). 'auto' reads local IDX files where a default folder exists, an image
+  folder for FOLDER_NAMES, tfds otherwise.
   """
   name = data_config.name
-  known = sorted(set(TFDS_NAMES) | set(DEFAULT_IDX_DIRS))
+  known = sorted(set(TFDS_NAMES) | set(DEFAULT_IDX_DIRS) | set(FOLDER_NAMES))
   require(name in known, "data.name", f"unknown dataset {name!r}",
           f"use one of {', '.join(known)}")
   source = data_config.get("source", "auto")
@@ -210,8 +215,13 @@ def load_dataset(data_config) -> Dataset:
   data_dir = data_config.get("data_dir") or None
   if source == "auto":
     local = data_dir or DEFAULT_IDX_DIRS.get(name)
-    source = "idx" if local and os.path.isdir(local) and name in DEFAULT_IDX_DIRS else "tfds"
-  if source == "idx":
+    source = ("folder" if name in FOLDER_NAMES else
+              "idx" if local and os.path.isdir(local) and name in DEFAULT_IDX_DIRS else "tfds")
+  if source == "folder":
+    arrays = folders.load_folder(data_dir)
+    classes = arrays.pop("classes")
+    ds = Dataset(name=name, num_classes=len(classes), class_names=classes, **arrays)
+  elif source == "idx":
     ds = load_idx(name, data_dir)
   else:
     ds = load_tfds(name, data_dir, data_config.get("image_size") or None)

@@ -116,3 +116,47 @@ def test_resize_then_centre_crop_for_variable_size_images():
   assert abs((band.min() + band.max()) / 2 - 15.5) <= 1   # stays centred
   gray = sources._resize_center_crop(np.zeros((50, 30), np.uint8), 16)
   assert gray.shape == (16, 16, 1)
+
+
+def _png(path, value, size=8):
+  from PIL import Image
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(path)
+
+
+def test_tiny_imagenet_folder_layout(tmp_path):
+  root = tmp_path / "tiny-imagenet-200"
+  wnids = ["n02", "n01"]                 # class order is wnids.txt's, not sorted
+  root.mkdir()
+  (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
+  for c, w in enumerate(wnids):
+    for i in range(3):
+      _png(str(root / "train" / w / "images" / f"{w}_{i}.JPEG"), 10 * c + i)
+  lines = []
+  for i, w in enumerate(["n01", "n02", "n01"]):
+    _png(str(root / "val" / "images" / f"val_{i}.JPEG"), 100 + i)
+    lines.append(f"val_{i}.JPEG\t{w}\t0\t0\t8\t8")
+  (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+  config = ml_collections.ConfigDict({"name": "tiny_imagenet", "source": "auto",
+                                      "data_dir": str(root)})
+  ds = sources.load_dataset(config)
+  assert ds.num_classes == 2 and ds.class_names == ("n02", "n01")
+  assert ds.x_train.shape == (6, 8, 8, 3) and ds.y_train.tolist() == [0, 0, 0, 1, 1, 1]
+  assert ds.x_train[4, 0, 0].tolist() == [11, 11, 11]
+  assert ds.y_test.tolist() == [1, 0, 1] and ds.x_test[1, 0, 0, 0] == 101
+
+
+def test_class_folder_layout_and_its_errors(tmp_path):
+  for split in ("train", "test"):
+    for c in ("cat", "dog"):
+      _png(str(tmp_path / split / c / "a.png"), 50)
+  config = ml_collections.ConfigDict({"name": "tiny_imagenet", "source": "folder",
+                                      "data_dir": str(tmp_path)})
+  ds = sources.load_dataset(config)
+  assert ds.class_names == ("cat", "dog") and ds.y_test.tolist() == [0, 1]
+  _png(str(tmp_path / "train" / "dog" / "b.png"), 50, size=9)
+  with pytest.raises(ConfigError, match="data.data_dir: images of several sizes"):
+    sources.load_dataset(config)
+  config.data_dir = str(tmp_path / "missing")
+  with pytest.raises(ConfigError, match="data.data_dir: .* is not a folder"):
+    sources.load_dataset(config)
