@@ -7,6 +7,7 @@ import sys
 from typing import Callable
 
 from absl import app, flags, logging
+import jax
 import ml_collections
 from ml_collections import config_flags
 
@@ -49,6 +50,7 @@ def run_with_config(command: Callable[[ml_collections.ConfigDict, str], str]) ->
   def main(argv):
     del argv
     setup_logging()
+    logging.info("JAX %s, devices: %s", jax.__version__, jax.devices())
     with cli_errors():
       print(command(flags.FLAGS.config, flags.FLAGS.workdir))
 

@@ -13,6 +13,7 @@ Workdir layout:
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -75,7 +76,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def run_identity(config: ml_collections.ConfigDict, prepared: pipeline.Prepared) -> dict:
   """The config minus RESUMABLE_FIELDS, plus the data identity (JSON-able)."""
-  import json  # pylint: disable=g-import-not-at-top
   cfg = json.loads(config.to_json())
   for section, fields in RESUMABLE_FIELDS.items():
     if fields is None:
