@@ -142,6 +142,7 @@ class Distiller:
     self.step_fn = compiled_step(self.model, StepSettings.from_config(d))
     self.evals_path = os.path.join(self.run_dir, "evals.json")
     self.exported, self.exported_step = None, None
+    self.eval_seconds = 0.0   # kept out of the steps/s and ETA figures
     self.evals = (store.read_json(self.evals_path) if os.path.exists(self.evals_path)
                   else [])
 
@@ -156,6 +157,7 @@ class Distiller:
   def evaluate(self, state, writer) -> dict:
     """The evaluation protocol on the current set; logs, records and exports it."""
     ev, p = self.config.eval, self.prepared
+    started = time.perf_counter()
     step, lr = int(state.step), self.syn_lr(state)
     images, labels = np.asarray(state.images), np.asarray(state.labels)
     record = {"step": step, "lr": lr}
@@ -174,6 +176,7 @@ class Distiller:
     self.evals = [e for e in self.evals if e["step"] != step] + [record]
     write_json_atomic(self.evals_path, self.evals)
     self.export(state, writer)
+    self.eval_seconds += time.perf_counter() - started
     return record
 
   def export(self, state, writer) -> dict[str, str]:
@@ -203,6 +206,7 @@ class Distiller:
     writer = summaries.create_writer(self.workdir)
     writer.write_hparams({k: v for k, v in d.items() if isinstance(v, (int, float, str))})
     start_step, start_time, bad = int(state.step), time.perf_counter(), 0
+    self.eval_seconds = 0.0
     try:
       for step in range(start_step, d.iterations):
         if d.eval_every and step % d.eval_every == 0 and not self._evaluated(step):
@@ -255,7 +259,7 @@ class Distiller:
     d = self.config.distill
     scalars = {f"distill/{k}": float(v) for k, v in metrics.items()}
     writer.write_scalars(done, scalars)
-    elapsed = time.perf_counter() - start_time
+    elapsed = time.perf_counter() - start_time - self.eval_seconds
     rate = (done - start_step) / max(elapsed, 1e-9)
     logging.info("step %d/%d: loss %.4f, syn_lr %.5f, inner CE %.3f -> %.3f "
                  "(expert %d, epoch %d), %.2f steps/s, ETA %.0fs", done, d.iterations,
