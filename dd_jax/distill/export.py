@@ -15,11 +15,16 @@ from dd_jax.metadata import write_json_atomic
 
 def class_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int,
                max_per_class: int = 10, max_classes: int = 100, pad: int = 1) -> np.ndarray:
-  """[n, H, W, C] images in [0,1] -> one [rows*(H+pad), cols*(W+pad), C] grid: a row per
-  class (at most `max_classes`), at most `max_per_class` images in each row."""
+  """[n, H, W, C] images in [0,1] -> one [rows*(H+pad)+pad, cols*(W+pad)+pad, C] grid: a
+  row per class (at most `max_classes`), at most `max_per_class` images in each row; with
+  one image per class, the classes fill a square-ish block in class order."""
   hard = labels if labels.ndim == 1 else labels.argmax(-1)
   rows = [np.flatnonzero(hard == c)[:max_per_class] for c in range(min(num_classes,
                                                                          max_classes))]
+  if max(len(r) for r in rows) <= 1:   # one image per class: a square-ish block instead
+    flat = np.concatenate(rows).astype(int)
+    cols = int(np.ceil(np.sqrt(len(flat))))
+    rows = [flat[i: i + cols] for i in range(0, len(flat), cols)]
   cols = max(1, max(len(r) for r in rows))
   n, h, w, c = pixels.shape
   grid = np.ones((len(rows) * (h + pad) + pad, cols * (w + pad) + pad, c), np.float32)
