@@ -6,6 +6,8 @@ few fields, and applies variants parsed from its argument, e.g.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import ml_collections
 
 from dd_jax.data.augment import DEFAULT_STRATEGY
@@ -118,6 +120,20 @@ def apply_runlocal(config: ml_collections.ConfigDict) -> None:
   config.distill.eval_every = 2
   config.distill.log_every = 1
   config.distill.checkpoint_every = 2
+
+
+def make(arg: str | None, per_ipc: dict[int, dict],
+         dataset: Callable[[ml_collections.ConfigDict], None]) -> ml_collections.ConfigDict:
+  """The body of every experiment's `get_config`: defaults, the file's dataset fields
+  (`dataset(config)`), then the runlocal and ipc variants; locked."""
+  args = parse_arg(arg)
+  config = base_config()
+  dataset(config)
+  if args.get("runlocal"):
+    apply_runlocal(config)
+  apply_distill(config, per_ipc, args)
+  config.lock()
+  return config
 
 
 def apply_distill(config: ml_collections.ConfigDict, table: dict[int, dict],

@@ -9,12 +9,9 @@ from configs import common
 from configs.fashion_mnist_mtt import PER_IPC
 
 
-def get_config(arg=None):
-  args = common.parse_arg(arg)
-  config = common.base_config()
+def dataset(config):
   config.data.name = "mnist"
-  if args.get("runlocal"):
-    common.apply_runlocal(config)
-  common.apply_distill(config, PER_IPC, args)
-  config.lock()
-  return config
+
+
+def get_config(arg=None):
+  return common.make(arg, PER_IPC, dataset)

@@ -20,14 +20,11 @@ PER_IPC = {
 }
 
 
-def get_config(arg=None):
-  args = common.parse_arg(arg)
-  config = common.base_config()
+def dataset(config):
   config.data.name = "tiny_imagenet"
   config.data.source = "folder"
   config.model.depth = 4
-  if args.get("runlocal"):
-    common.apply_runlocal(config)
-  common.apply_distill(config, PER_IPC, args)
-  config.lock()
-  return config
+
+
+def get_config(arg=None):
+  return common.make(arg, PER_IPC, dataset)

@@ -14,6 +14,8 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
+from dd_jax.errors import ConfigError
+
 Array = jax.Array
 PRNGKey = jax.Array
 
@@ -135,6 +137,20 @@ def parse_strategy(strategy: str) -> tuple[str, ...]:
   return names
 
 
+def enabled(strategy: str | Sequence[str] | None) -> bool:
+  """False for the spellings of "no augmentation": "", "none", None."""
+  return strategy not in ("", "none", None)
+
+
+def check_strategy(strategy: str, field: str) -> None:
+  """Config validation: a ConfigError naming `field` for unknown ops."""
+  if enabled(strategy):
+    try:
+      parse_strategy(strategy)
+    except ValueError as err:
+      raise ConfigError(field, str(err), "use ops joined by '_', or 'none'") from err
+
+
 def dsa(key: PRNGKey, x: Array, strategy: str | Sequence[str] = DEFAULT_STRATEGY) -> Array:
   """Applies one randomly chosen op of `strategy` to the batch x [N, H, W, C].
 
@@ -145,7 +161,7 @@ def dsa(key: PRNGKey, x: Array, strategy: str | Sequence[str] = DEFAULT_STRATEGY
   Returns:
     Augmented images, same shape; differentiable with respect to x.
   """
-  if strategy in ("", "none", None):
+  if not enabled(strategy):
     return x
   names = parse_strategy(strategy) if isinstance(strategy, str) else tuple(strategy)
   if len(names) == 1:

@@ -63,11 +63,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
           f"unknown {d.syn_lr_param!r}", f"use one of {', '.join(state_lib.LR_PARAMS)}")
   require(d.min_syn_lr > 0, "distill.min_syn_lr", f"is {d.min_syn_lr}",
           "use a small positive floor such as 1e-6")
-  if d.dsa_strategy not in ("", "none"):
-    try:
-      augment.parse_strategy(d.dsa_strategy)
-    except ValueError as err:
-      raise ConfigError("distill.dsa_strategy", str(err), "use ops joined by '_'") from err
+  augment.check_strategy(d.dsa_strategy, "distill.dsa_strategy")
   segments.check_window(d.max_start_epoch, d.expert_epochs, config.expert.epochs,
                         f"experts of expert.epochs={config.expert.epochs}")
   expert_train.validate(config)

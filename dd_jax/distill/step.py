@@ -65,8 +65,8 @@ def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
     logits, _ = training.apply(model, params, batch_stats, x, train=True)
     return training.cross_entropy(logits, y)
 
-  use_dsa = settings.dsa_strategy not in ("", "none")
-  aug = functools.partial(augment.dsa, strategy=settings.dsa_strategy) if use_dsa else None
+  aug = (functools.partial(augment.dsa, strategy=settings.dsa_strategy)
+         if augment.enabled(settings.dsa_strategy) else None)
   end, inner = losses.unroll(per_sample_loss, start, lr, images, labels, idx,
                              valid if n % batch else None, keys, augment=aug,
                              remat=settings.remat)

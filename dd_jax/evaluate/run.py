@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 
 from dd_jax import models
-from dd_jax.data import indexing, pipeline
+from dd_jax.data import augment, indexing, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
 from dd_jax.evaluate.protocol import EvalResult, evaluate_synset
 from dd_jax.metadata import spec_difference, write_json_atomic
@@ -20,6 +20,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   ev = config.eval
   require_at_least(ev, "eval", {"num_nets": 1, "epochs": 1, "batch_size": 1, "ipc": 1})
   require(ev.lr > 0, "eval.lr", f"is {ev.lr}", "use a positive learning rate")
+  augment.check_strategy(ev.dsa_strategy, "eval.dsa_strategy")
   for arch in ev.models:
     require(arch in models.ARCHITECTURES, "eval.models", f"unknown architecture {arch!r}",
             f"use names from {', '.join(models.ARCHITECTURES)}")

@@ -16,7 +16,7 @@ import ml_collections
 
 from dd_jax import models, training
 from dd_jax.data import augment, pipeline
-from dd_jax.errors import ConfigError, require, require_at_least
+from dd_jax.errors import require, require_at_least
 from dd_jax.experts import store
 
 MODEL_FIELDS = ("arch", "width", "depth", "norm", "pooling", "activation")
@@ -42,11 +42,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
           f"use one of {', '.join(LR_SCHEDULES)}")
   require(e.optimizer in ("sgd", "adam"), "expert.optimizer", f"unknown {e.optimizer!r}",
           "use 'sgd' or 'adam'")
-  if e.dsa_strategy not in ("", "none"):
-    try:
-      augment.parse_strategy(e.dsa_strategy)
-    except ValueError as err:
-      raise ConfigError("expert.dsa_strategy", str(err), "use ops joined by '_'") from err
+  augment.check_strategy(e.dsa_strategy, "expert.dsa_strategy")
 
 
 def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared) -> dict:
