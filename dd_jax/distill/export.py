@@ -55,17 +55,19 @@ def _write_bytes_atomic(path: str, data: bytes) -> None:
 
 
 def save_synset(prefix: str, images: np.ndarray, labels: np.ndarray, lr: float,
-                pre: Preprocessor, num_classes: int, meta: dict) -> dict[str, str]:
+                pre: Preprocessor, num_classes: int, meta: dict,
+                pixels: np.ndarray | None = None) -> dict[str, str]:
   """Writes <prefix>.npz, <prefix>.json and <prefix>.png; returns their paths.
 
   npz arrays: `images` [n, H, W, C] float32 as the network sees them (after
   normalisation/ZCA), `pixels` the same images in [0,1] (preprocessing inverted,
   clipped), `labels` (int or soft logits), `lr` (learned student lr), `meta` (the JSON
   string also written to <prefix>.json: data identity, preprocessing, config, step).
+  `pixels` may be passed when the caller has already inverted the preprocessing.
   """
   images = np.asarray(images, np.float32)
   labels = np.asarray(labels)
-  pixels = pre.invert(images)
+  pixels = pre.invert(images) if pixels is None else pixels
   meta = dict(meta, lr=float(lr), num_images=int(len(images)),
               labels="int class ids" if labels.ndim == 1 else "soft logits [n, classes]")
   meta_json = json.dumps(meta, sort_keys=True)

@@ -180,10 +180,11 @@ class Distiller:
     meta = {"step": int(state.step), "data": p.describe(),
             "config": run_identity(self.config, p)["config"],
             "evals": self.evals[-1:] if self.evals else []}
-    paths = export.save_synset(os.path.join(self.workdir, "synset"), state.images,
-                               state.labels, self.syn_lr(state), p.pre, p.num_classes, meta)
-    grid = export.class_grid(p.pre.invert(np.asarray(state.images)),
-                             np.asarray(state.labels), p.num_classes)
+    images, labels = np.asarray(state.images), np.asarray(state.labels)
+    pixels = p.pre.invert(images)
+    paths = export.save_synset(os.path.join(self.workdir, "synset"), images, labels,
+                               self.syn_lr(state), p.pre, p.num_classes, meta, pixels)
+    grid = export.class_grid(pixels, labels, p.num_classes)
     writer.write_images(int(state.step), {"synthetic": grid[None]})
     self.exported, self.exported_step = paths, int(state.step)
     return paths
