@@ -2,6 +2,7 @@
 
 Importable from any JAX code; nothing here knows about configs, files or Flax modules:
 
+  mask = make_mask(TorchLayout.of(model, shape).positions(), "depth", 0.25)  # PAD
   loss = trajectory_matching_loss(student_end, target, start, mask)
   end = unroll(per_sample_loss, start, lr, images, labels, batch_idx, batch_mask, keys,
                augment=my_dsa, remat=True)
@@ -56,6 +57,33 @@ def trajectory_matching_loss(student_end: Params, target: Params, start: Params,
   """
   return (squared_distance(student_end, target, mask)
           / squared_distance(start, target, mask))
+
+
+MASK_RULES = ("none", "depth")
+
+
+def make_mask(positions: Params, rule: str, ratio: float) -> Mask | None:
+  """A bool mask pytree for `trajectory_matching_loss` (PAD's FIEM).
+
+  Args:
+    positions: int pytree with the params' structure: each element's index in the
+      flattened parameter order the rule counts in (the official PyTorch order comes from
+      `dd_jax.models.torch_layout.TorchLayout.positions()`).
+    rule: "none" (no mask: returns None) or "depth": drop the first
+      floor(ratio * num_params) entries of that order, i.e. the shallow layers.
+    ratio: the fraction dropped, in [0, 1).
+  Returns:
+    A pytree of bool arrays (True = counted in the loss), or None for "none".
+  """
+  if rule not in MASK_RULES:
+    raise ValueError(f"mask rule must be one of {MASK_RULES}, got {rule!r}")
+  if not 0.0 <= ratio < 1.0:
+    raise ValueError(f"mask ratio must be in [0, 1), got {ratio}")
+  if rule == "none":
+    return None
+  total = sum(int(x.size) for x in jax.tree.leaves(positions))
+  cut = int(ratio * total)
+  return jax.tree.map(lambda pos: pos >= cut, positions)
 
 
 def sgd_step(params: Params, grads: Params, lr: Array) -> Params:

@@ -151,3 +151,22 @@ def test_meta_gradient_matches_finite_differences():
       v = jax.random.normal(jax.random.PRNGKey(10 + seed), images.shape, jnp.float64)
       fd = (f(images + eps * v, lr) - f(images - eps * v, lr)) / (2 * eps)
       np.testing.assert_allclose(jnp.vdot(g_img, v), fd, rtol=1e-6)
+
+
+def test_depth_mask_cuts_convnet3_at_the_official_position():
+  from dd_jax.models.torch_layout import TorchLayout
+  layout = TorchLayout.of(models.build("ConvNet", 10), (32, 32, 3))
+  mask = losses.make_mask(layout.positions(), "depth", 0.5)
+  flat = np.asarray(layout.flatten(mask))
+  assert flat.dtype == bool and flat.sum() == 160_005
+  assert not flat[:160_005].any() and flat[160_005:].all()    # the last 160,005 kept
+  state = layout.state_dict(mask)                               # torch layout, per tensor
+  conv2 = state["conv2.weight"].reshape(-1)                     # OIHW flattened
+  assert not conv2[:8_325].any() and conv2[8_325:].all()
+  assert not state["conv1.weight"].any() and state["fc.bias"].all()
+  assert losses.make_mask(layout.positions(), "none", 0.0) is None
+  everything = losses.make_mask(layout.positions(), "depth", 0.0)
+  assert all(bool(np.all(m)) for m in jax.tree.leaves(everything))
+  for bad in (1.0, -0.1):
+    with pytest.raises(ValueError, match=r"ratio must be in \[0, 1\)"):
+      losses.make_mask(layout.positions(), "depth", bad)

@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from dd_jax import models, summaries
+from dd_jax import losses, models, summaries
 from dd_jax.data import augment, pipeline
 from dd_jax.distill import export, segments
 from dd_jax.distill import state as state_lib
@@ -35,6 +35,7 @@ from dd_jax.evaluate import run as eval_run
 from dd_jax.experts import store
 from dd_jax.experts import train as expert_train
 from dd_jax.metadata import spec_difference, write_json_atomic
+from dd_jax.models.torch_layout import TorchLayout
 
 # Fields that may change when a run is resumed: they do not shape the synthetic set.
 RESUMABLE_FIELDS = {
@@ -64,6 +65,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(d.min_syn_lr > 0, "distill.min_syn_lr", f"is {d.min_syn_lr}",
           "use a small positive floor such as 1e-6")
   augment.check_strategy(d.dsa_strategy, "distill.dsa_strategy")
+  require(d.param_mask in losses.MASK_RULES, "distill.param_mask",
+          f"unknown {d.param_mask!r}", f"use one of {', '.join(losses.MASK_RULES)}")
+  require(0.0 <= d.param_mask_ratio < 1.0, "distill.param_mask_ratio",
+          f"is {d.param_mask_ratio}, outside [0, 1)",
+          "give the fraction of the flattened parameters to drop, e.g. 0.25")
   segments.check_window(d.max_start_epoch, d.expert_epochs, config.expert.epochs,
                         f"experts of expert.epochs={config.expert.epochs}")
   expert_train.validate(config)
@@ -133,6 +139,13 @@ class Distiller:
     self.batch_stats = variables.get("batch_stats", {})
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
                             variables["params"])
+    layout = TorchLayout.of(self.model, self.prepared.x_train.shape[1:])
+    # PAD's parameter mask: an argument of the step (never a closed-over constant).
+    self.mask = losses.make_mask(layout.positions(), d.param_mask, d.param_mask_ratio)
+    if self.mask is not None:
+      kept = sum(int(m.sum()) for m in jax.tree.leaves(self.mask))
+      logging.info("parameter mask %s %.2f: %d of %d parameters matched", d.param_mask,
+                   d.param_mask_ratio, kept, layout.num_params)
     self.source = segments.SnapshotSource(self.reader, abstract,
                                           int(d.snapshot_cache_mb * 2 ** 20))
     self.step_fn = compiled_step(self.model, StepSettings.from_config(d))
@@ -211,7 +224,7 @@ class Distiller:
         expert, epoch = segments.sample_segment(self.config.seed, step, self.reader.experts,
                                                 d.max_start_epoch)
         start, target = self.source.segment(expert, epoch, d.expert_epochs)
-        state, metrics = self.step_fn(state, start, target, self.batch_stats)
+        state, metrics = self.step_fn(state, start, target, self.batch_stats, self.mask)
         metrics = jax.device_get(metrics)
         if not metrics["finite"]:
           bad += 1

@@ -131,6 +131,11 @@ class TorchLayout:
       offset += size
     return out
 
+  def positions(self) -> Params:
+    """Each parameter element's index in the flat vector, as an int32 params dict (what
+    `dd_jax.losses.make_mask` counts in)."""
+    return self.unflatten(jnp.arange(self.num_params, dtype=jnp.int32))
+
   def state_dict(self, params: Params) -> dict[str, np.ndarray]:
     """A PyTorch-style state dict: dotted names, arrays in torch layout."""
     return {n: np.asarray(to_torch_layout(_get(params, p)))

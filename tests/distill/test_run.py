@@ -2,6 +2,7 @@
 import json
 import os
 
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -159,3 +160,18 @@ def test_a_diverging_run_rolls_back_and_stops_with_a_clear_error(shared, tmp_pat
   ckpt.close()
   np.testing.assert_array_equal(np.asarray(saved.images), init)   # nothing corrupted
   assert int(saved.step) == 2
+
+
+def test_the_depth_mask_runs_and_a_bad_ratio_is_one_clear_error(shared, tmp_path):
+  config = _config(*shared, iterations=2, param_mask="depth", param_mask_ratio=0.5)
+  distiller = run.Distiller(config, str(tmp_path / "ok"))
+  assert "distilled 2 steps" in distiller.run()
+  kept = sum(int(m.sum()) for m in jax.tree.leaves(distiller.mask))
+  total = sum(int(m.size) for m in jax.tree.leaves(distiller.mask))
+  assert kept == total - int(0.5 * total)
+  for bad in (1.0, -0.5):
+    with pytest.raises(ConfigError, match=r"^distill\.param_mask_ratio: is .*outside "
+                                          r"\[0, 1\)\. Fix"):
+      run.Distiller(_config(*shared, param_mask="depth", param_mask_ratio=bad),
+                    str(tmp_path / "bad"))
+  assert not os.path.exists(tmp_path / "bad")
