@@ -60,7 +60,8 @@ def ours(shape, ipc, n_steps, remat, steps):
   d = ml_collections.ConfigDict(dict(
       syn_steps=n_steps, batch_syn=0, dsa_strategy=STRATEGY, remat=remat,
       syn_lr_param="linear", min_syn_lr=1e-6, lr_img=1000.0, img_momentum=0.5,
-      lr_lr=1e-5, lr_momentum=0.5, ipc=ipc, pix_init="noise", lr_teacher=0.01))
+      lr_lr=1e-5, lr_momentum=0.5, ipc=ipc, pix_init="noise", lr_teacher=0.01,
+      param_mask="none", param_mask_ratio=0.0))
   model = models.build("ConvNet", 10)
   x = jax.random.normal(jax.random.PRNGKey(0), (10 * ipc,) + shape)
   start = model.init(jax.random.PRNGKey(1), x[:1], train=False)["params"]

@@ -78,7 +78,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.batch_syn = 0         # 0 = the whole synthetic set per student step
   config.distill.pix_init = "real"     # real | noise
   config.distill.dsa_strategy = DEFAULT_STRATEGY
-  config.distill.param_mask = "none"   # none | depth (PAD FIEM: drop shallow layers)
+  config.distill.param_mask = "none"   # none | depth | loss (PAD FIEM)
   config.distill.param_mask_ratio = 0.0   # fraction of the flattened params dropped
   config.distill.remat = True          # rematerialise student steps in the backward pass
   config.distill.eval_every = 500      # 0 = never (the export still happens at the end)

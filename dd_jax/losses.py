@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 PRNGKey = jax.Array
@@ -59,7 +60,7 @@ def trajectory_matching_loss(student_end: Params, target: Params, start: Params,
           / squared_distance(start, target, mask))
 
 
-MASK_RULES = ("none", "depth")
+MASK_RULES = ("none", "depth", "loss")
 
 
 def make_mask(positions: Params, rule: str, ratio: float) -> Mask | None:
@@ -70,13 +71,14 @@ def make_mask(positions: Params, rule: str, ratio: float) -> Mask | None:
       flattened parameter order the rule counts in (the official PyTorch order comes from
       `dd_jax.models.torch_layout.TorchLayout.positions()`).
     rule: "none" (no mask: returns None) or "depth": drop the first
-      floor(ratio * num_params) entries of that order, i.e. the shallow layers.
+      floor(ratio * num_params) entries of that order, i.e. the shallow layers. ("loss"
+      masks depend on each unroll: see `loss_ranked_mask`.)
     ratio: the fraction dropped, in [0, 1).
   Returns:
     A pytree of bool arrays (True = counted in the loss), or None for "none".
   """
-  if rule not in MASK_RULES:
-    raise ValueError(f"mask rule must be one of {MASK_RULES}, got {rule!r}")
+  if rule not in ("none", "depth"):
+    raise ValueError(f"make_mask builds 'none' or 'depth' masks, got {rule!r}")
   if not 0.0 <= ratio < 1.0:
     raise ValueError(f"mask ratio must be in [0, 1), got {ratio}")
   if rule == "none":
@@ -84,6 +86,22 @@ def make_mask(positions: Params, rule: str, ratio: float) -> Mask | None:
   total = sum(int(x.size) for x in jax.tree.leaves(positions))
   cut = int(ratio * total)
   return jax.tree.map(lambda pos: pos >= cut, positions)
+
+
+def loss_ranked_mask(student_end: Params, target: Params, ratio: float) -> Mask:
+  """PAD's loss-ranked mask: drops the floor(ratio * n) parameters with the lowest
+  (theta_N - theta*)^2 of this unroll (ties by index, as a sort). Recomputed every step;
+  autodiff treats it as a constant, as the official index selection does."""
+  if not 0.0 <= ratio < 1.0:
+    raise ValueError(f"mask ratio must be in [0, 1), got {ratio}")
+  per_element = jax.tree.map(lambda a, b: jnp.square(a - b), student_end, target)
+  leaves, treedef = jax.tree.flatten(jax.lax.stop_gradient(per_element))
+  flat = jnp.concatenate([x.ravel() for x in leaves])
+  cut = int(ratio * flat.size)
+  keep = jnp.ones(flat.size, bool).at[jnp.argsort(flat)[:cut]].set(False)
+  offsets = np.cumsum([x.size for x in leaves])[:-1]
+  parts = jnp.split(keep, offsets)
+  return jax.tree.unflatten(treedef, [p.reshape(x.shape) for p, x in zip(parts, leaves)])
 
 
 def sgd_step(params: Params, grads: Params, lr: Array) -> Params:

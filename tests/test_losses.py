@@ -170,3 +170,19 @@ def test_depth_mask_cuts_convnet3_at_the_official_position():
   for bad in (1.0, -0.1):
     with pytest.raises(ValueError, match=r"ratio must be in \[0, 1\)"):
       losses.make_mask(layout.positions(), "depth", bad)
+
+
+def test_loss_ranked_mask_drops_the_best_matched_parameters_from_both_sums():
+  start = {"a": jnp.zeros(4), "b": jnp.zeros((2, 2))}
+  target = {"a": jnp.full(4, 2.0), "b": jnp.full((2, 2), 2.0)}
+  # Per-element (end - target)^2: a -> 4, 0, 1, 9; b -> 0.25, 16, 2.25, 0
+  end = {"a": jnp.array([0.0, 2.0, 1.0, 5.0]), "b": jnp.array([[1.5, 6.0], [0.5, 2.0]])}
+  mask = losses.loss_ranked_mask(end, target, 0.5)      # drops the 4 lowest: 0, 0, .25, 1
+  assert np.asarray(mask["a"]).tolist() == [True, False, False, True]
+  assert np.asarray(mask["b"]).tolist() == [[False, True], [True, False]]
+  loss = losses.trajectory_matching_loss(end, target, start, mask)
+  np.testing.assert_allclose(loss, (4 + 9 + 16 + 2.25) / (4 * 4), rtol=1e-6)
+  grads = jax.grad(lambda e: losses.trajectory_matching_loss(
+      e, target, start, losses.loss_ranked_mask(e, target, 0.5)))(end)
+  assert float(grads["a"][1]) == 0.0 and float(grads["b"][0, 0]) == 0.0
+  assert float(grads["a"][3]) != 0.0

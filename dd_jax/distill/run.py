@@ -141,7 +141,9 @@ class Distiller:
                             variables["params"])
     layout = TorchLayout.of(self.model, self.prepared.x_train.shape[1:])
     # PAD's parameter mask: an argument of the step (never a closed-over constant).
-    self.mask = losses.make_mask(layout.positions(), d.param_mask, d.param_mask_ratio)
+    # ("loss" masks are built inside the step from each unroll.)
+    self.mask = (losses.make_mask(layout.positions(), d.param_mask, d.param_mask_ratio)
+                 if d.param_mask != "loss" else None)
     if self.mask is not None:
       kept = sum(int(m.sum()) for m in jax.tree.leaves(self.mask))
       logging.info("parameter mask %s %.2f: %d of %d parameters matched", d.param_mask,

@@ -37,6 +37,8 @@ class StepSettings:
   img_momentum: float
   lr_lr: float
   lr_momentum: float
+  param_mask: str           # "loss": PAD's loss-ranked mask, built inside the step
+  param_mask_ratio: float
 
   @classmethod
   def from_config(cls, d) -> "StepSettings":
@@ -70,6 +72,8 @@ def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
   end, inner = losses.unroll(per_sample_loss, start, lr, images, labels, idx,
                              valid if n % batch else None, keys, augment=aug,
                              remat=settings.remat)
+  if settings.param_mask == "loss":
+    mask = losses.loss_ranked_mask(end, target, settings.param_mask_ratio)
   return losses.trajectory_matching_loss(end, target, start, mask), inner
 
 

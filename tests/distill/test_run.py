@@ -162,13 +162,16 @@ def test_a_diverging_run_rolls_back_and_stops_with_a_clear_error(shared, tmp_pat
   assert int(saved.step) == 2
 
 
-def test_the_depth_mask_runs_and_a_bad_ratio_is_one_clear_error(shared, tmp_path):
+def test_depth_and_loss_masks_run_and_a_bad_ratio_is_one_clear_error(shared, tmp_path):
   config = _config(*shared, iterations=2, param_mask="depth", param_mask_ratio=0.5)
   distiller = run.Distiller(config, str(tmp_path / "ok"))
   assert "distilled 2 steps" in distiller.run()
   kept = sum(int(m.sum()) for m in jax.tree.leaves(distiller.mask))
   total = sum(int(m.size) for m in jax.tree.leaves(distiller.mask))
   assert kept == total - int(0.5 * total)
+  loss_ranked = run.Distiller(_config(*shared, iterations=1, param_mask="loss",
+                                      param_mask_ratio=0.25), str(tmp_path / "loss"))
+  assert loss_ranked.mask is None and "distilled 1 steps" in loss_ranked.run()
   for bad in (1.0, -0.5):
     with pytest.raises(ConfigError, match=r"^distill\.param_mask_ratio: is .*outside "
                                           r"\[0, 1\)\. Fix"):
