@@ -1,0 +1,75 @@
+"""PAD's data scheduler for expert training (FIEX): which real samples an epoch uses.
+
+Per class, samples are ranked easiest first (by a difficulty score such as EL2N). For the
+0-based epoch e (as the official loop counts):
+  e <= addition_end:     the easiest fraction p = min(1, initial_ratio + (1 - initial_ratio)
+                         * e / addition_end) of the class;
+  then:                  the whole class;
+  e > removal_epochs[k]: all but the easiest removal_fractions[k] (one-shot removals; the
+                         latest epoch passed decides, as the official two-stage code).
+Counts use each class's real size n_c (the official code assumes 5,000 per class), and a
+class never drops to zero samples.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from dd_jax.errors import require
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSchedule:
+  initial_ratio: float = 0.75
+  addition_end: int = 20
+  removal_epochs: tuple[int, ...] = (40, 60)
+  removal_fractions: tuple[float, ...] = (0.1, 0.2)
+
+  @classmethod
+  def from_config(cls, section) -> "DataSchedule":
+    return cls(initial_ratio=section.initial_ratio, addition_end=section.addition_end,
+               removal_epochs=tuple(section.removal_epochs),
+               removal_fractions=tuple(section.removal_fractions))
+
+  def validate(self, prefix: str) -> None:
+    """ConfigErrors name `<prefix>.<field>`."""
+    require(0.0 < self.initial_ratio <= 1.0, f"{prefix}.initial_ratio",
+            f"is {self.initial_ratio}", "use a fraction in (0, 1]")
+    require(self.addition_end >= 0, f"{prefix}.addition_end", f"is {self.addition_end}",
+            "use an epoch >= 0")
+    require(len(self.removal_epochs) == len(self.removal_fractions),
+            f"{prefix}.removal_fractions",
+            f"{len(self.removal_fractions)} fractions for {len(self.removal_epochs)} "
+            "removal epochs", "give one fraction per removal epoch")
+    epochs = list(self.removal_epochs)
+    require(epochs == sorted(set(epochs)), f"{prefix}.removal_epochs",
+            f"{epochs} is not strictly increasing", "list the removal epochs in order")
+    if epochs:
+      require(epochs[0] >= self.addition_end, f"{prefix}.removal_epochs",
+              f"the first removal (after epoch {epochs[0]}) comes before addition ends "
+              f"(epoch {self.addition_end})",
+              f"remove at epochs >= {prefix}.addition_end, or end addition earlier")
+    for r in self.removal_fractions:
+      require(0.0 <= r < 1.0, f"{prefix}.removal_fractions", f"{r} is outside [0, 1)",
+              "drop a fraction in [0, 1) of each class")
+
+  def window(self, epoch: int, n: int) -> tuple[int, int]:
+    """[start, stop) into a class of n samples ranked easiest first, for 0-based epoch."""
+    if epoch <= self.addition_end and self.addition_end > 0:
+      p = min(1.0, self.initial_ratio + (1.0 - self.initial_ratio) * epoch / self.addition_end)
+      return 0, max(1, int(p * n))
+    removed = 0.0
+    for after, fraction in zip(self.removal_epochs, self.removal_fractions):
+      if epoch > after:
+        removed = fraction
+    return min(int(removed * n), n - 1), n
+
+  def indices(self, ranked: list[np.ndarray], epoch: int) -> np.ndarray:
+    """The dataset indices epoch `epoch` trains on; ranked[c] = class c's indices, easiest
+    first."""
+    parts = []
+    for idx in ranked:
+      start, stop = self.window(epoch, len(idx))
+      parts.append(np.asarray(idx)[start:stop])
+    return np.concatenate(parts)

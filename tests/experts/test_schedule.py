@@ -1,0 +1,40 @@
+"""PAD's data scheduler: kept fractions per epoch for classes of any size."""
+import numpy as np
+import pytest
+
+from dd_jax.errors import ConfigError
+from dd_jax.experts.schedule import DataSchedule
+
+
+@pytest.mark.parametrize("n", [1, 7, 600, 5_000])
+def test_kept_windows_follow_the_schedule_for_any_class_size(n):
+  s = DataSchedule(initial_ratio=0.75, addition_end=20, removal_epochs=(40, 60),
+                   removal_fractions=(0.1, 0.2))
+  want = {0: (0, int(0.75 * n)), 10: (0, int(0.875 * n)), 20: (0, n), 21: (0, n),
+          40: (0, n), 41: (int(0.1 * n), n), 60: (int(0.1 * n), n), 61: (int(0.2 * n), n),
+          99: (int(0.2 * n), n)}
+  for epoch, (start, stop) in want.items():
+    start, stop = min(start, n - 1), max(1, stop)     # a class never empties
+    assert s.window(epoch, n) == (start, stop), (epoch, n)
+  sizes = [s.window(e, n)[1] - s.window(e, n)[0] for e in range(21)]
+  assert sizes == sorted(sizes)                        # addition only grows
+
+
+def test_indices_take_the_easiest_then_drop_the_easiest():
+  ranked = [np.array([5, 3, 9, 1]), np.array([0, 2, 4, 6, 8, 7, 10, 11, 12, 13])]
+  s = DataSchedule(initial_ratio=0.5, addition_end=2, removal_epochs=(3,),
+                   removal_fractions=(0.25,))
+  assert s.indices(ranked, 0).tolist() == [5, 3, 0, 2, 4, 6, 8]
+  assert s.indices(ranked, 3).tolist() == [5, 3, 9, 1] + ranked[1].tolist()
+  assert s.indices(ranked, 4).tolist() == [3, 9, 1] + ranked[1][2:].tolist()
+
+
+def test_bad_schedules_are_one_clear_error():
+  with pytest.raises(ConfigError, match=r"^expert\.schedule\.removal_epochs: the first "
+                                        r"removal .* comes before addition ends"):
+    DataSchedule(addition_end=30, removal_epochs=(20, 40)).validate("expert.schedule")
+  with pytest.raises(ConfigError, match=r"removal_fractions: 1\.0 is outside"):
+    DataSchedule(removal_fractions=(0.1, 1.0)).validate("expert.schedule")
+  with pytest.raises(ConfigError, match=r"initial_ratio: is 0"):
+    DataSchedule(initial_ratio=0.0).validate("expert.schedule")
+  DataSchedule().validate("expert.schedule")
