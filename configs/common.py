@@ -62,6 +62,16 @@ def base_config() -> ml_collections.ConfigDict:
   config.expert.dsa_strategy = DEFAULT_STRATEGY   # "none" turns DSA off
   config.expert.eval_test = True       # test accuracy after every epoch (metadata)
 
+  config.score = ml_collections.ConfigDict()   # PAD's difficulty scores (experts/score.py)
+  config.score.method = "el2n"
+  config.score.num_models = 5          # scores averaged over this many models
+  config.score.epochs = 10             # each trained this long (early training)
+  config.score.lr = 0.01
+  config.score.momentum = 0.0
+  config.score.weight_decay = 0.0
+  config.score.batch_size = 256
+  config.score.dsa_strategy = "none"
+
   config.distill = ml_collections.ConfigDict()
   config.distill.ipc = 1
   config.distill.syn_steps = 20        # N: student steps per outer step
@@ -116,6 +126,8 @@ def apply_runlocal(config: ml_collections.ConfigDict) -> None:
   config.eval.epochs = 4
   config.eval.ipc = 2
   config.distill.syn_steps = 5
+  config.score.num_models = 2
+  config.score.epochs = 2
   config.distill.expert_epochs = 1
   config.distill.max_start_epoch = 1
   config.distill.iterations = 4

@@ -45,6 +45,7 @@ RESUMABLE_FIELDS = {
     "distill": ("iterations", "eval_every", "log_every", "checkpoint_every",
                 "keep_checkpoints", "snapshot_cache_mb", "max_bad_steps"),
     "eval": None,  # the whole section
+    "score": None,
 }
 
 
