@@ -90,15 +90,20 @@ def run_identity(config: ml_collections.ConfigDict, prepared: pipeline.Prepared)
 
 
 def check_workdir(run_dir: str, identity: dict) -> None:
+  """Refuses a workdir whose run was started with another config."""
   path = os.path.join(run_dir, "run.json")
   if os.path.exists(path):
-    found = store.read_json(path)
-    diff = spec_difference(found, identity)
+    diff = spec_difference(store.read_json(path), identity)
     if diff:
       raise ConfigError("--workdir", f"{os.path.dirname(run_dir)} holds a run of a "
                         f"different config: {diff}",
                         "use a new --workdir, or the config that run was started with")
-  else:
+
+
+def record_workdir(run_dir: str, identity: dict) -> None:
+  """Writes run.json once every check has passed (a refused start leaves nothing)."""
+  path = os.path.join(run_dir, "run.json")
+  if not os.path.exists(path):
     os.makedirs(run_dir, exist_ok=True)
     write_json_atomic(path, identity)
 
@@ -125,7 +130,8 @@ class Distiller:
     self.config, self.workdir = config, workdir
     self.prepared = prepared or pipeline.prepare(config.data)
     self.run_dir = os.path.join(workdir, "distill")
-    check_workdir(self.run_dir, run_identity(config, self.prepared))  # before any compute
+    identity = run_identity(config, self.prepared)
+    check_workdir(self.run_dir, identity)  # before any compute
     d = config.distill
     expert_dir = expert_train.train_experts(config, workdir, self.prepared)
     self.reader = store.ExpertReader(
@@ -157,6 +163,7 @@ class Distiller:
     self.eval_seconds = 0.0   # kept out of the steps/s and ETA figures
     self.evals = (store.read_json(self.evals_path) if os.path.exists(self.evals_path)
                   else [])
+    record_workdir(self.run_dir, identity)
 
   def initial_state(self) -> state_lib.DistillState:
     p = self.prepared

@@ -144,6 +144,7 @@ def test_experts_of_another_setup_are_refused(shared, tmp_path, change, field):
       config[section][name] = value
   with pytest.raises(ConfigError, match=rf"expert\.dir.*different setup: {field}"):
     run.Distiller(config, str(tmp_path))
+  assert not os.path.exists(tmp_path / "distill" / "run.json")   # the workdir is not pinned
 
 
 def test_a_diverging_run_rolls_back_and_stops_with_a_clear_error(shared, tmp_path):
