@@ -7,11 +7,16 @@ import os
 from typing import Any
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
+def write_bytes_atomic(path: str, data: bytes) -> None:
+  """Writes to a temporary file, then renames: readers see the old file or the new one."""
   tmp = f"{path}.tmp.{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1, sort_keys=True)
+  with open(tmp, "wb") as f:
+    f.write(data)
   os.replace(tmp, path)
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+  write_bytes_atomic(path, json.dumps(obj, indent=1, sort_keys=True).encode())
 
 
 def spec_difference(found: dict, expected: dict, prefix: str = "") -> str | None:

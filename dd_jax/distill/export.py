@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 
 import numpy as np
 from PIL import Image
 
 from dd_jax.data.preprocess import Preprocessor
-from dd_jax.metadata import write_json_atomic
+from dd_jax.metadata import write_bytes_atomic, write_json_atomic
 
 
 def class_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int,
@@ -47,13 +46,6 @@ def to_png_bytes(grid: np.ndarray, scale: int = 1) -> bytes:
   return buf.getvalue()
 
 
-def _write_bytes_atomic(path: str, data: bytes) -> None:
-  tmp = f"{path}.tmp.{os.getpid()}"
-  with open(tmp, "wb") as f:
-    f.write(data)
-  os.replace(tmp, path)
-
-
 def save_synset(prefix: str, images: np.ndarray, labels: np.ndarray, lr: float,
                 pre: Preprocessor, num_classes: int, meta: dict,
                 pixels: np.ndarray | None = None) -> dict[str, str]:
@@ -75,9 +67,9 @@ def save_synset(prefix: str, images: np.ndarray, labels: np.ndarray, lr: float,
   buf = io.BytesIO()
   np.savez(buf, images=images, pixels=pixels, labels=labels, lr=np.float32(lr),
            meta=np.array(meta_json))
-  _write_bytes_atomic(paths["npz"], buf.getvalue())
+  write_bytes_atomic(paths["npz"], buf.getvalue())
   write_json_atomic(paths["json"], meta)
   scale = max(1, 128 // images.shape[1])
-  _write_bytes_atomic(paths["png"], to_png_bytes(class_grid(pixels, labels, num_classes),
+  write_bytes_atomic(paths["png"], to_png_bytes(class_grid(pixels, labels, num_classes),
                                                  scale=min(scale, 4)))
   return paths

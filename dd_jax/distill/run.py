@@ -130,16 +130,16 @@ class Distiller:
     self.config, self.workdir = config, workdir
     self.prepared = prepared or pipeline.prepare(config.data)
     self.run_dir = os.path.join(workdir, "distill")
-    identity = run_identity(config, self.prepared)
-    check_workdir(self.run_dir, identity)  # before any compute
+    self.identity = run_identity(config, self.prepared)
+    check_workdir(self.run_dir, self.identity)  # before any compute
     d = config.distill
     expert_dir = expert_train.train_experts(config, workdir, self.prepared)
     self.reader = store.ExpertReader(
         expert_dir, expert_train.expert_spec(config, self.prepared))
     require(bool(self.reader.experts), "expert.dir", f"{expert_dir} has no complete expert",
             "finish training experts (python -m dd_jax.experts)")
-    segments.check_window(d.max_start_epoch, d.expert_epochs, self.reader.epochs,
-                          f"the trajectories in {expert_dir}")
+    # The reader's spec check pins reader.epochs to expert.epochs, so validate()'s window
+    # check already covers the stored trajectories.
     self.model = models.from_config(config.model, self.prepared.num_classes)
     x0 = jnp.asarray(self.prepared.x_train[:1])
     variables = self.model.init(jax.random.PRNGKey(0), x0, train=False)
@@ -163,7 +163,7 @@ class Distiller:
     self.eval_seconds = 0.0   # kept out of the steps/s and ETA figures
     self.evals = (store.read_json(self.evals_path) if os.path.exists(self.evals_path)
                   else [])
-    record_workdir(self.run_dir, identity)
+    record_workdir(self.run_dir, self.identity)
 
   def initial_state(self) -> state_lib.DistillState:
     p = self.prepared
@@ -201,7 +201,7 @@ class Distiller:
   def export(self, state, writer) -> dict[str, str]:
     p = self.prepared
     meta = {"step": int(state.step), "data": p.describe(),
-            "config": run_identity(self.config, p)["config"],
+            "config": self.identity["config"],
             "evals": self.evals[-1:] if self.evals else []}
     images, labels = np.asarray(state.images), np.asarray(state.labels)
     pixels = p.pre.invert(images)

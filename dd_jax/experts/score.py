@@ -25,7 +25,7 @@ import numpy as np
 from dd_jax import models, training
 from dd_jax.data import augment, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
-from dd_jax.metadata import spec_difference
+from dd_jax.metadata import spec_difference, write_bytes_atomic
 
 METHODS = ("el2n",)
 
@@ -110,10 +110,7 @@ def compute_scores(config: ml_collections.ConfigDict, workdir: str,
   np.savez(buf, scores=scores, ranking=np.concatenate(ranking).astype(np.int64),
            class_sizes=np.asarray(sizes, np.int64),
            meta=np.array(json.dumps(score_meta(config, prepared), sort_keys=True)))
-  tmp = f"{path}.tmp.{os.getpid()}"
-  with open(tmp, "wb") as f:
-    f.write(buf.getvalue())
-  os.replace(tmp, path)
+  write_bytes_atomic(path, buf.getvalue())
   return path
 
 
