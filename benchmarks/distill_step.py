@@ -61,13 +61,14 @@ def ours(shape, ipc, n_steps, remat, steps):
       syn_steps=n_steps, batch_syn=0, dsa_strategy=STRATEGY, remat=remat,
       syn_lr_param="linear", min_syn_lr=1e-6, lr_img=1000.0, img_momentum=0.5,
       lr_lr=1e-5, lr_momentum=0.5, ipc=ipc, pix_init="noise", lr_teacher=0.01,
-      param_mask="none", param_mask_ratio=0.0))
+      param_mask="none", param_mask_ratio=0.0, soft_labels=False, lr_y=2.0,
+      label_momentum=0.9, loss_threshold=0.0))
   model = models.build("ConvNet", 10)
   x = jax.random.normal(jax.random.PRNGKey(0), (10 * ipc,) + shape)
   start = model.init(jax.random.PRNGKey(1), x[:1], train=False)["params"]
   target = jax.tree.map(lambda p: p + 0.01 * jnp.sign(p), start)
   import numpy as np
-  state = state_lib.create(d, np.asarray(x), np.repeat(np.arange(10), ipc), 10, 0)
+  state = state_lib.create(d, np.asarray(x), np.repeat(np.arange(10), ipc), 0)
   state = jax.device_put(state, jax.devices()[0])
   step = jax.jit(make_step(model, StepSettings.from_config(d)))
   t = time.perf_counter()

@@ -76,7 +76,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.ipc = 1
   config.distill.syn_steps = 20        # N: student steps per outer step
   config.distill.expert_epochs = 2     # M: target = expert epoch t + M
-  config.distill.max_start_epoch = 20  # t ~ U{0 .. max_start_epoch - 1}
+  config.distill.max_start_epoch = 20  # t ~ U{min_start_epoch .. max_start_epoch - 1}
+  config.distill.min_start_epoch = 0
+  # DATM's expanding window: the upper bound grows from current_max_start_epoch to
+  # max_start_epoch over the first expansion_end outer steps (0 = fixed window).
+  config.distill.current_max_start_epoch = 0
+  config.distill.expansion_end = 0
   config.distill.iterations = 5_000    # outer steps
   config.distill.lr_img = 1_000.0      # SGD on the images
   config.distill.img_momentum = 0.5
@@ -86,7 +91,14 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.syn_lr_param = "linear"   # linear (official, clamped) | log
   config.distill.min_syn_lr = 1e-6     # floor for the linear parameterisation
   config.distill.batch_syn = 0         # 0 = the whole synthetic set per student step
-  config.distill.pix_init = "real"     # real | noise
+  config.distill.pix_init = "real"     # real | noise | correct (real, classified
+                                       # correctly by the first label expert: DATM)
+  config.distill.soft_labels = False   # DATM: learnable soft labels (expert logits)
+  config.distill.label_epoch = -1      # label experts' snapshot epoch (-1 = last)
+  config.distill.label_experts = 0     # how many experts give labels (0 = all)
+  config.distill.lr_y = 2.0            # SGD on the soft labels
+  config.distill.label_momentum = 0.9
+  config.distill.loss_threshold = 0.0  # DATM: skip updates when loss > it (0 = never)
   config.distill.dsa_strategy = DEFAULT_STRATEGY
   config.distill.param_mask = "none"   # none | depth | loss (PAD FIEM)
   config.distill.param_mask_ratio = 0.0   # fraction of the flattened params dropped

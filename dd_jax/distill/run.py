@@ -27,6 +27,7 @@ import orbax.checkpoint as ocp
 from dd_jax import losses, models, summaries
 from dd_jax.data import augment, pipeline
 from dd_jax.distill import export, segments
+from dd_jax.distill import labels as labels_lib
 from dd_jax.distill import state as state_lib
 from dd_jax.distill.step import StepSettings, compiled_step
 from dd_jax.errors import ConfigError, require, require_at_least
@@ -73,6 +74,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
           "give the fraction of the flattened parameters to drop, e.g. 0.25")
   segments.check_window(d.max_start_epoch, d.expert_epochs, config.expert.epochs,
                         f"experts of expert.epochs={config.expert.epochs}")
+  segments.StartWindow.from_config(d).validate()
+  require(d.loss_threshold >= 0, "distill.loss_threshold", f"is {d.loss_threshold}",
+          "use 0 (never skip) or the loss above which a step is skipped, e.g. 1.0")
+  if labels_lib.needs_label_experts(d):
+    labels_lib.label_epoch(d, config.expert.epochs)
+    require(d.label_experts >= 0, "distill.label_experts", f"is {d.label_experts}",
+            "use 0 (all experts) or how many experts give labels")
+    require(config.model.norm != "batchnorm", "distill.soft_labels",
+            "label experts with batch norm need their running statistics, which "
+            "trajectories do not store", "use model.norm='instancenorm' or turn soft "
+            "labels and pix_init='correct' off")
+  if d.soft_labels:
+    require(d.lr_y > 0, "distill.lr_y", f"is {d.lr_y}", "use a positive lr, e.g. 2.0")
+    require(0 <= d.label_momentum < 1, "distill.label_momentum", f"is {d.label_momentum}",
+            "use a momentum in [0, 1), e.g. 0.9")
   expert_train.validate(config)
   eval_run.validate(config)
 
@@ -157,6 +173,8 @@ class Distiller:
                    d.param_mask_ratio, kept, layout.num_params)
     self.source = segments.SnapshotSource(self.reader, abstract,
                                           int(d.snapshot_cache_mb * 2 ** 20))
+    self.abstract = abstract
+    self.window = segments.StartWindow.from_config(d)
     self.step_fn = compiled_step(self.model, StepSettings.from_config(d))
     self.evals_path = os.path.join(self.run_dir, "evals.json")
     self.exported, self.exported_step = None, None
@@ -166,9 +184,21 @@ class Distiller:
     record_workdir(self.run_dir, self.identity)
 
   def initial_state(self) -> state_lib.DistillState:
-    p = self.prepared
-    return state_lib.create(self.config.distill, p.x_train, p.y_train, p.num_classes,
-                            self.config.seed)
+    d, p, seed = self.config.distill, self.prepared, self.config.seed
+
+    def plain():
+      return state_lib.initial_images(p.x_train, p.y_train, p.num_classes, d.ipc,
+                                      d.pix_init, seed)
+
+    if not labels_lib.needs_label_experts(d):
+      images, labels = plain()
+    else:
+      epoch = labels_lib.label_epoch(d, self.reader.epochs)
+      experts = self.reader.experts[:d.label_experts or None]
+      snapshots = [self.reader.params(e, epoch, self.abstract) for e in experts]
+      images, labels = labels_lib.initial_set(d, self.model, snapshots, p.x_train,
+                                              p.y_train, p.num_classes, seed, plain)
+    return state_lib.create(d, images, labels, seed)
 
   def syn_lr(self, state) -> float:
     return float(state_lib.param_to_lr(state.lr_param, self.config.distill.syn_lr_param))
@@ -232,7 +262,7 @@ class Distiller:
         if d.eval_every and step % d.eval_every == 0 and not self._evaluated(step):
           self.evaluate(state, writer)
         expert, epoch = segments.sample_segment(self.config.seed, step, self.reader.experts,
-                                                d.max_start_epoch)
+                                                self.window)
         start, target = self.source.segment(expert, epoch, d.expert_epochs)
         state, metrics = self.step_fn(state, start, target, self.batch_stats, self.mask)
         metrics = jax.device_get(metrics)
@@ -248,6 +278,10 @@ class Distiller:
                 "lower distill.lr_img or distill.lr_lr, or check the experts")
         else:
           bad = 0
+        if metrics["skipped"]:
+          logging.info("step %d: loss %.4f > distill.loss_threshold=%g, update skipped "
+                       "(expert %d, start epoch %d)", step, metrics["loss"],
+                       d.loss_threshold, expert, epoch)
         if metrics["lr_clamped"]:
           logging.warning("step %d: the student lr reached distill.min_syn_lr=%g and was "
                           "held there", step, d.min_syn_lr)

@@ -7,12 +7,13 @@ on demand and kept in a small LRU cache bounded in bytes.
 from __future__ import annotations
 
 import collections
+import dataclasses
 from typing import Any
 
 import jax
 import numpy as np
 
-from dd_jax.errors import ConfigError
+from dd_jax.errors import ConfigError, require
 from dd_jax.experts.store import ExpertReader
 
 Params = Any
@@ -32,12 +33,53 @@ def check_window(max_start_epoch: int, expert_epochs: int, stored_epochs: int,
         f"(expert.epochs)")
 
 
+@dataclasses.dataclass(frozen=True)
+class StartWindow:
+  """Where start epochs are drawn: t ~ U{min_start .. upper(step) - 1}.
+
+  Without expansion (`current_max` = 0), upper = max_start (MTT). With it (DATM's
+  difficulty-aligned window), upper grows from `current_max` to `max_start` over the
+  first `expansion_end` outer steps: upper = min(max_start, current_max +
+  int((max_start - current_max) * step / expansion_end)).
+  """
+  max_start: int
+  min_start: int = 0
+  current_max: int = 0
+  expansion_end: int = 0
+
+  @classmethod
+  def from_config(cls, d) -> "StartWindow":
+    return cls(max_start=d.max_start_epoch, min_start=d.min_start_epoch,
+               current_max=d.current_max_start_epoch, expansion_end=d.expansion_end)
+
+  def validate(self) -> None:
+    require(0 <= self.min_start < self.max_start, "distill.min_start_epoch",
+            f"is {self.min_start}, distill.max_start_epoch is {self.max_start}",
+            "use 0 <= min_start_epoch < max_start_epoch")
+    if self.current_max:
+      require(self.min_start < self.current_max <= self.max_start,
+              "distill.current_max_start_epoch",
+              f"is {self.current_max}, outside ({self.min_start}, {self.max_start}] "
+              "(min_start_epoch, max_start_epoch]",
+              "start the window between min_start_epoch and max_start_epoch, or 0 for a "
+              "fixed window")
+      require(self.expansion_end >= 1, "distill.expansion_end", f"is {self.expansion_end}",
+              "give the outer step at which the window reaches max_start_epoch (>= 1)")
+
+  def upper(self, step: int) -> int:
+    if not self.current_max:
+      return self.max_start
+    grown = self.current_max + int((self.max_start - self.current_max) * step
+                                   / self.expansion_end)
+    return min(self.max_start, grown)
+
+
 def sample_segment(seed: int, step: int, experts: list[int],
-                   max_start_epoch: int) -> tuple[int, int]:
-  """(expert index, start epoch t ~ U{0..max_start_epoch-1}) for outer step `step`."""
+                   window: StartWindow) -> tuple[int, int]:
+  """(expert index, start epoch in the window at `step`) for outer step `step`."""
   rng = np.random.default_rng([seed, step])
   expert = experts[int(rng.integers(len(experts)))]
-  return expert, int(rng.integers(max_start_epoch))
+  return expert, int(rng.integers(window.min_start, window.upper(step)))
 
 
 class SnapshotSource:

@@ -19,7 +19,7 @@ Array = jax.Array
 PRNGKey = jax.Array
 
 LR_PARAMS = ("linear", "log")
-PIX_INITS = ("real", "noise")
+PIX_INITS = ("real", "noise", "correct")   # correct: DATM (distill/labels.py)
 
 
 @flax.struct.dataclass
@@ -29,6 +29,7 @@ class DistillState:
   lr_param: Array        # scalar: the student lr, or its log (see module doc)
   img_opt: optax.OptState
   lr_opt: optax.OptState
+  label_opt: optax.OptState   # soft labels' optimiser state; EmptyState for hard labels
   step: Array            # int32 scalar: outer steps done
   rng: PRNGKey           # advanced every step
 
@@ -50,6 +51,11 @@ def optimizers(d) -> tuple[optax.GradientTransformation, optax.GradientTransform
           optax.sgd(d.lr_lr, momentum=d.lr_momentum or None))
 
 
+def label_optimizer(d) -> optax.GradientTransformation:
+  """Soft labels (DATM): SGD(lr_y, momentum label_momentum)."""
+  return optax.sgd(d.lr_y, momentum=d.label_momentum or None)
+
+
 def initial_images(x_train: np.ndarray, y_train: np.ndarray, num_classes: int, ipc: int,
                    pix_init: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """Class-grouped labels [0]*ipc + [1]*ipc + ... and images: random real samples of
@@ -64,15 +70,19 @@ def initial_images(x_train: np.ndarray, y_train: np.ndarray, num_classes: int, i
   return noise.astype(np.float32), labels
 
 
-def create(distill_config, x_train: np.ndarray, y_train: np.ndarray, num_classes: int,
+def create(distill_config, images: np.ndarray, labels: np.ndarray,
            seed: int) -> DistillState:
-  """The state before step 0."""
+  """The state before step 0 from the initial images and labels (int class ids, or float
+  soft-label logits, which are then optimised)."""
   d = distill_config
-  images, labels = initial_images(x_train, y_train, num_classes, d.ipc, d.pix_init, seed)
   img_tx, lr_tx = optimizers(d)
-  images = jnp.asarray(images)
+  images = jnp.asarray(images, jnp.float32)
+  labels = jnp.asarray(labels)
+  soft = jnp.issubdtype(labels.dtype, jnp.floating)
   lr_param = lr_to_param(d.lr_teacher, d.syn_lr_param)
-  return DistillState(images=images, labels=jnp.asarray(labels), lr_param=lr_param,
+  return DistillState(images=images, labels=labels, lr_param=lr_param,
                       img_opt=img_tx.init(images), lr_opt=lr_tx.init(lr_param),
+                      label_opt=label_optimizer(d).init(labels) if soft
+                      else optax.EmptyState(),
                       step=jnp.zeros((), jnp.int32),
                       rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1))

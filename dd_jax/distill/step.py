@@ -3,7 +3,9 @@ later snapshot, update images and lr with optax.
 
 A step whose loss or gradients are not finite changes nothing but the step counter and
 the rng (the state rolls back inside the compiled step); the loop counts such steps,
-logs a warning, and stops with a clear error when they keep coming.
+logs a warning, and stops with a clear error when they keep coming. With DATM's
+`loss_threshold`, a step whose loss exceeds it is skipped the same way (not an error).
+With soft labels, the label logits get their own SGD update from the same loss.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import optax
 
 from dd_jax import losses, training
 from dd_jax.data import augment
-from dd_jax.distill.state import DistillState, optimizers, param_to_lr
+from dd_jax.distill.state import DistillState, label_optimizer, optimizers, param_to_lr
 
 Params = Any
 Mask = Any
@@ -39,6 +41,10 @@ class StepSettings:
   lr_momentum: float
   param_mask: str           # "loss": PAD's loss-ranked mask, built inside the step
   param_mask_ratio: float
+  soft_labels: bool         # DATM: labels are logits, optimised with the images
+  lr_y: float
+  label_momentum: float
+  loss_threshold: float     # DATM: no update when the loss exceeds it (0 = always update)
 
   @classmethod
   def from_config(cls, d) -> "StepSettings":
@@ -90,37 +96,51 @@ def compiled_step(model: nn.Module, settings: StepSettings):
 def make_step(model: nn.Module, settings: StepSettings):
   """Returns step(state, start, target, batch_stats[, mask]) -> (state, metrics)."""
   img_tx, lr_tx = optimizers(settings)
+  label_tx = label_optimizer(settings)
+  soft = settings.soft_labels
 
   def step(state: DistillState, start: Params, target: Params, batch_stats: Params,
            mask: Mask | None = None):
     key, rng = jax.random.split(state.rng)
 
-    def objective(images, lr_param):
+    def objective(images, lr_param, labels):
       lr = param_to_lr(lr_param, settings.syn_lr_param)
-      return meta_loss(model, settings, images, lr, state.labels, start, target,
+      return meta_loss(model, settings, images, lr, labels, start, target,
                        batch_stats, key, mask)
 
-    (loss, inner), (g_img, g_lr) = jax.value_and_grad(objective, argnums=(0, 1),
-                                                      has_aux=True)(state.images,
-                                                                    state.lr_param)
+    (loss, inner), grads = jax.value_and_grad(
+        objective, argnums=(0, 1, 2) if soft else (0, 1), has_aux=True)(
+            state.images, state.lr_param, state.labels)
+    g_img, g_lr = grads[:2]
     upd, img_opt = img_tx.update(g_img, state.img_opt, state.images)
     images = optax.apply_updates(state.images, upd)
     upd, lr_opt = lr_tx.update(g_lr, state.lr_opt, state.lr_param)
     lr_param = optax.apply_updates(state.lr_param, upd)
-    finite = jnp.isfinite(loss) & _all_finite((g_img, g_lr, images, lr_param))
+    updated = dict(images=images, img_opt=img_opt, lr_param=lr_param, lr_opt=lr_opt)
+    if soft:
+      upd, label_opt = label_tx.update(grads[2], state.label_opt, state.labels)
+      updated.update(labels=optax.apply_updates(state.labels, upd), label_opt=label_opt)
+    finite = jnp.isfinite(loss) & _all_finite((grads, updated["images"],
+                                               updated["lr_param"], updated["labels"]
+                                               if soft else ()))
     clamped = jnp.zeros((), bool)
     if settings.syn_lr_param == "linear":   # the official code lets lr go <= 0 or NaN
       clamped = lr_param < settings.min_syn_lr
-      lr_param = jnp.maximum(lr_param, settings.min_syn_lr)
-    updated = state.replace(images=images, img_opt=img_opt, lr_param=lr_param,
-                            lr_opt=lr_opt)
-    kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)
+      updated["lr_param"] = jnp.maximum(lr_param, settings.min_syn_lr)
+    skipped = (loss > settings.loss_threshold if settings.loss_threshold > 0
+               else jnp.zeros((), bool))
+    apply = finite & ~skipped
+    kept = jax.tree.map(lambda new, old: jnp.where(apply, new, old),
+                        state.replace(**updated), state)
     kept = kept.replace(step=state.step + 1, rng=rng)
-    metrics = {"loss": loss, "finite": finite, "lr_clamped": clamped & finite,
+    metrics = {"loss": loss, "finite": finite, "skipped": skipped & finite,
+               "lr_clamped": clamped & apply,
                "syn_lr": param_to_lr(kept.lr_param, settings.syn_lr_param),
                "grad_norm_images": optax.tree.norm(g_img),
                "grad_lr": g_lr,
                "inner_loss_first": inner[0], "inner_loss_last": inner[-1]}
+    if soft:
+      metrics["grad_norm_labels"] = optax.tree.norm(grads[2])
     return kept, metrics
 
   return step

@@ -7,45 +7,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import fashion_mnist_mtt
 from dd_jax.data import pipeline
 from dd_jax.distill import run, segments
 from dd_jax.errors import ConfigError
 from dd_jax.evaluate import run as eval_run
-from dd_jax.experts import train
-from tests.conftest import write_idx_dataset
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-  """One tiny dataset and one set of experts (2 x 2 epochs) for every test here."""
-  root = tmp_path_factory.mktemp("distill")
-  data_dir = write_idx_dataset(root / "idx")
-  experts = str(root / "experts")
-  train.train_experts(_config(data_dir, experts), str(root))
-  return data_dir, experts
-
-
-def _config(data_dir, experts, **distill):
-  config = fashion_mnist_mtt.get_config("runlocal")
-  with config.unlocked():
-    config.data.source = "idx"
-    config.data.data_dir = data_dir
-    config.data.train_per_class = 0
-    config.model.width = 8
-    config.expert.dir = experts
-    config.expert.batch_size = 32
-    config.distill.syn_steps = 3
-    config.distill.iterations = 4
-    config.distill.eval_every = 0
-    config.distill.checkpoint_every = 2
-    config.distill.update(distill)
-  return config
-
-
-def _synset(workdir):
-  with np.load(os.path.join(workdir, "synset.npz")) as f:
-    return {k: f[k] for k in f.files}
+from tests.distill.conftest import _config, _synset
 
 
 def test_run_writes_a_loadable_synthetic_set_and_compiles_once(shared, tmp_path):
