@@ -61,6 +61,14 @@ def base_config() -> ml_collections.ConfigDict:
   config.expert.batch_size = 256
   config.expert.dsa_strategy = DEFAULT_STRATEGY   # "none" turns DSA off
   config.expert.eval_test = True       # test accuracy after every epoch (metadata)
+  config.expert.data_schedule = "none"   # none | pad (PAD FIEX: easy-to-hard data)
+  config.expert.schedule = ml_collections.ConfigDict()   # experts/schedule.py
+  config.expert.schedule.initial_ratio = 0.75   # easiest fraction of each class at epoch 0
+  config.expert.schedule.addition_end = 20      # all data from this (0-based) epoch on
+  config.expert.schedule.removal_epochs = (40, 60)      # after these epochs, drop ...
+  config.expert.schedule.removal_fractions = (0.1, 0.2)  # ... the easiest fraction
+  config.expert.schedule.scores = ""   # score file; "" = <workdir>/scores/<method>.npz,
+                                       # computed first when missing
 
   config.score = ml_collections.ConfigDict()   # PAD's difficulty scores (experts/score.py)
   config.score.method = "el2n"

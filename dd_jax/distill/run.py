@@ -151,7 +151,7 @@ class Distiller:
     d = config.distill
     expert_dir = expert_train.train_experts(config, workdir, self.prepared)
     self.reader = store.ExpertReader(
-        expert_dir, expert_train.expert_spec(config, self.prepared))
+        expert_dir, expert_train.stored_spec(config, workdir, self.prepared))
     require(bool(self.reader.experts), "expert.dir", f"{expert_dir} has no complete expert",
             "finish training experts (python -m dd_jax.experts)")
     # The reader's spec check pins reader.epochs to expert.epochs, so validate()'s window

@@ -5,6 +5,7 @@ fold_in(train_key, k), so a resumed run draws exactly what an uninterrupted one 
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -13,14 +14,18 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from dd_jax import models, training
 from dd_jax.data import augment, pipeline
 from dd_jax.errors import require, require_at_least
+from dd_jax.experts import schedule as schedule_lib
+from dd_jax.experts import score as score_lib
 from dd_jax.experts import store
 
 MODEL_FIELDS = ("arch", "width", "depth", "norm", "pooling", "activation")
 LR_SCHEDULES = ("constant", "step", "cosine")
+DATA_SCHEDULES = ("none", "pad")   # pad: PAD's FIEX easy-to-hard scheduler
 
 
 def epoch_lr(schedule: str, base: float, epoch: int, epochs: int) -> float:
@@ -43,10 +48,35 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(e.optimizer in ("sgd", "adam"), "expert.optimizer", f"unknown {e.optimizer!r}",
           "use 'sgd' or 'adam'")
   augment.check_strategy(e.dsa_strategy, "expert.dsa_strategy")
+  require(e.data_schedule in DATA_SCHEDULES, "expert.data_schedule",
+          f"unknown {e.data_schedule!r}", f"use one of {', '.join(DATA_SCHEDULES)}")
+  if e.data_schedule == "pad":
+    schedule_lib.DataSchedule.from_config(e.schedule).validate("expert.schedule")
+    score_lib.validate(config)
 
 
-def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared) -> dict:
-  """What a trajectory depends on; a stored folder must match it to be reused."""
+def scores_file(config: ml_collections.ConfigDict, workdir: str) -> str:
+  return config.expert.schedule.scores or score_lib.score_path(workdir, config.score.method)
+
+
+def data_ranking(config: ml_collections.ConfigDict, workdir: str,
+                 prepared: pipeline.Prepared) -> tuple[list[np.ndarray], str]:
+  """Each class's indices easiest first for the PAD scheduler, and the ranking's digest.
+  Scores are computed first (python -m dd_jax.experts.score) when the default file is
+  missing; an explicit `expert.schedule.scores` path must exist."""
+  path = scores_file(config, workdir)
+  if not config.expert.schedule.scores and not os.path.exists(path):
+    logging.info("no difficulty scores at %s: computing them first", path)
+    score_lib.compute_scores(config, workdir, prepared)
+  ranked = score_lib.load_ranking(path, prepared, "expert.schedule.scores")
+  digest = hashlib.sha256(np.concatenate(ranked).astype(np.int64).tobytes()).hexdigest()
+  return ranked, digest[:16]
+
+
+def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
+                ranking_digest: str | None = None) -> dict:
+  """What a trajectory depends on; a stored folder must match it to be reused. With the
+  PAD scheduler, its settings and the digest of the difficulty ranking are part of it."""
   e = config.expert
   model = {k: config.model.get(k) for k in MODEL_FIELDS}
   if config.model.arch == "MLP":
@@ -58,7 +88,19 @@ def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared) 
                         "weight_decay": e.weight_decay, "batch_size": e.batch_size},
           "dsa_strategy": e.dsa_strategy,
           "epochs": e.epochs,
-          "seed": config.seed}
+          "seed": config.seed,
+          **({"data_schedule": {"name": "pad", "ranking": ranking_digest,
+                                **{k: list(v) if isinstance(v, tuple) else v
+                                   for k, v in e.schedule.items() if k != "scores"}}}
+             if e.data_schedule == "pad" else {})}
+
+
+def stored_spec(config: ml_collections.ConfigDict, workdir: str,
+                prepared: pipeline.Prepared) -> dict:
+  """The spec stored experts must have (reading the ranking when the scheduler is on)."""
+  digest = (data_ranking(config, workdir, prepared)[1]
+            if config.expert.data_schedule == "pad" else None)
+  return expert_spec(config, prepared, digest)
 
 
 def expert_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -71,11 +113,15 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
   validate(config)
   prepared = prepared or pipeline.prepare(config.data)
   model = models.from_config(config.model, prepared.num_classes)
-  spec = expert_spec(config, prepared)
+  e = config.expert
+  schedule, ranked, digest = None, None, None
+  if e.data_schedule == "pad":
+    ranked, digest = data_ranking(config, workdir, prepared)
+    schedule = schedule_lib.DataSchedule.from_config(e.schedule)
+  spec = expert_spec(config, prepared, digest)
   directory = expert_dir(config, workdir)
   store.prepare_directory(directory, spec)  # refuses a mismatched folder before compute
 
-  e = config.expert
   tx = training.direction(e.optimizer, e.momentum, e.weight_decay)
   epoch_fn = jax.jit(training.make_train_epoch(model, tx, e.batch_size, e.dsa_strategy))
   accuracy = jax.jit(training.make_accuracy(model))
@@ -104,9 +150,13 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
     for epoch in range(first + 1, e.epochs + 1):
       t0 = time.perf_counter()
       lr = jnp.float32(epoch_lr(e.lr_schedule, e.lr, epoch, e.epochs))
-      state, loss, acc = epoch_fn(state, lr, x_train, y_train,
-                                  jax.random.fold_in(train_key, epoch))
+      x, y = x_train, y_train
+      if schedule is not None:   # the official loop counts epochs from 0
+        idx = jnp.asarray(schedule.indices(ranked, epoch - 1))
+        x, y = jnp.take(x_train, idx, axis=0), jnp.take(y_train, idx, axis=0)
+      state, loss, acc = epoch_fn(state, lr, x, y, jax.random.fold_in(train_key, epoch))
       metrics = {"train_loss": float(loss), "train_acc": float(acc),
+                 "train_size": int(x.shape[0]),
                  "seconds": round(time.perf_counter() - t0, 3)}
       if e.eval_test:
         metrics["test_acc"] = float(accuracy(state.params, state.batch_stats, x_test, y_test))

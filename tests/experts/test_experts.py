@@ -122,3 +122,34 @@ def test_non_empty_foreign_folder_and_bad_fields_are_refused(idx_dir, tmp_path):
   with pytest.raises(ConfigError, match="expert.lr: is -1"):
     train.train_experts(_config(idx_dir, lr=-1.0), str(tmp_path / "x"))
   assert not (tmp_path / "x").exists()   # nothing written for a refused config
+
+
+def test_pad_scheduler_trains_on_the_scheduled_subsets_and_pins_the_ranking(idx_dir,
+                                                                             tmp_path):
+  config = _config(idx_dir, epochs=4, num_experts=1, data_schedule="pad")
+  with config.unlocked():
+    config.expert.schedule.update(initial_ratio=0.5, addition_end=2, removal_epochs=(2,),
+                                  removal_fractions=(0.25,))
+  directory = train.train_experts(config, str(tmp_path))
+  assert os.path.exists(tmp_path / "scores" / "el2n.npz")   # computed first, when missing
+  reader = store.ExpertReader(directory, train.stored_spec(config, str(tmp_path),
+                                                           pipeline.prepare(config.data)))
+  sizes = [m["train_size"] for m in reader.metadata(0)["metrics"][1:]]
+  # 20 per class; 0-based epochs 0, 1, 2, 3: half, 3/4, all, all but the easiest quarter.
+  assert sizes == [100, 150, 200, 150]
+  assert reader.spec["data_schedule"]["initial_ratio"] == 0.5
+  assert len(reader.spec["data_schedule"]["ranking"]) == 16
+  reader.close()
+  plain = _config(idx_dir, epochs=4, num_experts=1)
+  with pytest.raises(ConfigError, match=r"expert\.dir: .*different setup: data_schedule"):
+    train.train_experts(plain, str(tmp_path))
+
+
+def test_a_schedule_that_removes_before_addition_ends_is_one_clear_error(idx_dir, tmp_path):
+  config = _config(idx_dir, data_schedule="pad")
+  with config.unlocked():
+    config.expert.schedule.update(addition_end=30, removal_epochs=(20,), removal_fractions=(0.1,))
+  with pytest.raises(ConfigError, match=r"^expert\.schedule\.removal_epochs: the first "
+                                        r"removal \(after epoch 20\) comes before addition"):
+    train.train_experts(config, str(tmp_path))
+  assert not (tmp_path / "experts").exists() and not (tmp_path / "scores").exists()
