@@ -61,6 +61,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.expert.batch_size = 256
   config.expert.dsa_strategy = DEFAULT_STRATEGY   # "none" turns DSA off
   config.expert.eval_test = True       # test accuracy after every epoch (metadata)
+  config.expert.sam = "none"           # none | gsam (DATM/PAD experts: GSAM)
+  config.expert.sam_rho = 0.01
+  config.expert.sam_alpha = 0.3
+  config.expert.sam_adaptive = True    # the official code's (always-on) adaptive SAM
   config.expert.data_schedule = "none"   # none | pad (PAD FIEX: easy-to-hard data)
   config.expert.schedule = ml_collections.ConfigDict()   # experts/schedule.py
   config.expert.schedule.initial_ratio = 0.75   # easiest fraction of each class at epoch 0

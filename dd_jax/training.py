@@ -9,6 +9,7 @@ recompiles. Data arrays are always arguments, never closed over (XLA would fold 
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import flax
@@ -81,9 +82,39 @@ def apply(model: nn.Module, state_params: Params, batch_stats: Params, x: Array,
 batch_plan = losses.permutation_batches
 
 
+@dataclasses.dataclass(frozen=True)
+class GSAM:
+  """Surrogate-gap guided SAM (Zhuang et al. 2022), as DATM/PAD train their experts.
+
+  With g the gradient at w: climb to w + e, e = rho * g / ||g|| (adaptive: e = rho *
+  w^2 g / || |w| g ||); take g_p there; descend along g_p - alpha * (g minus its
+  projection on g_p).
+  """
+  rho: float = 0.01
+  alpha: float = 0.3
+  adaptive: bool = True   # the official code's effective setting
+  eps: float = 1e-12
+
+  def direction(self, grad_fn: Callable[[Params], Params], params: Params,
+                g: Params) -> Params:
+    scale = ((lambda p: p * p) if self.adaptive else (lambda p: jnp.ones_like(p)))
+    weighted = jax.tree.map(lambda p, x: (jnp.abs(p) if self.adaptive else 1.0) * x,
+                            params, g)
+    norm = optax.tree.norm(weighted)
+    climbed = jax.tree.map(lambda p, x: p + self.rho * x * scale(p) / (norm + self.eps),
+                           params, g)
+    g_p = grad_fn(climbed)
+    g_norm, p_norm = optax.tree.norm(g), optax.tree.norm(g_p)
+    cosine = optax.tree.vdot(g, g_p) / (g_norm * p_norm + self.eps)
+    return jax.tree.map(
+        lambda a, b: b - self.alpha * (a - cosine * g_norm * b / (p_norm + self.eps)), g, g_p)
+
+
 def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_size: int,
-                     dsa_strategy: str, loss: Callable[[Array, Array], Array] = cross_entropy):
-  """Returns epoch(state, lr, images, labels, key) -> (state, mean_loss, accuracy)."""
+                     dsa_strategy: str, loss: Callable[[Array, Array], Array] = cross_entropy,
+                     sam: GSAM | None = None):
+  """Returns epoch(state, lr, images, labels, key) -> (state, mean_loss, accuracy).
+  With `sam`, each gradient is replaced by GSAM's direction (two gradients per batch)."""
 
   def train_step(carry, batch):
     state, lr, images, labels = carry
@@ -99,6 +130,9 @@ def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_s
 
     (value, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
+    if sam is not None:
+      grads = sam.direction(lambda p: jax.grad(lambda q: loss_fn(q)[0])(p), state.params,
+                            grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = jax.tree.map(lambda p, u: p - lr * u, state.params, updates)
     hard = y if y.ndim == 1 else jnp.argmax(y, -1)

@@ -26,6 +26,7 @@ from dd_jax.experts import store
 MODEL_FIELDS = ("arch", "width", "depth", "norm", "pooling", "activation")
 LR_SCHEDULES = ("constant", "step", "cosine")
 DATA_SCHEDULES = ("none", "pad")   # pad: PAD's FIEX easy-to-hard scheduler
+SAMS = ("none", "gsam")            # gsam: DATM/PAD's expert optimiser
 
 
 def epoch_lr(schedule: str, base: float, epoch: int, epochs: int) -> float:
@@ -48,6 +49,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(e.optimizer in ("sgd", "adam"), "expert.optimizer", f"unknown {e.optimizer!r}",
           "use 'sgd' or 'adam'")
   augment.check_strategy(e.dsa_strategy, "expert.dsa_strategy")
+  require(e.sam in SAMS, "expert.sam", f"unknown {e.sam!r}", f"use one of {', '.join(SAMS)}")
+  if e.sam == "gsam":
+    require(e.sam_rho > 0, "expert.sam_rho", f"is {e.sam_rho}", "use a positive radius, "
+            "e.g. 0.01")
+    require(0 <= e.sam_alpha <= 1, "expert.sam_alpha", f"is {e.sam_alpha}",
+            "use a value in [0, 1], e.g. 0.3")
   require(e.data_schedule in DATA_SCHEDULES, "expert.data_schedule",
           f"unknown {e.data_schedule!r}", f"use one of {', '.join(DATA_SCHEDULES)}")
   if e.data_schedule == "pad":
@@ -89,6 +96,8 @@ def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
           "dsa_strategy": e.dsa_strategy,
           "epochs": e.epochs,
           "seed": config.seed,
+          **({"sam": {"name": "gsam", "rho": e.sam_rho, "alpha": e.sam_alpha,
+                      "adaptive": e.sam_adaptive}} if e.sam == "gsam" else {}),
           **({"data_schedule": {"name": "pad", "ranking": ranking_digest,
                                 **{k: list(v) if isinstance(v, tuple) else v
                                    for k, v in e.schedule.items() if k != "scores"}}}
@@ -123,7 +132,10 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
   store.prepare_directory(directory, spec)  # refuses a mismatched folder before compute
 
   tx = training.direction(e.optimizer, e.momentum, e.weight_decay)
-  epoch_fn = jax.jit(training.make_train_epoch(model, tx, e.batch_size, e.dsa_strategy))
+  sam = (training.GSAM(rho=e.sam_rho, alpha=e.sam_alpha, adaptive=e.sam_adaptive)
+         if e.sam == "gsam" else None)
+  epoch_fn = jax.jit(training.make_train_epoch(model, tx, e.batch_size, e.dsa_strategy,
+                                               sam=sam))
   accuracy = jax.jit(training.make_accuracy(model))
   x_train, y_train = jnp.asarray(prepared.x_train), jnp.asarray(prepared.y_train)
   x_test, y_test = jnp.asarray(prepared.x_test), jnp.asarray(prepared.y_test)

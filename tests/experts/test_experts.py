@@ -126,7 +126,7 @@ def test_non_empty_foreign_folder_and_bad_fields_are_refused(idx_dir, tmp_path):
 
 def test_pad_scheduler_trains_on_the_scheduled_subsets_and_pins_the_ranking(idx_dir,
                                                                              tmp_path):
-  config = _config(idx_dir, epochs=4, num_experts=1, data_schedule="pad")
+  config = _config(idx_dir, epochs=4, num_experts=1, data_schedule="pad", sam="gsam")
   with config.unlocked():
     config.expert.schedule.update(initial_ratio=0.5, addition_end=2, removal_epochs=(2,),
                                   removal_fractions=(0.25,))
@@ -139,6 +139,7 @@ def test_pad_scheduler_trains_on_the_scheduled_subsets_and_pins_the_ranking(idx_
   assert sizes == [100, 150, 200, 150]
   assert reader.spec["data_schedule"]["initial_ratio"] == 0.5
   assert len(reader.spec["data_schedule"]["ranking"]) == 16
+  assert reader.spec["sam"] == {"name": "gsam", "rho": 0.01, "alpha": 0.3, "adaptive": True}
   reader.close()
   plain = _config(idx_dir, epochs=4, num_experts=1)
   with pytest.raises(ConfigError, match=r"expert\.dir: .*different setup: data_schedule"):
