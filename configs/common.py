@@ -102,7 +102,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.lr_teacher = 0.01     # initial student lr (the experts' lr)
   config.distill.syn_lr_param = "linear"   # linear (official, clamped) | log
   config.distill.min_syn_lr = 1e-6     # floor for the linear parameterisation
-  config.distill.batch_syn = 0         # 0 = the whole synthetic set per student step
+  config.distill.batch_syn = 0         # 0 (or >= the set size) = the whole set per step
   config.distill.pix_init = "real"     # real | noise | correct (real, classified
                                        # correctly by the first label expert: DATM)
   config.distill.soft_labels = False   # DATM: learnable soft labels (expert logits)
@@ -161,17 +161,61 @@ def apply_runlocal(config: ml_collections.ConfigDict) -> None:
 
 
 def make(arg: str | None, per_ipc: dict[int, dict],
-         dataset: Callable[[ml_collections.ConfigDict], None]) -> ml_collections.ConfigDict:
+         dataset: Callable[[ml_collections.ConfigDict], None],
+         method: Callable[[ml_collections.ConfigDict, dict], None] | None = None,
+         ) -> ml_collections.ConfigDict:
   """The body of every experiment's `get_config`: defaults, the file's dataset fields
-  (`dataset(config)`), then the runlocal and ipc variants; locked."""
+  (`dataset(config)`), the runlocal and ipc variants, then the method's switches
+  (`method(config, args)`); locked."""
   args = parse_arg(arg)
   config = base_config()
   dataset(config)
   if args.get("runlocal"):
     apply_runlocal(config)
   apply_distill(config, per_ipc, args)
+  if method is not None:
+    method(config, args)
   config.lock()
   return config
+
+
+def switch(args: dict[str, str], name: str) -> bool:
+  """Variant switches such as `fiex=0`: on unless given as 0/false/off."""
+  return args.get(name, "1").lower() not in ("0", "false", "off", "no")
+
+
+def pad(addition_end: int) -> Callable[[ml_collections.ConfigDict, dict], None]:
+  """PAD = DATM's backbone + FIEX (easy-to-hard expert data, GSAM experts as the official
+  command) + FIEM (depth parameter mask). Variants `fiex=0` / `fiem=0` turn a module
+  off; both off is DATM. Expert settings: PAD's README command (100 experts x 100
+  epochs, GSAM rho 0.01 alpha 0.3, IR 0.75, removal after epochs 40 and 60 of the
+  easiest 10% then 20%)."""
+
+  def method(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
+    runlocal = bool(args.get("runlocal"))
+    e = config.expert
+    e.sam = "gsam"
+    if not runlocal:
+      e.epochs = 100
+    if switch(args, "fiex"):
+      e.data_schedule = "pad"
+      e.schedule.initial_ratio = 0.75
+      e.schedule.addition_end = addition_end
+      e.schedule.removal_epochs = (40, 60)
+      e.schedule.removal_fractions = (0.1, 0.2)
+    d = config.distill
+    d.soft_labels = True
+    if not runlocal:
+      d.iterations = 10_000
+    else:   # the small variant exercises every module (the IPC tables are not applied)
+      d.pix_init, d.param_mask_ratio = "correct", 0.5
+    if not switch(args, "fiem"):
+      d.param_mask, d.param_mask_ratio = "none", 0.0
+    elif d.param_mask == "none" and d.param_mask_ratio > 0:
+      d.param_mask = "depth"
+    config.eval.batch_size = 128   # the official batch_train
+
+  return method
 
 
 def apply_distill(config: ml_collections.ConfigDict, table: dict[int, dict],

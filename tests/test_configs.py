@@ -6,7 +6,10 @@ import pytest
 from dd_jax.distill import run
 
 FILES = ("fashion_mnist_mtt", "mnist_mtt", "cifar10_mtt", "cifar100_mtt",
-         "tiny_imagenet_mtt")
+         "tiny_imagenet_mtt", "fashion_mnist_pad", "cifar10_pad", "cifar100_pad",
+         "tiny_imagenet_pad")
+# (outer iterations, expert epochs) of the full settings: MTT's and PAD's.
+FULL = {"mtt": (5_000, 50), "pad": (10_000, 100)}
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -21,9 +24,10 @@ def test_config_variants_are_valid(name, variant):
   if "runlocal" in variant:
     assert config.distill.iterations <= 10 and config.expert.num_experts <= 2
   else:
-    assert config.distill.iterations == 5_000 and config.expert.epochs == 50
+    assert (config.distill.iterations, config.expert.epochs) == FULL[name.split("_")[-1]]
     settings = module.PER_IPC[ipc]
     assert all(config.distill[k] == v for k, v in settings.items() if "." not in k)
+    assert all(config.data[k[5:]] == v for k, v in settings.items() if k.startswith("data."))
   with pytest.raises(AttributeError):   # locked: a typo in an override is an error
     config.distill.syn_stepz = 3
 
@@ -40,3 +44,18 @@ def test_unknown_ipc_variant_is_explained():
   from configs import cifar10_mtt
   with pytest.raises(ValueError, match="no settings for ipc=7"):
     cifar10_mtt.get_config("ipc=7")
+
+
+def test_pad_variants_switch_its_modules_and_both_off_is_datm():
+  from configs import cifar10_pad
+  c = cifar10_pad.get_config("ipc=10")
+  assert (c.expert.data_schedule, c.expert.sam, c.expert.schedule.addition_end) == (
+      "pad", "gsam", 20)
+  assert (c.distill.param_mask, c.distill.param_mask_ratio) == ("depth", 0.5)
+  assert c.distill.soft_labels and c.distill.pix_init == "correct"
+  assert (c.distill.current_max_start_epoch, c.distill.expansion_end) == (10, 1_000)
+  datm = cifar10_pad.get_config("ipc=10,fiex=0,fiem=0")
+  assert datm.expert.data_schedule == "none" and datm.expert.sam == "gsam"
+  assert (datm.distill.param_mask, datm.distill.param_mask_ratio) == ("none", 0.0)
+  assert datm.distill.soft_labels
+  assert cifar10_pad.get_config("ipc=1").distill.param_mask == "none"   # alpha 0 at IPC1

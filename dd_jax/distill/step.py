@@ -65,7 +65,7 @@ def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
   """
   n = images.shape[0]
   kplan, kaug = jax.random.split(key)
-  batch = settings.batch_syn or n
+  batch = min(settings.batch_syn or n, n)   # as torch.split: a batch never exceeds the set
   idx, valid = losses.batch_schedule(kplan, n, batch, settings.syn_steps)
   keys = jax.random.split(kaug, settings.syn_steps)
 
