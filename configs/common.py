@@ -85,6 +85,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.score.dsa_strategy = "none"
 
   config.distill = ml_collections.ConfigDict()
+  config.distill.method = "mtt"        # mtt | dc (gradient matching) | dm (distribution)
   config.distill.ipc = 1
   config.distill.syn_steps = 20        # N: student steps per outer step
   config.distill.expert_epochs = 2     # M: target = expert epoch t + M
@@ -112,6 +113,14 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.label_momentum = 0.9
   config.distill.loss_threshold = 0.0  # DATM: skip updates when loss > it (0 = never)
   config.distill.dsa_strategy = DEFAULT_STRATEGY
+  # DC / DM (distill/backbones.py): real images per class and match; DC's loop lengths
+  # (0 = the official values by IPC); with expert.data_schedule="pad" (FIEX) the real
+  # batches follow the scheduler, one scheduler epoch per `schedule_steps` outer steps.
+  # Their nets train and evaluate at distill.lr_teacher.
+  config.distill.batch_real = 256
+  config.distill.dc_outer_loop = 0
+  config.distill.dc_inner_loop = 0
+  config.distill.schedule_steps = 10
   config.distill.param_mask = "none"   # none | depth | loss (PAD FIEM)
   config.distill.param_mask_ratio = 0.0   # fraction of the flattened params dropped
   config.distill.remat = True          # rematerialise student steps in the backward pass

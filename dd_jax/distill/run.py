@@ -26,7 +26,7 @@ import orbax.checkpoint as ocp
 
 from dd_jax import losses, models, summaries
 from dd_jax.data import augment, pipeline
-from dd_jax.distill import export, segments
+from dd_jax.distill import backbones, export, matching, segments
 from dd_jax.distill import labels as labels_lib
 from dd_jax.distill import state as state_lib
 from dd_jax.distill.step import StepSettings, compiled_step
@@ -35,6 +35,7 @@ from dd_jax.evaluate import protocol
 from dd_jax.evaluate import run as eval_run
 from dd_jax.experts import store
 from dd_jax.experts import train as expert_train
+from dd_jax.experts.schedule import DataSchedule
 from dd_jax.metadata import spec_difference, write_json_atomic
 from dd_jax.models.torch_layout import TorchLayout
 
@@ -72,6 +73,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(0.0 <= d.param_mask_ratio < 1.0, "distill.param_mask_ratio",
           f"is {d.param_mask_ratio}, outside [0, 1)",
           "give the fraction of the flattened parameters to drop, e.g. 0.25")
+  require(d.method in backbones.METHODS, "distill.method", f"unknown {d.method!r}",
+          f"use one of {', '.join(backbones.METHODS)}")
+  if d.method != "mtt":
+    validate_matching(config)
   segments.check_window(d.max_start_epoch, d.expert_epochs, config.expert.epochs,
                         f"experts of expert.epochs={config.expert.epochs}")
   segments.StartWindow.from_config(d).validate()
@@ -91,6 +96,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
             "use a momentum in [0, 1), e.g. 0.9")
   expert_train.validate(config)
   eval_run.validate(config)
+
+
+def validate_matching(config: ml_collections.ConfigDict) -> None:
+  """DC/DM: what needs trajectories is refused; their own fields checked."""
+  d = config.distill
+  require(not d.soft_labels and d.pix_init != "correct", "distill.method",
+          f"{d.method} has no expert trajectories, which DATM's soft labels and "
+          "pix_init='correct' come from", "use distill.method='mtt' for them, or set "
+          "distill.soft_labels=False and pix_init='real'")
+  require(d.param_mask in ("none", "depth"), "distill.param_mask",
+          f"{d.param_mask!r} ranks trajectory-matching errors, which {d.method} has none of",
+          "use 'depth' (PAD's FIEM) or 'none'")
+  require(config.model.arch == "ConvNet" and config.model.norm != "batchnorm",
+          "model.arch", f"{d.method} here matches the ConvNet family without batch norm "
+          f"(got {config.model.arch}, norm {config.model.norm})",
+          "use model.arch='ConvNet' with instancenorm or none")
+  require_at_least(d, "distill", {"batch_real": 1, "dc_outer_loop": 0, "dc_inner_loop": 0,
+                                  "schedule_steps": 1})
 
 
 def run_identity(config: ml_collections.ConfigDict, prepared: pipeline.Prepared) -> dict:
@@ -149,19 +172,12 @@ class Distiller:
     self.identity = run_identity(config, self.prepared)
     check_workdir(self.run_dir, self.identity)  # before any compute
     d = config.distill
-    expert_dir = expert_train.train_experts(config, workdir, self.prepared)
-    self.reader = store.ExpertReader(
-        expert_dir, expert_train.stored_spec(config, workdir, self.prepared))
-    require(bool(self.reader.experts), "expert.dir", f"{expert_dir} has no complete expert",
-            "finish training experts (python -m dd_jax.experts)")
-    # The reader's spec check pins reader.epochs to expert.epochs, so validate()'s window
-    # check already covers the stored trajectories.
     self.model = models.from_config(config.model, self.prepared.num_classes)
     x0 = jnp.asarray(self.prepared.x_train[:1])
     variables = self.model.init(jax.random.PRNGKey(0), x0, train=False)
     self.batch_stats = variables.get("batch_stats", {})
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
-                            variables["params"])
+    self.abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                                 variables["params"])
     layout = TorchLayout.of(self.model, self.prepared.x_train.shape[1:])
     # PAD's parameter mask: an argument of the step (never a closed-over constant).
     # ("loss" masks are built inside the step from each unroll.)
@@ -171,17 +187,60 @@ class Distiller:
       kept = sum(int(m.sum()) for m in jax.tree.leaves(self.mask))
       logging.info("parameter mask %s %.2f: %d of %d parameters matched", d.param_mask,
                    d.param_mask_ratio, kept, layout.num_params)
-    self.source = segments.SnapshotSource(self.reader, abstract,
-                                          int(d.snapshot_cache_mb * 2 ** 20))
-    self.abstract = abstract
-    self.window = segments.StartWindow.from_config(d)
-    self.step_fn = compiled_step(self.model, StepSettings.from_config(d))
+    self.reader = None
+    if d.method == "mtt":
+      self._prepare_trajectories()
+    else:
+      self._prepare_matching()
     self.evals_path = os.path.join(self.run_dir, "evals.json")
     self.exported, self.exported_step = None, None
     self.eval_seconds = 0.0   # kept out of the steps/s and ETA figures
     self.evals = (store.read_json(self.evals_path) if os.path.exists(self.evals_path)
                   else [])
     record_workdir(self.run_dir, self.identity)
+
+  def _prepare_trajectories(self) -> None:
+    """MTT: experts (trained if missing), their snapshots, the compiled unroll step."""
+    config, d = self.config, self.config.distill
+    expert_dir = expert_train.train_experts(config, self.workdir, self.prepared)
+    self.reader = store.ExpertReader(
+        expert_dir, expert_train.stored_spec(config, self.workdir, self.prepared))
+    require(bool(self.reader.experts), "expert.dir", f"{expert_dir} has no complete expert",
+            "finish training experts (python -m dd_jax.experts)")
+    # The reader's spec check pins reader.epochs to expert.epochs, so validate()'s window
+    # check already covers the stored trajectories.
+    self.source = segments.SnapshotSource(self.reader, self.abstract,
+                                          int(d.snapshot_cache_mb * 2 ** 20))
+    self.window = segments.StartWindow.from_config(d)
+    self.step_fn = compiled_step(self.model, StepSettings.from_config(d))
+
+  def _prepare_matching(self) -> None:
+    """DC/DM: no experts; real batches per class (PAD's scheduled windows with FIEX)."""
+    config, d, p = self.config, self.config.distill, self.prepared
+    ranked, schedule = None, None
+    if config.expert.data_schedule == "pad":
+      ranked = expert_train.data_ranking(config, self.workdir, p)[0]
+      schedule = DataSchedule.from_config(config.expert.schedule)
+    self.real = backbones.RealBatches(p.y_train, p.num_classes, d.batch_real, config.seed,
+                                      ranked, schedule, d.schedule_steps)
+    blocks = (matching.kept_blocks(self.mask, config.model.depth)
+              if d.method == "dm" else ())
+    self.matching = backbones.MatchingSettings.from_config(d, p.num_classes, blocks)
+    self.step_fn = backbones.compiled_step(self.model, self.matching)
+    self.x_train = jax.device_put(jnp.asarray(p.x_train), jax.devices()[0])
+
+  def _step(self, state, step: int):
+    """One outer step of the configured method: (state, metrics, where it matched)."""
+    d = self.config.distill
+    if d.method == "mtt":
+      expert, epoch = segments.sample_segment(self.config.seed, step, self.reader.experts,
+                                              self.window)
+      start, target = self.source.segment(expert, epoch, d.expert_epochs)
+      state, metrics = self.step_fn(state, start, target, self.batch_stats, self.mask)
+      return state, jax.device_get(metrics), f"expert {expert}, start epoch {epoch}"
+    idx = jnp.asarray(self.real.indices(step, self.matching.outer_loop))
+    state, metrics = self.step_fn(state, self.x_train, idx, self.mask)
+    return state, jax.device_get(metrics), f"{d.method} step {step}"
 
   def initial_state(self) -> state_lib.DistillState:
     d, p, seed = self.config.distill, self.prepared, self.config.seed
@@ -261,15 +320,11 @@ class Distiller:
       for step in range(start_step, d.iterations):
         if d.eval_every and step % d.eval_every == 0 and not self._evaluated(step):
           self.evaluate(state, writer)
-        expert, epoch = segments.sample_segment(self.config.seed, step, self.reader.experts,
-                                                self.window)
-        start, target = self.source.segment(expert, epoch, d.expert_epochs)
-        state, metrics = self.step_fn(state, start, target, self.batch_stats, self.mask)
-        metrics = jax.device_get(metrics)
+        state, metrics, where = self._step(state, step)
         if not metrics["finite"]:
           bad += 1
-          logging.warning("step %d: matching loss or gradients not finite (expert %d, "
-                          "start epoch %d): step skipped, state kept", step, expert, epoch)
+          logging.warning("step %d: matching loss or gradients not finite (%s): step "
+                          "skipped, state kept", step, where)
           if bad >= d.max_bad_steps:
             _save(manager, state)
             raise ConfigError(
@@ -278,16 +333,15 @@ class Distiller:
                 "lower distill.lr_img or distill.lr_lr, or check the experts")
         else:
           bad = 0
-        if metrics["skipped"]:
+        if metrics.get("skipped"):
           logging.info("step %d: loss %.4f > distill.loss_threshold=%g, update skipped "
-                       "(expert %d, start epoch %d)", step, metrics["loss"],
-                       d.loss_threshold, expert, epoch)
-        if metrics["lr_clamped"]:
+                       "(%s)", step, metrics["loss"], d.loss_threshold, where)
+        if metrics.get("lr_clamped"):
           logging.warning("step %d: the student lr reached distill.min_syn_lr=%g and was "
                           "held there", step, d.min_syn_lr)
         done = step + 1
         if done % d.log_every == 0 or done == d.iterations:
-          self._log(writer, done, metrics, expert, epoch, start_step, start_time)
+          self._log(writer, done, metrics, where, start_step, start_time)
         if done % d.checkpoint_every == 0:
           _save(manager, state)
       if d.eval_every and not self._evaluated(int(state.step)):
@@ -303,23 +357,27 @@ class Distiller:
       manager.wait_until_finished()
       manager.close()
       writer.flush()
-      self.reader.close()
+      if self.reader is not None:
+        self.reader.close()
     return self._summary(state, paths)
 
   def _evaluated(self, step: int) -> bool:
     return any(e["step"] == step for e in self.evals)
 
-  def _log(self, writer, done, metrics, expert, epoch, start_step, start_time) -> None:
+  def _log(self, writer, done, metrics, where, start_step, start_time) -> None:
     d = self.config.distill
     scalars = {f"distill/{k}": float(v) for k, v in metrics.items()}
     writer.write_scalars(done, scalars)
     elapsed = time.perf_counter() - start_time - self.eval_seconds
     rate = (done - start_step) / max(elapsed, 1e-9)
-    logging.info("step %d/%d: loss %.4f, syn_lr %.5f, inner CE %.3f -> %.3f "
-                 "(expert %d, epoch %d), %.2f steps/s, ETA %.0fs", done, d.iterations,
-                 metrics["loss"], metrics["syn_lr"], metrics["inner_loss_first"],
-                 metrics["inner_loss_last"], expert, epoch, rate,
+    inner = (f", inner CE {metrics['inner_loss_first']:.3f} -> "
+             f"{metrics['inner_loss_last']:.3f}" if "inner_loss_first" in metrics else "")
+    logging.info("step %d/%d: loss %.4f, syn_lr %.5f%s (%s), %.2f steps/s, ETA %.0fs", done,
+                 d.iterations, metrics["loss"], self.syn_lr_now(metrics), inner, where, rate,
                  (d.iterations - done) / max(rate, 1e-9))
+
+  def syn_lr_now(self, metrics) -> float:
+    return float(metrics["syn_lr"]) if "syn_lr" in metrics else self.config.distill.lr_teacher
 
   def _summary(self, state, paths) -> str:
     lines = [f"distilled {int(state.step)} steps; student lr {self.syn_lr(state):.5f}",

@@ -27,6 +27,7 @@ class ConvNet(nn.Module):
       x = layers.Norm(self.norm, train=train, name=f"norm{d}")(x)
       x = layers.ACTIVATIONS[self.activation](x)
       x = layers.pool2x2(x, self.pooling)
+      self.sow("intermediates", f"block{d}", x)   # DM's per-layer features (if mutable)
     x = layers.flatten_chw(x)
     if features:
       return x

@@ -1,0 +1,140 @@
+"""The DC and DM outer steps (distill/matching.py's losses + optax) and their real batches.
+
+One compiled step per outer iteration: a fresh net from the step's key, the method's
+matching loss, SGD(lr_img, momentum) on the images; DC also trains the net between its
+`outer_loop` matches (`inner_loop` steps of plain SGD at `distill.lr_teacher` on the
+synthetic set, DSA on). Non-finite steps roll back inside the step, as MTT's.
+
+Real batches: `batch_real` random images of each class per match, drawn on the host from
+(seed, step) so a resumed run draws the same; with PAD's FIEX (`expert.data_schedule =
+"pad"`) only from each class's scheduled window, the scheduler's epoch advancing every
+`distill.schedule_steps` outer steps.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dd_jax import training
+from dd_jax.distill import matching
+from dd_jax.distill.state import DistillState
+from dd_jax.experts.schedule import DataSchedule
+
+Params = Any
+Mask = Any
+METHODS = ("mtt", "dc", "dm")
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchingSettings:
+  method: str                # dc | dm
+  num_classes: int
+  ipc: int
+  lr_img: float
+  img_momentum: float
+  dsa_strategy: str
+  outer_loop: int            # DC: matches per outer step (1 for DM)
+  inner_loop: int            # DC: net steps on the synthetic set between matches
+  lr_net: float
+  batch_train: int
+  blocks: tuple[int, ...]    # DM: extra block outputs matched (PAD FIEM)
+
+  @classmethod
+  def from_config(cls, d, num_classes: int, blocks: tuple[int, ...] = ()):
+    outer, inner = dc_loops(d)
+    return cls(method=d.method, num_classes=num_classes, ipc=d.ipc, lr_img=d.lr_img,
+               img_momentum=d.img_momentum, dsa_strategy=d.dsa_strategy,
+               outer_loop=outer if d.method == "dc" else 1, inner_loop=inner,
+               lr_net=d.lr_teacher, batch_train=256, blocks=blocks)
+
+
+def dc_loops(d) -> tuple[int, int]:
+  """DC's (outer_loop, inner_loop): the config's, or the official values by IPC."""
+  default = matching.DC_LOOPS.get(d.ipc, (10, 50))
+  return d.dc_outer_loop or default[0], d.dc_inner_loop or default[1]
+
+
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_step(model: nn.Module, settings: MatchingSettings):
+  return jax.jit(make_step(model, settings))
+
+
+def make_step(model: nn.Module, s: MatchingSettings):
+  """Returns step(state, x_train, real_idx [outer_loop, C, B], mask) -> (state, metrics)."""
+  img_tx = optax.sgd(s.lr_img, momentum=s.img_momentum or None)
+  net_epoch = training.make_train_epoch(model, optax.identity(), s.batch_train,
+                                        s.dsa_strategy)
+
+  def loss_fn(images, params, real, key, mask):
+    syn = images.reshape((s.num_classes, s.ipc) + images.shape[1:])
+    if s.method == "dc":
+      return matching.dc_loss(model, params, real, syn, key, s.dsa_strategy, mask)
+    return matching.dm_loss(model, params, real, syn, key, s.dsa_strategy, s.blocks)
+
+  def step(state: DistillState, x_train, real_idx, mask: Mask | None = None):
+    key, rng = jax.random.split(state.rng)
+    kinit, kloop = jax.random.split(key)
+    net = training.init_state(model, kinit, state.images[:1], optax.identity())
+
+    def match(carry, inputs):
+      images, img_opt, net = carry
+      idx, k, last = inputs
+      kmatch, knet = jax.random.split(k)
+      loss, g = jax.value_and_grad(loss_fn)(images, net.params, x_train[idx], kmatch, mask)
+      upd, img_opt = img_tx.update(g, img_opt, images)
+      images = optax.apply_updates(images, upd)
+      if s.method == "dc" and s.inner_loop:
+        def train(net, k):
+          net, _, _ = net_epoch(net, jnp.float32(s.lr_net), jax.lax.stop_gradient(images),
+                                state.labels, k)
+          return net, None
+        trained, _ = jax.lax.scan(train, net, jax.random.split(knet, s.inner_loop))
+        net = jax.tree.map(lambda a, b: jnp.where(last, a, b), net, trained)
+      return (images, img_opt, net), (loss, optax.tree.norm(g))
+
+    last = jnp.arange(s.outer_loop) == s.outer_loop - 1   # no net training after the last
+    (images, img_opt, _), (losses, norms) = jax.lax.scan(
+        match, (state.images, state.img_opt, net),
+        (real_idx, jax.random.split(kloop, s.outer_loop), last))
+    finite = jnp.all(jnp.isfinite(losses)) & _all_finite(images)
+    updated = state.replace(images=images, img_opt=img_opt)
+    kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)
+    kept = kept.replace(step=state.step + 1, rng=rng)
+    return kept, {"loss": jnp.mean(losses), "finite": finite,
+                  "grad_norm_images": jnp.mean(norms)}
+
+  return step
+
+
+class RealBatches:
+  """Per-class real batches for DC/DM: [outer_loop, C, batch_real] training indices."""
+
+  def __init__(self, y_train: np.ndarray, num_classes: int, batch_real: int, seed: int,
+               ranked: list[np.ndarray] | None = None,
+               schedule: DataSchedule | None = None, schedule_steps: int = 1):
+    self.by_class = [np.flatnonzero(y_train == c) for c in range(num_classes)]
+    self.batch, self.seed = batch_real, seed
+    self.ranked, self.schedule, self.schedule_steps = ranked, schedule, schedule_steps
+
+  def pool(self, step: int) -> list[np.ndarray]:
+    if self.schedule is None:
+      return self.by_class
+    epoch = step // self.schedule_steps
+    return [r[slice(*self.schedule.window(epoch, len(r)))] for r in self.ranked]
+
+  def indices(self, step: int, outer_loop: int) -> np.ndarray:
+    rng = np.random.default_rng([self.seed, step, 2])
+    pool = self.pool(step)
+    return np.stack([np.stack([rng.choice(p, self.batch, replace=len(p) < self.batch)
+                               for p in pool]) for _ in range(outer_loop)])
