@@ -188,9 +188,11 @@ def make(arg: str | None, per_ipc: dict[int, dict],
   return config
 
 
-def switch(args: dict[str, str], name: str) -> bool:
-  """Variant switches such as `fiex=0`: on unless given as 0/false/off."""
-  return args.get(name, "1").lower() not in ("0", "false", "off", "no")
+def switch(args: dict[str, str], name: str, default: bool = True) -> bool:
+  """Variant switches such as `fiex=0` / `fiem=1`; `default` when not given."""
+  if name not in args:
+    return default
+  return args[name].lower() not in ("0", "false", "off", "no")
 
 
 def pad(addition_end: int) -> Callable[[ml_collections.ConfigDict, dict], None]:
@@ -243,3 +245,28 @@ def apply_distill(config: ml_collections.ConfigDict, table: dict[int, dict],
     section, _, field = key.rpartition(".")
     target = config[section] if section else config.distill
     target[field] = value
+
+
+def matching(method: str, iterations: int, lr_img: float, schedule_steps: int
+             ) -> Callable[[ml_collections.ConfigDict, dict], None]:
+  """DC / DM (the official DC/DSA/DM settings: SGD momentum 0.5 on the images, nets at
+  lr 0.01, 256 real images per class and match, DSA on, real init), with PAD's modules
+  as variants: `fiex=1` (scheduled real batches, one scheduler epoch per
+  `schedule_steps` steps) and `fiem=1` (depth mask, alpha 0.25 unless the table sets
+  one)."""
+
+  def apply(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
+    d = config.distill
+    d.method, d.lr_img, d.img_momentum = method, lr_img, 0.5
+    d.lr_teacher, d.batch_real, d.schedule_steps = 0.01, 256, schedule_steps
+    if args.get("runlocal"):
+      d.batch_real = 16
+    else:
+      d.iterations = iterations
+      d.eval_every = iterations // 5
+    if switch(args, "fiex", default=False):
+      config.expert.data_schedule = "pad"
+    if switch(args, "fiem", default=False):
+      d.param_mask, d.param_mask_ratio = "depth", d.param_mask_ratio or 0.25
+
+  return apply

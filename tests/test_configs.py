@@ -7,9 +7,10 @@ from dd_jax.distill import run
 
 FILES = ("fashion_mnist_mtt", "mnist_mtt", "cifar10_mtt", "cifar100_mtt",
          "tiny_imagenet_mtt", "fashion_mnist_pad", "cifar10_pad", "cifar100_pad",
-         "tiny_imagenet_pad")
+         "tiny_imagenet_pad", "fashion_mnist_dc", "fashion_mnist_dm", "cifar10_dc",
+         "cifar10_dm")
 # (outer iterations, expert epochs) of the full settings: MTT's and PAD's.
-FULL = {"mtt": (5_000, 50), "pad": (10_000, 100)}
+FULL = {"mtt": (5_000, 50), "pad": (10_000, 100), "dc": (1_000, 50), "dm": (20_000, 50)}
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -59,3 +60,14 @@ def test_pad_variants_switch_its_modules_and_both_off_is_datm():
   assert (datm.distill.param_mask, datm.distill.param_mask_ratio) == ("none", 0.0)
   assert datm.distill.soft_labels
   assert cifar10_pad.get_config("ipc=1").distill.param_mask == "none"   # alpha 0 at IPC1
+
+
+def test_dc_and_dm_take_pad_modules_as_variants():
+  from configs import cifar10_dc, cifar10_dm
+  dc = cifar10_dc.get_config("ipc=10")
+  assert (dc.distill.method, dc.distill.lr_img, dc.distill.param_mask) == ("dc", 0.1, "none")
+  assert dc.expert.data_schedule == "none"
+  dm = cifar10_dm.get_config("ipc=10,fiex=1,fiem=1")
+  assert (dm.distill.method, dm.distill.lr_img, dm.distill.schedule_steps) == ("dm", 1.0, 200)
+  assert (dm.expert.data_schedule, dm.distill.param_mask, dm.distill.param_mask_ratio) == (
+      "pad", "depth", 0.25)

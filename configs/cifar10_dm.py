@@ -1,0 +1,21 @@
+"""CIFAR-10, DM (distribution matching), ConvNet-3, instance norm; PAD's modules as variants.
+
+Distil: python -m dd_jax.main --config=configs/cifar10_dm.py:ipc=10 --workdir=/tmp/cifar10_dm
+Variants: ipc=1|10|50, runlocal, fiex=1 (PAD's scheduled real batches; scores computed
+first), fiem=1 (PAD's depth mask, alpha 0.25).
+
+Settings: the official DC/DSA/DM code (20_000 outer steps, lr_img 1.0, momentum 0.5,
+nets at lr 0.01, 256 real images per class per match, real init, DSA).
+"""
+from configs import common
+
+PER_IPC = {1: {}, 10: {}, 50: {}}
+
+
+def dataset(config):
+  config.data.name = "cifar10"
+
+
+def get_config(arg=None):
+  return common.make(arg, PER_IPC, dataset,
+                     common.matching("dm", iterations=20_000, lr_img=1.0, schedule_steps=200))
