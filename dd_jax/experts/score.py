@@ -1,5 +1,8 @@
 """Difficulty of real training samples (PAD's FIEX): EL2N scores and per-class rankings.
 
+(`score.method` also offers "loss" (per-sample CE) and "grand" (per-sample gradient
+norm); EL2N is the paper's.)
+
 EL2N(x, y) = || softmax(f(w, x)) - onehot(y) ||_2, averaged over `score.num_models`
 models each trained `score.epochs` epochs from its own init (early training, as the
 paper). Higher = harder. The ranking of each class (easiest first) feeds the expert
@@ -21,13 +24,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from dd_jax import models, training
 from dd_jax.data import augment, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
 from dd_jax.metadata import spec_difference, write_bytes_atomic
 
-METHODS = ("el2n",)
+METHODS = ("el2n", "loss", "grand")   # higher = harder for each
 
 
 def el2n(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -36,8 +40,24 @@ def el2n(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return jnp.linalg.norm(jax.nn.softmax(logits) - onehot, axis=-1)
 
 
-def make_scorer(model, chunk: int = 500):
-  """Returns scores(params, batch_stats, images, labels) -> [n] EL2N, in chunks."""
+def per_sample_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """The "loss" score: per-sample cross-entropy."""
+  return training.cross_entropy(logits, labels)
+
+
+def make_scorer(model, method: str = "el2n", chunk: int = 500):
+  """Returns scores(params, batch_stats, images, labels) -> [n], in chunks.
+
+  el2n: ||softmax - onehot||; loss: CE; grand: ||d CE / d params||_2 per sample (GraNd,
+  Paul et al. 2021; one per-sample gradient each, so chunks of 50)."""
+  if method == "grand":
+    chunk = min(chunk, 50)
+
+  def one_grand(params, batch_stats, x, y):
+    def ce(p):
+      logits, _ = training.apply(model, p, batch_stats, x[None], train=False)
+      return per_sample_loss(logits, y[None])[0]
+    return optax.tree.norm(jax.grad(ce)(params))
 
   def scores(params, batch_stats, images, labels):
     n = images.shape[0]
@@ -47,8 +67,10 @@ def make_scorer(model, chunk: int = 500):
     y = jnp.concatenate([labels, jnp.zeros((pad,), labels.dtype)])
 
     def one(xy):
+      if method == "grand":
+        return jax.vmap(one_grand, in_axes=(None, None, 0, 0))(params, batch_stats, *xy)
       logits, _ = training.apply(model, params, batch_stats, xy[0], train=False)
-      return el2n(logits, xy[1])
+      return el2n(logits, xy[1]) if method == "el2n" else per_sample_loss(logits, xy[1])
 
     out = jax.lax.map(one, (x.reshape((-1, c) + images.shape[1:]), y.reshape(-1, c)))
     return out.reshape(-1)[:n]
@@ -85,7 +107,7 @@ def compute_scores(config: ml_collections.ConfigDict, workdir: str,
   model = models.from_config(config.model, prepared.num_classes)
   tx = training.direction("sgd", s.momentum, s.weight_decay)
   epoch_fn = jax.jit(training.make_train_epoch(model, tx, s.batch_size, s.dsa_strategy))
-  scorer = jax.jit(make_scorer(model))
+  scorer = jax.jit(make_scorer(model, s.method))
   x, y = jnp.asarray(prepared.x_train), jnp.asarray(prepared.y_train)
   total = np.zeros(len(y), np.float64)
   root = jax.random.fold_in(jax.random.PRNGKey(config.seed), 7_919)  # not the experts' keys

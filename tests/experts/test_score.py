@@ -44,3 +44,14 @@ def test_a_mislabelled_sample_ranks_hardest_in_its_class(tmp_path):
   with pytest.raises(ConfigError, match=r"^expert\.schedule\.scores: .* computed for "
                                         r"other data: fingerprint"):
     score.load_ranking(path, other, "expert.schedule.scores")
+
+
+@pytest.mark.parametrize("method", ["loss", "grand"])
+def test_loss_and_grand_scores_also_rank_a_mislabelled_sample_hardest(tmp_path, method):
+  config, prepared = _prepared(flip=17)
+  with config.unlocked():
+    config.score.method = method
+  path = score.compute_scores(config, str(tmp_path), prepared)
+  assert path.endswith(f"{method}.npz")
+  ranking = score.load_ranking(path, prepared, "expert.schedule.scores")
+  assert ranking[int(prepared.y_train[17])][-1] == 17
