@@ -25,6 +25,7 @@ import optax
 from dd_jax import training
 from dd_jax.distill import matching
 from dd_jax.distill.state import DistillState
+from dd_jax.distill.step import all_finite, keep_if
 from dd_jax.experts.schedule import DataSchedule
 
 Params = Any
@@ -59,10 +60,6 @@ def dc_loops(d) -> tuple[int, int]:
   """DC's (outer_loop, inner_loop): the config's, or the official values by IPC."""
   default = matching.DC_LOOPS.get(d.ipc, (10, 50))
   return d.dc_outer_loop or default[0], d.dc_inner_loop or default[1]
-
-
-def _all_finite(tree) -> jax.Array:
-  return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 @functools.lru_cache(maxsize=8)
@@ -107,9 +104,8 @@ def make_step(model: nn.Module, s: MatchingSettings):
     (images, img_opt, _), (losses, norms) = jax.lax.scan(
         match, (state.images, state.img_opt, net),
         (real_idx, jax.random.split(kloop, s.outer_loop), last))
-    finite = jnp.all(jnp.isfinite(losses)) & _all_finite(images)
-    updated = state.replace(images=images, img_opt=img_opt)
-    kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)
+    finite = jnp.all(jnp.isfinite(losses)) & all_finite(images)
+    kept = keep_if(finite, state.replace(images=images, img_opt=img_opt), state)
     kept = kept.replace(step=state.step + 1, rng=rng)
     return kept, {"loss": jnp.mean(losses), "finite": finite,
                   "grad_norm_images": jnp.mean(norms)}

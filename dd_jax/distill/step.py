@@ -83,8 +83,13 @@ def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
   return losses.trajectory_matching_loss(end, target, start, mask), inner
 
 
-def _all_finite(tree) -> jax.Array:
+def all_finite(tree) -> jax.Array:
   return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def keep_if(ok: jax.Array, new: DistillState, old: DistillState) -> DistillState:
+  """`new` where ok, else `old` (a rolled-back step), leaf by leaf inside the jit."""
+  return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
 @functools.lru_cache(maxsize=16)
@@ -120,7 +125,7 @@ def make_step(model: nn.Module, settings: StepSettings):
     if soft:
       upd, label_opt = label_tx.update(grads[2], state.label_opt, state.labels)
       updated.update(labels=optax.apply_updates(state.labels, upd), label_opt=label_opt)
-    finite = jnp.isfinite(loss) & _all_finite((grads, updated["images"],
+    finite = jnp.isfinite(loss) & all_finite((grads, updated["images"],
                                                updated["lr_param"], updated["labels"]
                                                if soft else ()))
     clamped = jnp.zeros((), bool)
@@ -130,8 +135,7 @@ def make_step(model: nn.Module, settings: StepSettings):
     skipped = (loss > settings.loss_threshold if settings.loss_threshold > 0
                else jnp.zeros((), bool))
     apply = finite & ~skipped
-    kept = jax.tree.map(lambda new, old: jnp.where(apply, new, old),
-                        state.replace(**updated), state)
+    kept = keep_if(apply, state.replace(**updated), state)
     kept = kept.replace(step=state.step + 1, rng=rng)
     metrics = {"loss": loss, "finite": finite, "skipped": skipped & finite,
                "lr_clamped": clamped & apply,
