@@ -14,6 +14,7 @@ setup(
         "optax>=0.2",
         "orbax-checkpoint>=0.11",
         "tensorflow-datasets>=4.9.6",  # data through tfds.data_source (array_record)
+        "importlib_resources",  # tfds needs it to build a dataset it downloads
         "ml-collections>=0.1.1",
         # clu's metric writers import TensorFlow and TensorBoard: TensorBoard event files
         # are part of every run, so the CPU build of TensorFlow is a core dependency. It is
