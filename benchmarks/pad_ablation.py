@@ -1,6 +1,7 @@
 """Fashion-MNIST ablation in the shape of PAD's Table 3b: MTT, DATM, DATM+FIEX, DATM+FIEM,
 PAD (both) at IPC 1 and 10, on the CPU budget of the README's MTT figure (3 experts x 3
-epochs of plain SGD, N=20, M=2, start epochs {0, 1}, 500 outer steps), each set
+epochs of plain SGD, N=20, M=2, start epochs {0, 1}, 500 outer steps; at IPC 10 each
+inner step takes 10 of the 100 images, so a step costs what an IPC 1 step does), each set
 evaluated with the protocol (5 ConvNets, 1000 epochs).
 
 python benchmarks/pad_ablation.py --root=/tmp/pad_ablation [--ipc=1,10] [--arms=...]
@@ -34,9 +35,12 @@ BUDGET = ["--config.expert.num_experts=3", "--config.expert.epochs=3",
           "--config.expert.sam=none", "--config.distill.syn_steps=20",
           "--config.distill.expert_epochs=2", "--config.distill.max_start_epoch=2",
           "--config.distill.iterations=500", "--config.distill.lr_img=1000",
-          "--config.distill.batch_syn=0", "--config.distill.eval_every=0",
+          "--config.distill.eval_every=0",
           "--config.distill.checkpoint_every=50", "--config.eval.batch_size=256"]
 LR_LR = {1: 1e-7, 10: 1e-5}
+# Synthetic images per inner step: IPC 10 steps on 10 of its 100 images so that an outer
+# step costs what an IPC 1 step does (the whole set per inner step: ~30 s a step here).
+BATCH_SYN = {1: 0, 10: 10}
 ALPHA = {1: 0.25, 10: 0.5}
 ARMS = ("mtt", "datm", "datm+fiex", "datm+fiem", "pad")
 
@@ -63,6 +67,7 @@ def arm_flags(arm: str, ipc: int, root: str, plain_experts: str) -> list[str]:
   experts = [] if any("expert.dir" in f for f in extra) else [
       f"--config.expert.dir={plain_experts or root + '/experts_plain'}"]
   return [f"--config={config}", *BUDGET, f"--config.distill.lr_lr={LR_LR[ipc]}",
+          f"--config.distill.batch_syn={BATCH_SYN[ipc]}",
           *extra, *experts]
 
 
