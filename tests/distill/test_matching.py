@@ -78,9 +78,11 @@ def test_dc_and_dm_runs_update_the_images_and_resume_identically(shared, tmp_pat
   assert distiller.reader is None                       # no experts involved
   out = _synset(str(tmp_path / "a"))
   assert not np.allclose(out["images"], init) and np.isfinite(out["images"]).all()
+  # Stopped after 2 steps, then continued to 4 (evaluation settings may change on resume).
   run.Distiller(_config(*shared, method=method, batch_real=8, lr_img=1.0, iterations=2,
-                        eval_every=4, **extra), str(tmp_path / "b")).run()
-  run.Distiller(config, str(tmp_path / "b")).run()
+                        eval_every=0, **extra), str(tmp_path / "b")).run()
+  run.Distiller(_config(*shared, method=method, batch_real=8, lr_img=1.0, iterations=4,
+                        eval_every=0, **extra), str(tmp_path / "b")).run()
   np.testing.assert_array_equal(_synset(str(tmp_path / "b"))["images"], out["images"])
 
 
