@@ -49,3 +49,18 @@ def write_idx_dataset(d):
 @pytest.fixture
 def idx_dir(tmp_path):
   return write_idx_dataset(tmp_path / "idx")
+
+
+def tiny_idx_config(data_dir):
+  """The Fashion-MNIST MTT runlocal config on a `write_idx_dataset` folder, with a
+  width-8 ConvNet and expert batches of 32: the tests' smallest real setup (unlocked
+  overrides go through `config.unlocked()`)."""
+  from configs import fashion_mnist_mtt  # pylint: disable=g-import-not-at-top
+  config = fashion_mnist_mtt.get_config("runlocal")
+  with config.unlocked():
+    config.data.source = "idx"
+    config.data.data_dir = data_dir
+    config.data.train_per_class = 0
+    config.model.width = 8
+    config.expert.batch_size = 32
+  return config

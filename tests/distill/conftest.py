@@ -4,9 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from configs import fashion_mnist_mtt
 from dd_jax.experts import train
-from tests.conftest import write_idx_dataset
+from tests.conftest import tiny_idx_config, write_idx_dataset
 
 
 @pytest.fixture(scope="package")
@@ -20,14 +19,9 @@ def shared(tmp_path_factory):
 
 
 def _config(data_dir, experts, **distill):
-  config = fashion_mnist_mtt.get_config("runlocal")
+  config = tiny_idx_config(data_dir)
   with config.unlocked():
-    config.data.source = "idx"
-    config.data.data_dir = data_dir
-    config.data.train_per_class = 0
-    config.model.width = 8
     config.expert.dir = experts
-    config.expert.batch_size = 32
     config.distill.syn_steps = 3
     config.distill.iterations = 4
     config.distill.eval_every = 0

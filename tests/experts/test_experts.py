@@ -6,22 +6,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import fashion_mnist_mtt
 from dd_jax import models
 from dd_jax.data import pipeline
 from dd_jax.errors import ConfigError
 from dd_jax.experts import store, train
+from tests.conftest import tiny_idx_config
 
 
 def _config(idx_dir, **expert):
-  config = fashion_mnist_mtt.get_config("runlocal")
+  config = tiny_idx_config(idx_dir)
   with config.unlocked():
-    config.data.source = "idx"
-    config.data.data_dir = idx_dir
-    config.data.train_per_class = 0
-    config.model.width = 8
     config.expert.epochs = 3
-    config.expert.batch_size = 32
     config.expert.update(expert)
   return config
 
