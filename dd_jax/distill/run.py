@@ -373,11 +373,8 @@ class Distiller:
     inner = (f", inner CE {metrics['inner_loss_first']:.3f} -> "
              f"{metrics['inner_loss_last']:.3f}" if "inner_loss_first" in metrics else "")
     logging.info("step %d/%d: loss %.4f, syn_lr %.5f%s (%s), %.2f steps/s, ETA %.0fs", done,
-                 d.iterations, metrics["loss"], self.syn_lr_now(metrics), inner, where, rate,
+                 d.iterations, metrics["loss"], metrics.get("syn_lr", d.lr_teacher), inner, where, rate,
                  (d.iterations - done) / max(rate, 1e-9))
-
-  def syn_lr_now(self, metrics) -> float:
-    return float(metrics["syn_lr"]) if "syn_lr" in metrics else self.config.distill.lr_teacher
 
   def _summary(self, state, paths) -> str:
     lines = [f"distilled {int(state.step)} steps; student lr {self.syn_lr(state):.5f}",
