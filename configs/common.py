@@ -65,6 +65,15 @@ def base_config() -> ml_collections.ConfigDict:
   config.expert.sam_rho = 0.01
   config.expert.sam_alpha = 0.3
   config.expert.sam_adaptive = True    # the official code's (always-on) adaptive SAM
+  # AST's smooth experts: the CE scaled from clip_start up to 1 over the first
+  # clip_epochs epochs (paper 5, code 10; 0 = off) and the gradient penalty
+  # gp_weight * E[(|grad_x sum logits| - gp_target)^2] (paper mu 1, code 2; 0 = off),
+  # the norm per image ("sample", paper) or over channels per pixel ("channel", code).
+  config.expert.clip_epochs = 0
+  config.expert.clip_start = 0.5
+  config.expert.gp_weight = 0.0
+  config.expert.gp_target = 1.0
+  config.expert.gp_norm = "sample"
   config.expert.data_schedule = "none"   # none | pad (PAD FIEX: easy-to-hard data)
   config.expert.schedule = ml_collections.ConfigDict()   # experts/schedule.py
   config.expert.schedule.initial_ratio = 0.75   # easiest fraction of each class at epoch 0
@@ -123,6 +132,17 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.schedule_steps = 10
   config.distill.param_mask = "none"   # none | depth | loss (PAD FIEM)
   config.distill.param_mask_ratio = 0.0   # fraction of the flattened params dropped
+  # AST (distill/step.py, distill/representative.py): off by default; paper values
+  # when on, the official code's as options.
+  config.distill.balance_loss = False  # CE scaled by the start epoch's balance factor
+  config.distill.balance_offset = 8.0  # vartheta
+  config.distill.balance_log_base = 2.718281828459045   # paper: natural log; code: 5
+  config.distill.intermediate = "none"   # none | equal (paper) | proportional (k/M)
+  config.distill.perturb_rho = 0.0     # weight perturbation of the start (paper 0.1)
+  config.distill.perturb_style = "filter"   # filter (paper) | tensor (code, rho 1)
+  config.distill.inner_momentum = 0.0  # the student's heavy-ball momentum (AST code 0.9)
+  config.distill.kmeans_clusters = 10  # pix_init="kmeans": K = min(ipc, this) per class
+  config.distill.kmeans_features = "penultimate"   # penultimate (paper) | logits (code)
   config.distill.remat = True          # rematerialise student steps in the backward pass
   config.distill.eval_every = 500      # 0 = never (the export still happens at the end)
   config.distill.log_every = 10
@@ -270,3 +290,52 @@ def matching(method: str, iterations: int, lr_img: float, schedule_steps: int
       d.param_mask, d.param_mask_ratio = "depth", d.param_mask_ratio or 0.25
 
   return apply
+
+
+def ast(pad_addition_end: int = 20) -> Callable[[ml_collections.ConfigDict, dict], None]:
+  """AST (Shen et al.): smooth experts (SGD momentum 0.9, the CE scaled 0.5 -> 1 over 5
+  epochs, gradient penalty mu 1, K 1, per-image norm), representative (K-Means) init,
+  the balanced inner loss (vartheta 8, natural log), intermediate matching (equal
+  weights) and weight perturbation (rho 0.1, filter-normalised): the paper's values.
+
+  Variants: `smooth=0`, `init=0`, `balance=0`, `inter=0`, `perturb=0` turn one piece off
+  (all off = MTT); `code=1` takes the official code's values instead (clip over 10
+  epochs, mu 2 with the per-pixel channel norm, weight decay 1e-3 and lr 0.003 for the
+  experts, log base 5, logits for K-Means, whole-tensor perturbation with rho 1, inner
+  momentum 0.9); `pad=1` adds PAD's modules on top (GSAM + scheduled experts, soft
+  labels, depth mask `mask=<ratio>`, default 0.25), which keep PAD's expert length.
+  """
+
+  def method(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
+    runlocal, code = bool(args.get("runlocal")), switch(args, "code", default=False)
+    with_pad = switch(args, "pad", default=False)
+    e, d = config.expert, config.distill
+    if with_pad:
+      pad(pad_addition_end)(config, args)
+      if switch(args, "fiem") and not runlocal:
+        d.param_mask, d.param_mask_ratio = "depth", float(args.get("mask", 0.25))
+    elif not runlocal:
+      e.epochs = 50
+    if switch(args, "smooth"):
+      e.momentum = 0.9
+      e.clip_epochs, e.clip_start = (10 if code else 5), 0.5
+      e.gp_weight, e.gp_target = (2.0 if code else 1.0), 1.0
+      e.gp_norm = "channel" if code else "sample"
+      if code:
+        e.lr, e.weight_decay = 0.003, 1e-3
+    if switch(args, "init"):
+      d.pix_init = "kmeans"
+      d.kmeans_features = "logits" if code else "penultimate"
+    if switch(args, "balance"):
+      d.balance_loss, d.balance_offset = True, 8.0
+      d.balance_log_base = 5.0 if code else 2.718281828459045
+    if switch(args, "inter"):
+      d.intermediate = "equal"
+      if runlocal:   # one intermediate expert epoch to match
+        d.expert_epochs = 2
+    if switch(args, "perturb"):
+      d.perturb_rho, d.perturb_style = (1.0, "tensor") if code else (0.1, "filter")
+    if code:
+      d.inner_momentum = 0.9
+
+  return method

@@ -60,6 +60,87 @@ def trajectory_matching_loss(student_end: Params, target: Params, start: Params,
           / squared_distance(start, target, mask))
 
 
+INTERMEDIATE_WEIGHTS = ("none", "equal", "proportional")
+
+
+def intermediate_steps(syn_steps: int, expert_epochs: int) -> tuple[int, ...]:
+  """AST's intermediate matching points: after floor(k N / M) student steps the student
+  is matched to expert epoch t + k, k = 1..M-1 (evenly spaced; the official code's
+  (N // M) k is the same when M divides N)."""
+  if expert_epochs > syn_steps:
+    raise ValueError(f"intermediate matching needs at least one student step per expert "
+                     f"epoch: {expert_epochs - 1} intermediate points do not fit in "
+                     f"{syn_steps} steps")
+  return tuple(k * syn_steps // expert_epochs for k in range(1, expert_epochs))
+
+
+def intermediate_weights(expert_epochs: int, rule: str) -> tuple[float, ...]:
+  """beta_k for k = 1..M-1: "equal" (1, the paper's default) or "proportional" (k/M)."""
+  if rule not in INTERMEDIATE_WEIGHTS[1:]:
+    raise ValueError(f"intermediate weights are 'equal' or 'proportional', got {rule!r}")
+  m = expert_epochs
+  return tuple(1.0 if rule == "equal" else k / m for k in range(1, m))
+
+
+def intermediate_matching_loss(students: list[Params], experts: list[Params],
+                               start: Params, weights: tuple[float, ...],
+                               mask: Mask | None = None) -> Array:
+  """sum_k beta_k |theta_hat_k - theta*_{t+k}|^2 / |theta*_t - theta*_{t+k}|^2 (AST):
+  each intermediate student against the expert epoch it should have reached."""
+  if not len(students) == len(experts) == len(weights):
+    raise ValueError(f"intermediate matching: {len(students)} students, {len(experts)} "
+                     f"expert snapshots and {len(weights)} weights must agree")
+  total = jnp.zeros((), jnp.float32)
+  for student, expert, beta in zip(students, experts, weights):
+    total = total + beta * trajectory_matching_loss(student, expert, start, mask)
+  return total
+
+
+def balanced_loss_scale(start_epoch, max_start_epoch: int, offset: float = 8.0,
+                        base: float = float(np.e)):
+  """AST's balanced inner-loop loss: the student's CE is scaled by
+  log(t - middle + offset) when t >= middle, else by 1 / log(middle - t + offset), with
+  middle = max_start_epoch // 2 and logarithms in `base` (paper: natural; code: 5).
+  Early segments (large expert gradients) take smaller steps, late ones larger."""
+  middle = max_start_epoch // 2
+  gap = jnp.abs(jnp.asarray(start_epoch, jnp.float32) - middle)
+  log = jnp.log(gap + offset) / np.log(base)
+  return jnp.where(jnp.asarray(start_epoch) >= middle, log, 1.0 / log)
+
+
+PERTURB_STYLES = ("filter", "tensor")
+
+
+def perturb_weights(key: PRNGKey, params: Params, rho: float,
+                    style: str = "filter") -> Params:
+  """AST's weight perturbation of the starting expert.
+
+  "filter" (paper, filter-normalised as Li et al.'s loss landscapes): for every kernel
+  (a leaf with ndim >= 2; filters along the last, output axis), d ~ N(0, I) rescaled per
+  filter to that filter's norm, theta + rho d; biases and norm parameters unchanged.
+  "tensor" (the official code): conv kernels (ndim 4) only, d ~ N(0, I) / |d|_F over
+  the whole tensor, theta + rho * d * theta (elementwise; the code uses rho = 1).
+  """
+  if style not in PERTURB_STYLES:
+    raise ValueError(f"perturbation style must be one of {PERTURB_STYLES}, got {style!r}")
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(key, len(leaves))
+  out = []
+  for k, w in zip(keys, leaves):
+    if w.ndim < 2 or (style == "tensor" and w.ndim != 4):
+      out.append(w)
+      continue
+    d = jax.random.normal(k, w.shape, w.dtype)
+    if style == "filter":
+      axes = tuple(range(w.ndim - 1))
+      d_norm = jnp.sqrt(jnp.sum(jnp.square(d), axis=axes, keepdims=True))
+      w_norm = jnp.sqrt(jnp.sum(jnp.square(w), axis=axes, keepdims=True))
+      out.append(w + rho * d * w_norm / jnp.maximum(d_norm, 1e-12))
+    else:
+      out.append(w + rho * d / jnp.linalg.norm(d.ravel()) * w)
+  return jax.tree.unflatten(treedef, out)
+
+
 MASK_RULES = ("none", "depth", "loss")
 
 
@@ -110,13 +191,17 @@ def sgd_step(params: Params, grads: Params, lr: Array) -> Params:
 
 
 def inner_step(per_sample_loss: PerSampleLoss, params: Params, lr: Array, x: Array,
-               y: Array, weights: Array | None = None) -> tuple[Params, Array]:
+               y: Array, weights: Array | None = None, velocity: Params | None = None,
+               momentum: float = 0.0) -> tuple[Params, Params | None, Array]:
   """One student step on a batch: SGD on the (weighted) mean per-sample loss.
 
   Args:
     weights: [B] sample weights (0 for padding in a short last batch); None = all 1.
+    velocity, momentum: heavy-ball momentum as the AST code's inner loop (and
+      torch.optim.SGD): v = momentum * v + g; params -= lr * v. With momentum 0 the
+      velocity is None (plain SGD, MTT).
   Returns:
-    (new params, the batch loss before the step).
+    (new params, new velocity, the batch loss before the step).
   """
   def batch_loss(p):
     losses = per_sample_loss(p, x, y)
@@ -125,7 +210,10 @@ def inner_step(per_sample_loss: PerSampleLoss, params: Params, lr: Array, x: Arr
     return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
   value, grads = jax.value_and_grad(batch_loss)(params)
-  return sgd_step(params, grads, lr), value
+  if momentum:
+    velocity = jax.tree.map(lambda v, g: momentum * v + g, velocity, grads)
+    grads = velocity
+  return sgd_step(params, grads, lr), velocity, value
 
 
 def _check_unroll_shapes(images: Array, labels: Array, batch_idx: Array,
@@ -148,7 +236,7 @@ def unroll(per_sample_loss: PerSampleLoss, params: Params, lr: Array, images: Ar
            labels: Array, batch_idx: Array, batch_mask: Array | None = None,
            keys: Array | None = None, *, augment: Augment | None = None,
            remat: bool = False, remat_policy: Callable | None = None,
-           ) -> tuple[Params, Array]:
+           momentum: float = 0.0) -> tuple[Params, Array]:
   """N student SGD steps on mini-batches of (images, labels), compiled with `lax.scan`.
 
   Args:
@@ -162,8 +250,30 @@ def unroll(per_sample_loss: PerSampleLoss, params: Params, lr: Array, images: Ar
     augment: optional (key, x) -> x applied to every batch (DSA).
     remat: rematerialise each step in the backward pass (memory O(N * |params|) instead
       of O(N * activations)); remat_policy: a `jax.checkpoint_policies` entry.
+    momentum: heavy-ball momentum of the student (0 = plain SGD, see `inner_step`).
   Returns:
     (parameters after N steps, [N] batch losses).
+  """
+  end, inner, _ = unroll_with_snapshots(
+      per_sample_loss, params, lr, images, labels, batch_idx, batch_mask, keys, at=(),
+      augment=augment, remat=remat, remat_policy=remat_policy, momentum=momentum)
+  return end, inner
+
+
+def unroll_with_snapshots(per_sample_loss: PerSampleLoss, params: Params, lr: Array,
+                          images: Array, labels: Array, batch_idx: Array,
+                          batch_mask: Array | None = None, keys: Array | None = None, *,
+                          at: tuple[int, ...], augment: Augment | None = None,
+                          remat: bool = False, remat_policy: Callable | None = None,
+                          momentum: float = 0.0) -> tuple[Params, Array, list[Params]]:
+  """`unroll` that also returns the student after the steps in `at` (AST's intermediate
+  matching): the scan is cut into consecutive pieces at those steps, all inside the
+  caller's trace, so memory grows by one parameter vector per snapshot.
+
+  Args:
+    at: strictly increasing step counts in 1..N-1 (the student after `at[k]` steps).
+  Returns:
+    (parameters after N steps, [N] batch losses, [parameters after at[k] steps]).
   """
   _check_unroll_shapes(images, labels, batch_idx, batch_mask, keys)
   if augment is not None and keys is None:
@@ -171,18 +281,33 @@ def unroll(per_sample_loss: PerSampleLoss, params: Params, lr: Array, images: Ar
   lr = jnp.asarray(lr)
   if lr.ndim != 0:
     raise ValueError(f"unroll: lr must be a scalar, got shape {lr.shape}")
+  num_steps = batch_idx.shape[0]
+  at = tuple(int(a) for a in at)
+  if any(not 0 < a < num_steps for a in at) or list(at) != sorted(set(at)):
+    raise ValueError(f"unroll: snapshot steps must be strictly increasing in "
+                     f"1..{num_steps - 1} (the unroll has {num_steps} steps); got {at}")
 
-  def step(p, inputs):
+  def step(carry, inputs):
+    p, v = carry
     idx, mask, key = inputs
     x, y = images[idx], labels[idx]
     if augment is not None:
       x = augment(key, x)
     weights = None if mask is None else mask.astype(x.dtype)
-    return inner_step(per_sample_loss, p, lr, x, y, weights)
+    p, v, value = inner_step(per_sample_loss, p, lr, x, y, weights, v, momentum)
+    return (p, v), value
 
   if remat:
     step = jax.checkpoint(step, policy=remat_policy)
-  return jax.lax.scan(step, params, (batch_idx, batch_mask, keys))
+  velocity = jax.tree.map(jnp.zeros_like, params) if momentum else None
+  carry, snapshots, inner = (params, velocity), [], []
+  for lo, hi in zip((0,) + at, at + (num_steps,)):
+    piece = jax.tree.map(lambda a: None if a is None else a[lo:hi],
+                         (batch_idx, batch_mask, keys), is_leaf=lambda a: a is None)
+    carry, values = jax.lax.scan(step, carry, piece)
+    snapshots.append(carry[0])
+    inner.append(values)
+  return snapshots[-1], jnp.concatenate(inner), snapshots[:-1]
 
 
 def permutation_batches(key: PRNGKey, n: int, batch_size: int) -> tuple[Array, Array]:

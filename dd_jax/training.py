@@ -110,23 +110,67 @@ class GSAM:
         lambda a, b: b - self.alpha * (a - cosine * g_norm * b / (p_norm + self.eps)), g, g_p)
 
 
+PENALTY_NORMS = ("sample", "channel")
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientPenalty:
+  """AST's gradient penalty: weight * E[(|grad_x sum(logits)| - target)^2].
+
+  norm "sample" (paper): the L2 norm of each image's input gradient; "channel" (the
+  official code): the L2 norm over channels at each pixel, the square averaged over
+  pixels. Taken on the un-augmented batch, as the official code.
+  """
+  weight: float = 1.0
+  target: float = 1.0
+  norm: str = "sample"
+
+  def __call__(self, logits_fn: Callable[[Array], Array], x: Array,
+               weights: Array) -> Array:
+    g = jax.grad(lambda inputs: jnp.sum(logits_fn(inputs)))(x)
+    if self.norm == "sample":
+      norms = jnp.sqrt(jnp.sum(g * g, axis=tuple(range(1, g.ndim))) + 1e-12)
+      per_sample = jnp.square(norms - self.target)
+    else:
+      norms = jnp.sqrt(jnp.sum(g * g, axis=-1) + 1e-12)
+      per_sample = jnp.mean(jnp.square(norms - self.target), axis=tuple(range(1, g.ndim - 1)))
+    return self.weight * jnp.sum(per_sample * weights) / jnp.sum(weights)
+
+
+def clipped_ce_scale(epoch: int, ramp_epochs: int, start: float = 0.5) -> float:
+  """AST's clipped loss: the CE of (1-based) `epoch` is scaled by start + (1 - start)
+  (epoch - 1) / ramp_epochs until it reaches 1 (ramp_epochs 0 = always 1). With start
+  0.5 and 10 epochs this is the official code's 0.5, 0.55, ..., 0.95, then 1."""
+  if not ramp_epochs:
+    return 1.0
+  return min(1.0, start + (1.0 - start) * (epoch - 1) / ramp_epochs)
+
+
 def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_size: int,
                      dsa_strategy: str, loss: Callable[[Array, Array], Array] = cross_entropy,
-                     sam: GSAM | None = None):
-  """Returns epoch(state, lr, images, labels, key) -> (state, mean_loss, accuracy).
-  With `sam`, each gradient is replaced by GSAM's direction (two gradients per batch)."""
+                     sam: GSAM | None = None, penalty: GradientPenalty | None = None):
+  """Returns epoch(state, lr, images, labels, key, loss_scale=1) -> (state, mean_loss,
+  accuracy). With `sam`, each gradient is replaced by GSAM's direction (two gradients per
+  batch); `loss_scale` multiplies the data loss (AST's clipped CE, traced: no recompile);
+  `penalty` adds AST's gradient penalty (the reported loss includes both)."""
 
   def train_step(carry, batch):
-    state, lr, images, labels = carry
+    state, lr, images, labels, scale = carry
     idx, mask, key = batch
-    x = augment.dsa(key, images[idx], dsa_strategy)
+    clean = images[idx]
+    x = augment.dsa(key, clean, dsa_strategy)
     y = labels[idx]
     weights = mask.astype(x.dtype)
 
     def loss_fn(params):
       logits, new_stats = apply(model, params, state.batch_stats, x, train=True)
       per_sample = loss(logits, y)
-      return jnp.sum(per_sample * weights) / jnp.sum(weights), (logits, new_stats)
+      value = scale * jnp.sum(per_sample * weights) / jnp.sum(weights)
+      if penalty is not None:
+        value = value + penalty(
+            lambda inputs: apply(model, params, state.batch_stats, inputs, train=True)[0],
+            clean, weights)
+      return value, (logits, new_stats)
 
     (value, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
@@ -138,14 +182,16 @@ def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_s
     hard = y if y.ndim == 1 else jnp.argmax(y, -1)
     correct = jnp.sum((jnp.argmax(logits, -1) == hard) * weights)
     state = NetState(params=params, batch_stats=new_stats, opt_state=opt_state)
-    return (state, lr, images, labels), (value * jnp.sum(weights), correct)
+    return (state, lr, images, labels, scale), (value * jnp.sum(weights), correct)
 
-  def epoch(state: NetState, lr: Array, images: Array, labels: Array, key: PRNGKey):
+  def epoch(state: NetState, lr: Array, images: Array, labels: Array, key: PRNGKey,
+            loss_scale: Array | float = 1.0):
     kplan, kaug = jax.random.split(key)
     idx, mask = batch_plan(kplan, images.shape[0], batch_size)
     keys = jax.random.split(kaug, idx.shape[0])
+    scale = jnp.asarray(loss_scale, jnp.float32)
     (state, *_), (losses, correct) = jax.lax.scan(
-        train_step, (state, lr, images, labels), (idx, mask, keys))
+        train_step, (state, lr, images, labels, scale), (idx, mask, keys))
     n = images.shape[0]
     return state, jnp.sum(losses) / n, jnp.sum(correct) / n
 

@@ -8,9 +8,11 @@ from dd_jax.distill import run
 FILES = ("fashion_mnist_mtt", "mnist_mtt", "cifar10_mtt", "cifar100_mtt",
          "tiny_imagenet_mtt", "fashion_mnist_pad", "cifar10_pad", "cifar100_pad",
          "tiny_imagenet_pad", "fashion_mnist_dc", "fashion_mnist_dm", "cifar10_dc",
-         "cifar10_dm")
-# (outer iterations, expert epochs) of the full settings: MTT's and PAD's.
-FULL = {"mtt": (5_000, 50), "pad": (10_000, 100), "dc": (1_000, 50), "dm": (20_000, 50)}
+         "cifar10_dm", "fashion_mnist_ast", "cifar10_ast", "cifar100_ast",
+         "tiny_imagenet_ast")
+# (outer iterations, expert epochs) of the full settings: MTT's, PAD's, AST's.
+FULL = {"mtt": (5_000, 50), "pad": (10_000, 100), "dc": (1_000, 50), "dm": (20_000, 50),
+        "ast": (5_000, 50)}
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -71,3 +73,33 @@ def test_dc_and_dm_take_pad_modules_as_variants():
   assert (dm.distill.method, dm.distill.lr_img, dm.distill.schedule_steps) == ("dm", 1.0, 200)
   assert (dm.expert.data_schedule, dm.distill.param_mask, dm.distill.param_mask_ratio) == (
       "pad", "depth", 0.25)
+
+
+def test_ast_variants_switch_one_piece_each_and_code_takes_the_official_values():
+  from configs import cifar100_ast
+  c = cifar100_ast.get_config("ipc=1")
+  e, d = c.expert, c.distill
+  assert (e.momentum, e.clip_epochs, e.gp_weight, e.gp_norm, e.weight_decay) == (
+      0.9, 5, 1.0, "sample", 0.0)
+  assert (d.pix_init, d.kmeans_features, d.balance_loss, d.intermediate, d.perturb_rho,
+          d.perturb_style, d.inner_momentum) == ("kmeans", "penultimate", True, "equal",
+                                                 0.1, "filter", 0.0)
+  assert (d.syn_steps, d.expert_epochs, d.max_start_epoch) == (20, 3, 20)
+  code = cifar100_ast.get_config("ipc=1,code=1")
+  assert (code.expert.clip_epochs, code.expert.gp_weight, code.expert.gp_norm,
+          code.expert.lr, code.expert.weight_decay) == (10, 2.0, "channel", 0.003, 1e-3)
+  assert (code.distill.balance_log_base, code.distill.kmeans_features,
+          code.distill.perturb_style, code.distill.perturb_rho,
+          code.distill.inner_momentum) == (5.0, "logits", "tensor", 1.0, 0.9)
+  mtt = cifar100_ast.get_config("ipc=1,smooth=0,init=0,balance=0,inter=0,perturb=0")
+  base = cifar100_ast.get_config("ipc=1")
+  for piece, field in (("smooth", "expert.gp_weight"), ("init", "distill.pix_init"),
+                       ("balance", "distill.balance_loss"),
+                       ("inter", "distill.intermediate"),
+                       ("perturb", "distill.perturb_rho")):
+    section, name = field.split(".")
+    off = cifar100_ast.get_config(f"ipc=1,{piece}=0")
+    assert off[section][name] == mtt[section][name] != base[section][name]
+  both = cifar100_ast.get_config("ipc=10,pad=1")
+  assert both.expert.sam == "gsam" and both.distill.soft_labels and both.expert.epochs == 100
+  run.validate(both)

@@ -113,9 +113,9 @@ def test_scan_unroll_equals_a_python_loop():
   params = prob["start"]
   for i in range(prob["idx"].shape[0]):
     x = prob["aug"](prob["keys"][i], prob["images"][prob["idx"][i]])
-    params, value = losses.inner_step(prob["per_sample"], params, 0.05, x,
-                                      prob["labels"][prob["idx"][i]],
-                                      prob["mask"][i].astype(x.dtype))
+    params, _, value = losses.inner_step(prob["per_sample"], params, 0.05, x,
+                                         prob["labels"][prob["idx"][i]],
+                                         prob["mask"][i].astype(x.dtype))
     np.testing.assert_allclose(inner[i], value, rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                end, params)
@@ -186,3 +186,116 @@ def test_loss_ranked_mask_drops_the_best_matched_parameters_from_both_sums():
       e, target, start, losses.loss_ranked_mask(e, target, 0.5)))(end)
   assert float(grads["a"][1]) == 0.0 and float(grads["b"][0, 0]) == 0.0
   assert float(grads["a"][3]) != 0.0
+
+
+# --- AST: intermediate matching, momentum, balanced loss, weight perturbation ---------
+
+def _softmax_regression(p, x, y):
+  logits = x.reshape(x.shape[0], -1) @ p["w"] + p["b"]
+  return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1)[:, 0]
+
+
+def _hand_unroll(w, b, xs, ys, batches, lr, momentum, at):
+  """Softmax regression by hand (numpy): grad_W = x^T (softmax - onehot) / B."""
+  vw, vb = np.zeros_like(w), np.zeros_like(b)
+  kept = []
+  for step, idx in enumerate(batches):
+    x, y = xs[idx].reshape(len(idx), -1), ys[idx]
+    z = x @ w + b
+    prob = np.exp(z - z.max(1, keepdims=True))
+    prob /= prob.sum(1, keepdims=True)
+    prob[np.arange(len(idx)), y] -= 1.0
+    gw, gb = x.T @ prob / len(idx), prob.mean(0)
+    vw, vb = momentum * vw + gw, momentum * vb + gb
+    w, b = w - lr * vw, b - lr * vb
+    if step + 1 in at:
+      kept.append((w.copy(), b.copy()))
+  return (w, b), kept
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_intermediate_matching_equals_a_hand_computation(momentum):
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(6, 2, 2, 1)), rng.integers(0, 3, 6)
+    w0, b0 = rng.normal(size=(4, 3)), rng.normal(size=3)
+    n_steps, m, lr = 7, 3, 0.4
+    batches = np.stack([rng.permutation(6)[:3] for _ in range(n_steps)])
+    experts = [{"w": w0 + 0.3 * k * rng.normal(size=(4, 3)),
+                "b": b0 + 0.3 * k * rng.normal(size=3)} for k in range(1, m + 1)]
+    at = losses.intermediate_steps(n_steps, m)
+    assert at == (2, 4)                        # floor(k * 7 / 3), k = 1, 2
+    start = {"w": jnp.asarray(w0), "b": jnp.asarray(b0)}
+    end, _, middles = losses.unroll_with_snapshots(
+        _softmax_regression, start, lr, jnp.asarray(xs), jnp.asarray(ys),
+        jnp.asarray(batches), at=at, momentum=momentum)
+    (w_end, b_end), kept = _hand_unroll(w0, b0, xs, ys, batches, lr, momentum, at)
+    np.testing.assert_allclose(end["w"], w_end, rtol=1e-10)
+    for (w, b), got in zip(kept, middles):
+      np.testing.assert_allclose(got["w"], w, rtol=1e-10)
+      np.testing.assert_allclose(got["b"], b, rtol=1e-10)
+
+    def dist(w, b, e):
+      return np.sum((w - e["w"]) ** 2) + np.sum((b - e["b"]) ** 2)
+
+    for rule, betas in (("equal", (1.0, 1.0)), ("proportional", (1 / 3, 2 / 3))):
+      weights = losses.intermediate_weights(m, rule)
+      np.testing.assert_allclose(weights, betas)
+      got = losses.intermediate_matching_loss(middles, experts[:-1], start, weights)
+      want = sum(beta * dist(w, b, e) / dist(w0, b0, e)
+                 for beta, (w, b), e in zip(betas, kept, experts))
+      np.testing.assert_allclose(got, want, rtol=1e-10)
+    # The plain unroll is the same computation without the snapshots.
+    plain, _ = losses.unroll(_softmax_regression, start, lr, jnp.asarray(xs),
+                             jnp.asarray(ys), jnp.asarray(batches), momentum=momentum)
+    np.testing.assert_allclose(plain["w"], end["w"], rtol=1e-12)
+
+
+def test_intermediate_points_are_refused_when_they_do_not_fit():
+  assert losses.intermediate_steps(4, 4) == (1, 2, 3)
+  with pytest.raises(ValueError, match="at least one student step per expert epoch"):
+    losses.intermediate_steps(3, 4)
+  with pytest.raises(ValueError, match="strictly increasing"):
+    losses.unroll_with_snapshots(_quadratic, {"w": jnp.zeros(3)}, 0.1, jnp.ones((1, 3)),
+                                 jnp.zeros(1), jnp.zeros((3, 1), jnp.int32), at=(3,))
+
+
+def test_balanced_loss_scale_follows_the_paper_and_the_code_base():
+  import math
+  # middle = 20 // 2 = 10; vartheta = 8.
+  for t in (0, 4, 9, 10, 15, 19):
+    want = (math.log(t - 10 + 8) if t >= 10 else 1 / math.log(10 - t + 8))
+    np.testing.assert_allclose(losses.balanced_loss_scale(t, 20), want, rtol=1e-6)
+    code = (math.log(t - 10 + 8, 5) if t >= 10 else 1 / math.log(10 - t + 8, 5))
+    np.testing.assert_allclose(losses.balanced_loss_scale(t, 20, 8.0, 5.0), code, rtol=1e-6)
+  # Early starts take smaller student steps than late ones.
+  assert losses.balanced_loss_scale(0, 20) < 1 < losses.balanced_loss_scale(19, 20)
+
+
+def test_filter_perturbation_keeps_each_filters_norm_ratio():
+  key = jax.random.PRNGKey(3)
+  params = {"conv": {"kernel": jax.random.normal(key, (3, 3, 4, 8)),
+                     "bias": jnp.ones(8)},
+            "norm": {"scale": jnp.ones(8)},
+            "fc": {"kernel": jax.random.normal(jax.random.PRNGKey(1), (32, 10)) * 0.1,
+                   "bias": jnp.zeros(10)}}
+  rho = 0.1
+  out = losses.perturb_weights(jax.random.PRNGKey(0), params, rho, "filter")
+  for name in ("conv", "fc"):
+    w, p = params[name]["kernel"], out[name]["kernel"]
+    ratio = (jnp.linalg.norm((p - w).reshape(-1, w.shape[-1]), axis=0)
+             / jnp.linalg.norm(w.reshape(-1, w.shape[-1]), axis=0))
+    np.testing.assert_allclose(ratio, rho, rtol=1e-5)
+    assert not np.allclose(p, w)
+  for leaf in (("conv", "bias"), ("norm", "scale"), ("fc", "bias")):
+    np.testing.assert_array_equal(out[leaf[0]][leaf[1]], params[leaf[0]][leaf[1]])
+  # Seeded: the same key gives the same perturbation, another key another.
+  again = losses.perturb_weights(jax.random.PRNGKey(0), params, rho, "filter")
+  np.testing.assert_array_equal(again["conv"]["kernel"], out["conv"]["kernel"])
+  other = losses.perturb_weights(jax.random.PRNGKey(1), params, rho, "filter")
+  assert not np.allclose(other["conv"]["kernel"], out["conv"]["kernel"])
+  # The official code's variant: conv tensors only, theta + rho * theta * d / |d|.
+  code = losses.perturb_weights(jax.random.PRNGKey(0), params, 1.0, "tensor")
+  np.testing.assert_array_equal(code["fc"]["kernel"], params["fc"]["kernel"])
+  rel = (code["conv"]["kernel"] - params["conv"]["kernel"]) / params["conv"]["kernel"]
+  np.testing.assert_allclose(jnp.linalg.norm(rel.ravel()), 1.0, rtol=1e-5)

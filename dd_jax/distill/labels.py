@@ -28,7 +28,9 @@ Params = Any
 
 
 def needs_label_experts(d) -> bool:
-  return d.soft_labels or d.pix_init == "correct"
+  """Whether the init reads expert snapshots: soft labels, pix_init 'correct' (DATM) or
+  'kmeans' (AST's representative images, from the first label expert's features)."""
+  return d.soft_labels or d.pix_init in ("correct", "kmeans")
 
 
 def label_epoch(d, stored_epochs: int) -> int:
@@ -41,14 +43,18 @@ def label_epoch(d, stored_epochs: int) -> int:
 
 
 @functools.lru_cache(maxsize=8)
-def _logits_fn(model) -> Callable:
+def _logits_fn(model, features: bool = False) -> Callable:
+  if features:   # the flattened input of the classifier (ConvNet)
+    return jax.jit(lambda params, x: model.apply({"params": params}, x, train=False,
+                                                 features=True))
   return jax.jit(lambda params, x: training.apply(model, params, {}, x, train=False)[0])
 
 
 def expert_logits(model, snapshots: list[Params], images: np.ndarray,
-                  chunk: int = 256) -> np.ndarray:
-  """[E, n, C] logits of each snapshot on `images`, in fixed-size chunks (one compile)."""
-  logits = _logits_fn(model)
+                  chunk: int = 256, features: bool = False) -> np.ndarray:
+  """[E, n, C] logits of each snapshot on `images`, in fixed-size chunks (one compile);
+  with `features`, the penultimate features [E, n, F] instead."""
+  logits = _logits_fn(model, features)
   n = len(images)
   c = min(chunk, n)
   x = np.concatenate([images, np.zeros((-n % c,) + images.shape[1:], images.dtype)])

@@ -26,7 +26,7 @@ import orbax.checkpoint as ocp
 
 from dd_jax import losses, models, summaries
 from dd_jax.data import augment, pipeline
-from dd_jax.distill import backbones, export, matching, segments
+from dd_jax.distill import backbones, export, matching, representative, segments
 from dd_jax.distill import labels as labels_lib
 from dd_jax.distill import state as state_lib
 from dd_jax.distill.step import StepSettings, compiled_step
@@ -94,8 +94,52 @@ def validate(config: ml_collections.ConfigDict) -> None:
     require(d.lr_y > 0, "distill.lr_y", f"is {d.lr_y}", "use a positive lr, e.g. 2.0")
     require(0 <= d.label_momentum < 1, "distill.label_momentum", f"is {d.label_momentum}",
             "use a momentum in [0, 1), e.g. 0.9")
+  validate_ast(config)
   expert_train.validate(config)
   eval_run.validate(config)
+
+
+def validate_ast(config: ml_collections.ConfigDict) -> None:
+  """AST's distillation switches (the expert-side ones are checked with the experts)."""
+  d = config.distill
+  require(d.intermediate in losses.INTERMEDIATE_WEIGHTS, "distill.intermediate",
+          f"unknown {d.intermediate!r}", f"use one of {', '.join(losses.INTERMEDIATE_WEIGHTS)}")
+  if d.intermediate != "none":
+    require(d.expert_epochs <= d.syn_steps, "distill.intermediate",
+            f"matching the {d.expert_epochs - 1} intermediate expert epochs needs at least "
+            f"one student step per expert epoch, but distill.syn_steps={d.syn_steps} < "
+            f"distill.expert_epochs={d.expert_epochs}",
+            "raise distill.syn_steps, lower distill.expert_epochs, or set "
+            "distill.intermediate='none'")
+  require(d.perturb_rho >= 0, "distill.perturb_rho", f"is {d.perturb_rho}",
+          "use 0 (off) or a positive radius, e.g. 0.1 (the paper)")
+  require(d.perturb_style in losses.PERTURB_STYLES, "distill.perturb_style",
+          f"unknown {d.perturb_style!r}", f"use one of {', '.join(losses.PERTURB_STYLES)}")
+  require(0 <= d.inner_momentum < 1, "distill.inner_momentum", f"is {d.inner_momentum}",
+          "use a momentum in [0, 1): 0 (MTT) or 0.9 (the AST code)")
+  if d.balance_loss:
+    require(d.balance_offset > 1, "distill.balance_offset", f"is {d.balance_offset}",
+            "use an offset > 1 so that the log stays positive, e.g. 8 (the paper)")
+    require(d.balance_log_base > 1, "distill.balance_log_base", f"is {d.balance_log_base}",
+            "use a base > 1: e (the paper) or 5 (the official code)")
+  if d.pix_init == "kmeans":
+    require(d.kmeans_clusters >= 1, "distill.kmeans_clusters", f"is {d.kmeans_clusters}",
+            "use the largest number of clusters per class, e.g. 10 (the paper)")
+    require(d.kmeans_features in representative.FEATURES, "distill.kmeans_features",
+            f"unknown {d.kmeans_features!r}",
+            f"use one of {', '.join(representative.FEATURES)}")
+    require(d.kmeans_features == "logits" or config.model.arch == "ConvNet",
+            "distill.kmeans_features", f"penultimate features are read from the ConvNet "
+            f"family, not {config.model.arch}", "use kmeans_features='logits'")
+
+
+def balance_scale(d, start_epoch: int) -> jax.Array | None:
+  """AST's balanced inner-loss factor for a segment starting at `start_epoch` (None when
+  off): an argument of the compiled step, so each start epoch does not recompile."""
+  if not d.balance_loss:
+    return None
+  return jnp.float32(losses.balanced_loss_scale(start_epoch, d.max_start_epoch,
+                                                d.balance_offset, d.balance_log_base))
 
 
 def validate_matching(config: ml_collections.ConfigDict) -> None:
@@ -105,6 +149,13 @@ def validate_matching(config: ml_collections.ConfigDict) -> None:
           f"{d.method} has no expert trajectories, which DATM's soft labels and "
           "pix_init='correct' come from", "use distill.method='mtt' for them, or set "
           "distill.soft_labels=False and pix_init='real'")
+  ast = {"intermediate": d.intermediate != "none", "perturb_rho": d.perturb_rho > 0,
+         "inner_momentum": d.inner_momentum > 0, "balance_loss": d.balance_loss,
+         "pix_init": d.pix_init == "kmeans"}
+  used = [name for name, on in ast.items() if on]
+  require(not used, f"distill.{used[0] if used else ''}", f"AST's refinements of the "
+          f"trajectory-matching step ({', '.join(used)}) do not apply to {d.method}",
+          "use distill.method='mtt' for them, or turn them off")
   require(d.param_mask in ("none", "depth"), "distill.param_mask",
           f"{d.param_mask!r} ranks trajectory-matching errors, which {d.method} has none of",
           "use 'depth' (PAD's FIEM) or 'none'")
@@ -236,7 +287,10 @@ class Distiller:
       expert, epoch = segments.sample_segment(self.config.seed, step, self.reader.experts,
                                               self.window)
       start, target = self.source.segment(expert, epoch, d.expert_epochs)
-      state, metrics = self.step_fn(state, start, target, self.batch_stats, self.mask)
+      middles = ([self.source.get(expert, epoch + k) for k in range(1, d.expert_epochs)]
+                 if d.intermediate != "none" else None)
+      state, metrics = self.step_fn(state, start, target, self.batch_stats, self.mask,
+                                    middles, balance_scale(d, epoch))
       return state, jax.device_get(metrics), f"expert {expert}, start epoch {epoch}"
     idx = jnp.asarray(self.real.indices(step, self.matching.outer_loop))
     state, metrics = self.step_fn(state, self.x_train, idx, self.mask)
@@ -255,6 +309,11 @@ class Distiller:
       epoch = labels_lib.label_epoch(d, self.reader.epochs)
       experts = self.reader.experts[:d.label_experts or None]
       snapshots = [self.reader.params(e, epoch, self.abstract) for e in experts]
+      if d.pix_init == "kmeans":   # AST: from the first label expert's features
+        def plain():
+          return representative.initial_images(
+              self.model, snapshots[0], p.x_train, p.y_train, p.num_classes, d.ipc,
+              d.kmeans_clusters, d.kmeans_features, seed)
       images, labels = labels_lib.initial_set(d, self.model, snapshots, p.x_train,
                                               p.y_train, p.num_classes, seed, plain)
     return state_lib.create(d, images, labels, seed)

@@ -19,7 +19,8 @@ Array = jax.Array
 PRNGKey = jax.Array
 
 LR_PARAMS = ("linear", "log")
-PIX_INITS = ("real", "noise", "correct")   # correct: DATM (distill/labels.py)
+# correct: DATM (distill/labels.py); kmeans: AST (distill/representative.py)
+PIX_INITS = ("real", "noise", "correct", "kmeans")
 
 
 @flax.struct.dataclass

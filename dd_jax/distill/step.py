@@ -6,6 +6,12 @@ the rng (the state rolls back inside the compiled step); the loop counts such st
 logs a warning, and stops with a clear error when they keep coming. With DATM's
 `loss_threshold`, a step whose loss exceeds it is skipped the same way (not an error).
 With soft labels, the label logits get their own SGD update from the same loss.
+
+AST's refinements are switches of the same step: the student starts from a perturbed
+expert (`perturb_rho`), trains with heavy-ball momentum (`inner_momentum`) on a CE scaled
+by the balanced-loss factor of its start epoch (an argument, `loss_scale`), and is also
+matched at the intermediate expert epochs (`intermediate`, snapshots passed as
+`middles`), all inside the one compiled unroll.
 """
 from __future__ import annotations
 
@@ -45,6 +51,11 @@ class StepSettings:
   lr_y: float
   label_momentum: float
   loss_threshold: float     # DATM: no update when the loss exceeds it (0 = always update)
+  expert_epochs: int        # M (AST's intermediate points need it)
+  inner_momentum: float     # AST code: heavy-ball momentum of the student (0 = SGD)
+  intermediate: str         # AST: none | equal | proportional weights of the k < M matches
+  perturb_rho: float        # AST: weight perturbation of the start (0 = off)
+  perturb_style: str        # filter (paper) | tensor (official code)
 
   @classmethod
   def from_config(cls, d) -> "StepSettings":
@@ -53,7 +64,8 @@ class StepSettings:
 
 def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
               start: Params, target: Params, batch_stats: Params, key,
-              mask: Mask | None = None):
+              mask: Mask | None = None, middles: list[Params] | None = None,
+              loss_scale=None):
   """The trajectory-matching loss of one unroll, and the [N] inner losses.
 
   Args:
@@ -61,26 +73,41 @@ def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
     start, target: expert snapshots at epochs t and t + M.
     batch_stats: running statistics for nets with batch norm (unused in train mode,
       but the module needs them); {} otherwise.
-    key: PRNG key for the batch order and DSA.
+    key: PRNG key for the batch order and DSA (and the weight perturbation).
+    middles: expert snapshots at t + 1 .. t + M - 1 (AST's intermediate matching).
+    loss_scale: scalar factor of the student's CE (AST's balanced loss); None = 1.
+  Returns:
+    (loss, [N] inner CE values without the loss scale).
   """
   n = images.shape[0]
   kplan, kaug = jax.random.split(key)
   batch = min(settings.batch_syn or n, n)   # as torch.split: a batch never exceeds the set
   idx, valid = losses.batch_schedule(kplan, n, batch, settings.syn_steps)
   keys = jax.random.split(kaug, settings.syn_steps)
+  scale = 1.0 if loss_scale is None else loss_scale
 
   def per_sample_loss(params, x, y):
     logits, _ = training.apply(model, params, batch_stats, x, train=True)
-    return training.cross_entropy(logits, y)
+    return training.cross_entropy(logits, y) * scale
 
   aug = (functools.partial(augment.dsa, strategy=settings.dsa_strategy)
          if augment.enabled(settings.dsa_strategy) else None)
-  end, inner = losses.unroll(per_sample_loss, start, lr, images, labels, idx,
-                             valid if n % batch else None, keys, augment=aug,
-                             remat=settings.remat)
+  student = start
+  if settings.perturb_rho:
+    student = losses.perturb_weights(jax.random.fold_in(key, 2), start,
+                                     settings.perturb_rho, settings.perturb_style)
+  at = (losses.intermediate_steps(settings.syn_steps, settings.expert_epochs)
+        if settings.intermediate != "none" else ())
+  end, inner, students = losses.unroll_with_snapshots(
+      per_sample_loss, student, lr, images, labels, idx, valid if n % batch else None,
+      keys, at=at, augment=aug, remat=settings.remat, momentum=settings.inner_momentum)
   if settings.param_mask == "loss":
     mask = losses.loss_ranked_mask(end, target, settings.param_mask_ratio)
-  return losses.trajectory_matching_loss(end, target, start, mask), inner
+  loss = losses.trajectory_matching_loss(end, target, start, mask)
+  if at:
+    weights = losses.intermediate_weights(settings.expert_epochs, settings.intermediate)
+    loss = loss + losses.intermediate_matching_loss(students, middles, start, weights, mask)
+  return loss, inner / scale
 
 
 def all_finite(tree) -> jax.Array:
@@ -99,19 +126,21 @@ def compiled_step(model: nn.Module, settings: StepSettings):
 
 
 def make_step(model: nn.Module, settings: StepSettings):
-  """Returns step(state, start, target, batch_stats[, mask]) -> (state, metrics)."""
+  """Returns step(state, start, target, batch_stats[, mask, middles, loss_scale])
+  -> (state, metrics); see `meta_loss` for the arguments."""
   img_tx, lr_tx = optimizers(settings)
   label_tx = label_optimizer(settings)
   soft = settings.soft_labels
 
   def step(state: DistillState, start: Params, target: Params, batch_stats: Params,
-           mask: Mask | None = None):
+           mask: Mask | None = None, middles: list[Params] | None = None,
+           loss_scale=None):
     key, rng = jax.random.split(state.rng)
 
     def objective(images, lr_param, labels):
       lr = param_to_lr(lr_param, settings.syn_lr_param)
       return meta_loss(model, settings, images, lr, labels, start, target,
-                       batch_stats, key, mask)
+                       batch_stats, key, mask, middles, loss_scale)
 
     (loss, inner), grads = jax.value_and_grad(
         objective, argnums=(0, 1, 2) if soft else (0, 1), has_aux=True)(

@@ -73,6 +73,16 @@ def _train_state(state) -> dict:
   return {"batch_stats": state.batch_stats, "opt_state": state.opt_state}
 
 
+def avg_var(meta: dict) -> float | None:
+  """AST's smoothness of a trajectory, Avg_Var = mean over epochs of
+  |theta_e - theta_{e-1}|^2, from the per-epoch `step_sq_distance` metrics (None for
+  experts trained before it was recorded)."""
+  steps = [m.get("step_sq_distance") for m in meta["metrics"] if m["epoch"] >= 1]
+  if not steps or any(v is None for v in steps):
+    return None
+  return sum(steps) / len(steps)
+
+
 class TrajectoryWriter:
   """Appends one expert's epochs; knows where an interrupted expert stopped."""
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dd_jax import models, training
+from dd_jax import losses, models, training
 from dd_jax.data import augment, pipeline
 from dd_jax.errors import require, require_at_least
 from dd_jax.experts import schedule as schedule_lib
@@ -55,6 +55,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
             "e.g. 0.01")
     require(0 <= e.sam_alpha <= 1, "expert.sam_alpha", f"is {e.sam_alpha}",
             "use a value in [0, 1], e.g. 0.3")
+  require(e.clip_epochs >= 0, "expert.clip_epochs", f"is {e.clip_epochs}",
+          "use 0 (off) or the epochs over which the CE scale ramps to 1 (paper 5)")
+  if e.clip_epochs:
+    require(0 < e.clip_start <= 1, "expert.clip_start", f"is {e.clip_start}",
+            "use a starting CE scale in (0, 1], e.g. 0.5")
+  require(e.gp_weight >= 0, "expert.gp_weight", f"is {e.gp_weight}",
+          "use 0 (off) or a positive weight (paper 1, code 2)")
+  if e.gp_weight:
+    require(e.gp_target > 0, "expert.gp_target", f"is {e.gp_target}",
+            "use a positive target norm K for the input gradients, e.g. 1 (the paper)")
+    require(e.gp_norm in training.PENALTY_NORMS, "expert.gp_norm", f"unknown {e.gp_norm!r}",
+            f"use one of {', '.join(training.PENALTY_NORMS)}")
   require(e.data_schedule in DATA_SCHEDULES, "expert.data_schedule",
           f"unknown {e.data_schedule!r}", f"use one of {', '.join(DATA_SCHEDULES)}")
   if e.data_schedule == "pad":
@@ -96,6 +108,10 @@ def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
           "dsa_strategy": e.dsa_strategy,
           "epochs": e.epochs,
           "seed": config.seed,
+          **({"clipped_ce": {"epochs": e.clip_epochs, "start": e.clip_start}}
+             if e.clip_epochs else {}),
+          **({"gradient_penalty": {"weight": e.gp_weight, "target": e.gp_target,
+                                   "norm": e.gp_norm}} if e.gp_weight else {}),
           **({"sam": {"name": "gsam", "rho": e.sam_rho, "alpha": e.sam_alpha,
                       "adaptive": e.sam_adaptive}} if e.sam == "gsam" else {}),
           **({"data_schedule": {"name": "pad", "ranking": ranking_digest,
@@ -134,8 +150,11 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
   tx = training.direction(e.optimizer, e.momentum, e.weight_decay)
   sam = (training.GSAM(rho=e.sam_rho, alpha=e.sam_alpha, adaptive=e.sam_adaptive)
          if e.sam == "gsam" else None)
+  penalty = (training.GradientPenalty(e.gp_weight, e.gp_target, e.gp_norm)
+             if e.gp_weight else None)
   epoch_fn = jax.jit(training.make_train_epoch(model, tx, e.batch_size, e.dsa_strategy,
-                                               sam=sam))
+                                               sam=sam, penalty=penalty))
+  step_distance = jax.jit(losses.squared_distance)
   accuracy = jax.jit(training.make_accuracy(model))
   x_train, y_train = jnp.asarray(prepared.x_train), jnp.asarray(prepared.y_train)
   x_test, y_test = jnp.asarray(prepared.x_test), jnp.asarray(prepared.y_test)
@@ -166,9 +185,13 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
       if schedule is not None:   # the official loop counts epochs from 0
         idx = jnp.asarray(schedule.indices(ranked, epoch - 1))
         x, y = jnp.take(x_train, idx, axis=0), jnp.take(y_train, idx, axis=0)
-      state, loss, acc = epoch_fn(state, lr, x, y, jax.random.fold_in(train_key, epoch))
+      scale = jnp.float32(training.clipped_ce_scale(epoch, e.clip_epochs, e.clip_start))
+      previous = state.params
+      state, loss, acc = epoch_fn(state, lr, x, y, jax.random.fold_in(train_key, epoch),
+                                  scale)
       metrics = {"train_loss": float(loss), "train_acc": float(acc),
                  "train_size": int(x.shape[0]),
+                 "step_sq_distance": float(step_distance(state.params, previous)),
                  "seconds": round(time.perf_counter() - t0, 3)}
       if e.eval_test:
         metrics["test_acc"] = float(accuracy(state.params, state.batch_stats, x_test, y_test))
@@ -180,6 +203,6 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
                    "ETA %.0fs", index + 1, e.num_experts, epoch, e.epochs, metrics["train_loss"],
                    metrics["train_acc"], metrics.get("test_acc", "-"), metrics["seconds"],
                    elapsed / epochs_run * (total_epochs - done))
-    writer.finish()
+    writer.finish(avg_var=store.avg_var(writer.meta))
     writer.close()
   return directory

@@ -149,3 +149,39 @@ def test_a_schedule_that_removes_before_addition_ends_is_one_clear_error(idx_dir
                                         r"removal \(after epoch 20\) comes before addition"):
     train.train_experts(config, str(tmp_path))
   assert not (tmp_path / "experts").exists() and not (tmp_path / "scores").exists()
+
+
+def test_smooth_experts_record_avg_var_and_the_report_prints_it(idx_dir, tmp_path, capsys):
+  from dd_jax.experts import report
+  plain = train.train_experts(_config(idx_dir, dir=str(tmp_path / "plain")), str(tmp_path))
+  smooth_config = _config(idx_dir, dir=str(tmp_path / "smooth"), momentum=0.9,
+                          weight_decay=1e-3, clip_epochs=2, gp_weight=1.0)
+  smooth = train.train_experts(smooth_config, str(tmp_path))
+  spec = store.read_json(os.path.join(smooth, store.SPEC_FILE))
+  assert spec["clipped_ce"] == {"epochs": 2, "start": 0.5}
+  assert spec["gradient_penalty"] == {"weight": 1.0, "target": 1.0, "norm": "sample"}
+  assert "clipped_ce" not in store.read_json(os.path.join(plain, store.SPEC_FILE))
+  # Avg_Var = mean over epochs of |theta_e - theta_{e-1}|^2, from the checkpoints.
+  params = _all_params(smooth, smooth_config)
+  for e in (0, 1):
+    want = np.mean([sum(float(jnp.sum((a - b) ** 2)) for a, b in zip(
+        jax.tree.leaves(params[(e, t)]), jax.tree.leaves(params[(e, t - 1)])))
+        for t in (1, 2, 3)])
+    meta = store.ExpertReader(smooth).metadata(e)
+    assert meta["avg_var"] == pytest.approx(want, rel=1e-4)
+  assert report.main([plain, smooth]) == 0
+  table = capsys.readouterr().out.splitlines()
+  assert table[0].startswith("| experts | optimiser") and len(table) == 4
+  assert "sgd m=0.9 wd=0.001 + clipped_ce + gradient_penalty" in table[3]
+  with pytest.raises(SystemExit):
+    report.main([str(tmp_path / "nowhere")])
+  assert "is not a folder" in capsys.readouterr().err
+
+
+def test_bad_smoothing_fields_are_clear_errors(idx_dir, tmp_path):
+  for fields, match in (({"gp_weight": 1.0, "gp_target": 0.0}, r"^expert\.gp_target: is 0"),
+                        ({"gp_weight": 1.0, "gp_norm": "pixel"}, r"^expert\.gp_norm"),
+                        ({"clip_epochs": 3, "clip_start": 0.0}, r"^expert\.clip_start")):
+    with pytest.raises(ConfigError, match=match):
+      train.train_experts(_config(idx_dir, **fields), str(tmp_path))
+  assert not os.path.exists(tmp_path / "experts")
