@@ -1,8 +1,16 @@
-"""Shared by the benchmarks: machine facts printed next to every figure."""
+"""Shared by the benchmarks: machine facts printed next to every figure, and the
+resumable distil-then-evaluate runner of the ablations."""
+import json
 import os
 import platform
+import resource
+import subprocess
+import sys
+import time
 
 import psutil
+
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def machine() -> str:
@@ -10,3 +18,51 @@ def machine() -> str:
   return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GiB, load avg (1 min) {load:.2f} "
           f"(other CPU users distort timings: run on a quiet machine)")
+
+
+def run_module(cmd: list[str], log: str) -> float:
+  """`python -m <cmd>` from the repository root, output appended to `log`; seconds.
+  Exits with the log's path when the command fails."""
+  t = time.perf_counter()
+  with open(log, "a") as f:
+    r = subprocess.run([sys.executable, "-m", *cmd], cwd=ROOT_DIR, stdout=f, stderr=f)
+  if r.returncode:
+    sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}; see {log}")
+  return time.perf_counter() - t
+
+
+def distill_and_evaluate(work: str, flags: list[str]) -> tuple[float, float, dict]:
+  """One ablation arm: `dd_jax.main` then `dd_jax.evaluate` of its synthetic set in
+  `work` (skipped when `work` already has results, so an ablation resumes).
+  Returns (mean %, std %, {"distill_s", "eval_s", "cpu_s"})."""
+  results = os.path.join(work, "eval_results.json")
+  timing = os.path.join(work, "timing.json")
+  if not os.path.exists(results):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    secs = run_module(["dd_jax.main", *flags, f"--workdir={work}"], work + ".log")
+    evals = run_module(["dd_jax.evaluate", *flags, f"--workdir={work}",
+                        f"--config.eval.source={work}/synset.npz"], work + ".log")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    with open(timing, "w") as f:
+      json.dump({"distill_s": secs, "eval_s": evals, "cpu_s": cpu}, f)
+  with open(results) as f:
+    r = json.load(f)["results"]["ConvNet"]
+  with open(timing) as f:
+    t = json.load(f)
+  return 100 * r["mean"], 100 * r["std"], t
+
+
+def describe(ipc: int, arm: str, mean: float, std: float, t: dict) -> str:
+  return (f"IPC{ipc:<3} {arm:<12} {mean:.2f} +- {std:.2f}%  (run {t['distill_s'] / 60:.1f} "
+          f"min incl. experts/scores, eval {t['eval_s'] / 60:.1f} min, CPU "
+          f"{t['cpu_s'] / 60:.1f} min)")
+
+
+def table(rows: list[tuple], arms: list[str]) -> str:
+  """Markdown: one row per IPC, one column per arm; rows are (ipc, arm, mean, std, t)."""
+  lines = ["| IPC | " + " | ".join(arms) + " |", "|---" * (len(arms) + 1) + "|"]
+  for ipc in sorted({r[0] for r in rows}):
+    cells = {r[1]: f"{r[2]:.2f} ± {r[3]:.2f}" for r in rows if r[0] == ipc}
+    lines.append(f"| {ipc} | " + " | ".join(cells.get(a, "-") for a in arms) + " |")
+  return "\n".join(lines)

@@ -19,17 +19,12 @@ is 0.25 at IPC 1 (the paper's CIFAR-10 alpha there is 0, which would repeat DATM
 0.5 at IPC 10.
 """
 import argparse
-import json
 import os
-import resource
-import subprocess
 import sys
-import time
 
-ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT_DIR)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import machine  # noqa: E402
+from benchmarks import common  # noqa: E402
 
 BUDGET = ["--config.expert.num_experts=3", "--config.expert.epochs=3",
           "--config.expert.sam=none", "--config.distill.syn_steps=20",
@@ -71,15 +66,6 @@ def arm_flags(arm: str, ipc: int, root: str, plain_experts: str) -> list[str]:
           *extra, *experts]
 
 
-def run(cmd: list[str], log: str) -> float:
-  t = time.perf_counter()
-  with open(log, "a") as f:
-    r = subprocess.run([sys.executable, "-m", *cmd], cwd=ROOT_DIR, stdout=f, stderr=f)
-  if r.returncode:
-    sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}; see {log}")
-  return time.perf_counter() - t
-
-
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--root", default="/tmp/pad_ablation")
@@ -88,42 +74,24 @@ def main():
   p.add_argument("--experts", default="", help="plain SGD experts of the same budget")
   args = p.parse_args()
   os.makedirs(args.root, exist_ok=True)
-  print(machine(), flush=True)
+  print(common.machine(), flush=True)
   scores = os.path.join(args.root, "scores", "scores", "el2n.npz")
   arms = args.arms.split(",")
   if any("fiex" in a or a == "pad" for a in arms) and not os.path.exists(scores):
-    secs = run(["dd_jax.experts.score", "--config=configs/fashion_mnist_pad.py",
-                f"--workdir={args.root}/scores", "--config.score.num_models=2",
-                "--config.score.epochs=1"], os.path.join(args.root, "scores.log"))
+    secs = common.run_module(
+        ["dd_jax.experts.score", "--config=configs/fashion_mnist_pad.py",
+         f"--workdir={args.root}/scores", "--config.score.num_models=2",
+         "--config.score.epochs=1"], os.path.join(args.root, "scores.log"))
     print(f"EL2N scores (2 models x 1 epoch): {secs:.0f}s", flush=True)
   rows = []
   for ipc in map(int, args.ipc.split(",")):
     for arm in arms:
       work = os.path.join(args.root, f"ipc{ipc}_{arm}")
-      results = os.path.join(work, "eval_results.json")
-      flags = arm_flags(arm, ipc, args.root, args.experts)
-      if not os.path.exists(results):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        secs = run(["dd_jax.main", *flags, f"--workdir={work}"],
-                   os.path.join(work + ".log"))
-        evals = run(["dd_jax.evaluate", *flags, f"--workdir={work}",
-                     f"--config.eval.source={work}/synset.npz"], work + ".log")
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-        with open(os.path.join(work, "timing.json"), "w") as f:
-          json.dump({"distill_s": secs, "eval_s": evals, "cpu_s": cpu}, f)
-      with open(results) as f:
-        r = json.load(f)["results"]["ConvNet"]
-      with open(os.path.join(work, "timing.json")) as f:
-        t = json.load(f)
-      rows.append((ipc, arm, 100 * r["mean"], 100 * r["std"], t))
-      print(f"IPC{ipc:<3} {arm:<10} {100 * r['mean']:.2f} +- {100 * r['std']:.2f}%  "
-            f"(run {t['distill_s'] / 60:.1f} min incl. experts/scores, eval "
-            f"{t['eval_s'] / 60:.1f} min, CPU {t['cpu_s'] / 60:.1f} min)", flush=True)
-  print("\n| IPC | " + " | ".join(arms) + " |")
-  for ipc in sorted({r[0] for r in rows}):
-    cells = {r[1]: f"{r[2]:.2f} ± {r[3]:.2f}" for r in rows if r[0] == ipc}
-    print(f"| {ipc} | " + " | ".join(cells.get(a, "-") for a in arms) + " |")
+      mean, std, t = common.distill_and_evaluate(
+          work, arm_flags(arm, ipc, args.root, args.experts))
+      rows.append((ipc, arm, mean, std, t))
+      print(common.describe(ipc, arm, mean, std, t), flush=True)
+  print("\n" + common.table(rows, arms))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,96 @@
+"""Fashion-MNIST AST measurements in the shape of the paper's Tables VII and VIII.
+
+python benchmarks/ast_ablation.py --root=/tmp/ast_ablation [--ipc=1,10] [--arms=...]
+  [--experts=2] [--epochs=6] [--skip-distill]
+
+Part 1 (Table VII): experts of the same length with plain SGD, SGD + momentum 0.9 and
+AST's smooth recipe (momentum + the CE scaled 0.5 -> 1 over 5 epochs + gradient penalty
+mu 1, K 1); the expert report prints each kind's final test accuracy and Avg_Var.
+
+Part 2 (Table VIII): distillation on one budget (N=20, M=2, start epochs {0, 1}, 500
+outer steps, lr_img 1000; IPC 10 takes 10 of its 100 images per inner step, as the PAD
+ablation), adding AST's refinements one at a time: MTT on plain experts, + smooth
+experts, + representative init, + balanced inner loss, + intermediate matching,
++ weight perturbation (= AST); each set evaluated by the protocol (5 ConvNets, 1000
+epochs). Every arm runs in its own workdir under --root, so the script resumes.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common  # noqa: E402
+
+CONFIG = "configs/fashion_mnist_ast.py"
+# Expert kinds: config variant flags on top of fashion_mnist_ast.
+EXPERTS = {"sgd": ["smooth=0"], "momentum": ["smooth=0"], "smooth": []}
+EXPERT_FLAGS = {"momentum": ["--config.expert.momentum=0.9"]}
+PIECES = ("smooth", "init", "balance", "inter", "perturb")
+ARMS = ("mtt", "+smooth", "+init", "+balance", "+inter", "+perturb")
+BUDGET = ["--config.distill.syn_steps=20", "--config.distill.expert_epochs=2",
+          "--config.distill.max_start_epoch=2", "--config.distill.iterations=500",
+          "--config.distill.lr_img=1000", "--config.distill.eval_every=0",
+          "--config.distill.checkpoint_every=50", "--config.eval.batch_size=256"]
+LR_LR = {1: 1e-7, 10: 1e-5}
+BATCH_SYN = {1: 0, 10: 10}
+
+
+def expert_flags(kind: str, root: str, num: int, epochs: int, ipc: int = 1) -> list[str]:
+  variant = ",".join([f"ipc={ipc}", *EXPERTS[kind]])
+  return [f"--config={CONFIG}:{variant}", *EXPERT_FLAGS.get(kind, []),
+          f"--config.expert.num_experts={num}", f"--config.expert.epochs={epochs}",
+          f"--config.expert.dir={root}/experts_{kind}"]
+
+
+def arm_flags(arm: str, ipc: int, root: str, num: int, epochs: int) -> list[str]:
+  """Arm k switches on the first k pieces (cumulative, as the paper's Table VIII)."""
+  on = set(PIECES[:ARMS.index(arm)])
+  variant = ",".join([f"ipc={ipc}"] + [f"{p}=0" for p in PIECES if p not in on])
+  kind = "smooth" if "smooth" in on else "sgd"
+  flags = expert_flags(kind, root, num, epochs, ipc)
+  flags[0] = f"--config={CONFIG}:{variant}"
+  return [*flags, *BUDGET, f"--config.distill.lr_lr={LR_LR[ipc]}",
+          f"--config.distill.batch_syn={BATCH_SYN[ipc]}"]
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--root", default="/tmp/ast_ablation")
+  p.add_argument("--ipc", default="1,10")
+  p.add_argument("--arms", default=",".join(ARMS))
+  p.add_argument("--experts", type=int, default=2, help="experts per kind")
+  p.add_argument("--epochs", type=int, default=6, help="epochs per expert")
+  p.add_argument("--skip-distill", action="store_true", help="part 1 only")
+  args = p.parse_args()
+  os.makedirs(args.root, exist_ok=True)
+  print(common.machine(), flush=True)
+  for kind in EXPERTS:
+    secs = common.run_module(["dd_jax.experts", *expert_flags(kind, args.root, args.experts,
+                                                              args.epochs),
+                              f"--workdir={args.root}"],
+                             os.path.join(args.root, f"experts_{kind}.log"))
+    print(f"experts {kind}: {args.experts} x {args.epochs} epochs ({secs / 60:.1f} min "
+          "this call; 0 when already trained)", flush=True)
+  report = os.path.join(args.root, "report.md")
+  if os.path.exists(report):
+    os.remove(report)
+  common.run_module(["dd_jax.experts.report", *[f"{args.root}/experts_{k}" for k in EXPERTS]],
+                    report)
+  with open(report) as f:
+    print(f.read(), flush=True)
+  if args.skip_distill:
+    return
+  rows, arms = [], args.arms.split(",")
+  for ipc in map(int, args.ipc.split(",")):
+    for arm in arms:
+      work = os.path.join(args.root, f"ipc{ipc}_{arm.lstrip('+')}")
+      mean, std, t = common.distill_and_evaluate(
+          work, arm_flags(arm, ipc, args.root, args.experts, args.epochs))
+      rows.append((ipc, arm, mean, std, t))
+      print(common.describe(ipc, arm, mean, std, t), flush=True)
+  print("\n" + common.table(rows, arms))
+
+
+if __name__ == "__main__":
+  main()
