@@ -5,13 +5,15 @@ K = min(ipc, distill.kmeans_clusters). With ipc <= kmeans_clusters (the paper's 
 and 10) each centroid gives its nearest image; beyond (the paper's IPC 50: 10 clusters)
 each centroid gives ipc / K images nearest to it (the first ipc mod K centroids one
 more), never the same image twice. Features: the classifier's input ("penultimate",
-paper) or the logits ("logits", the official code). K-Means is seeded Lloyd with
-k-means++ starts (the best of a few restarts by inertia), so the init is deterministic.
+paper) or the logits ("logits", the official code). K-Means is seeded Lloyd with a
+k-means++ start (scikit-learn's defaults), so the init is deterministic.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from absl import logging
 import numpy as np
 
 from dd_jax.distill import labels as labels_lib
@@ -37,30 +39,34 @@ def _plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
   return np.stack(centers)
 
 
-def kmeans(x: np.ndarray, k: int, seed: int, restarts: int = 4,
-           max_iters: int = 100) -> tuple[np.ndarray, np.ndarray]:
-  """Lloyd's K-Means: ([k, F] centroids, [n] assignments) of the lowest-inertia restart.
-  An emptied cluster restarts at the point farthest from its centroid."""
-  x = np.asarray(x, np.float64)
+def kmeans(x: np.ndarray, k: int, seed: int, restarts: int = 1, max_iters: int = 300,
+           tol: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+  """Lloyd's K-Means from k-means++ starts (as scikit-learn's defaults): ([k, F]
+  centroids, [n] assignments) of the lowest-inertia restart. A restart stops when no
+  assignment changes or the centroids move less than `tol` times the data's mean
+  variance; an emptied cluster restarts at the point farthest from its centroid."""
+  x = np.asarray(x, np.float32)
+  threshold = tol * float(np.mean(np.var(x, axis=0)))
   if not 1 <= k <= len(x):
     raise ValueError(f"kmeans: k must be in 1..{len(x)} (the number of points), got {k}")
   rng = np.random.default_rng(seed)
   best = None
   for _ in range(restarts):
-    centers = _plus_plus(x, k, rng)
+    centers, assign = _plus_plus(x, k, rng), None
     for _ in range(max_iters):
       dist = _sq_distances(x, centers)
-      assign = dist.argmin(1)
-      new = centers.copy()
-      for j in range(k):
-        members = x[assign == j]
-        if len(members):
-          new[j] = members.mean(0)
-        else:
-          new[j] = x[dist[np.arange(len(x)), assign].argmax()]
-      if np.allclose(new, centers):
+      new_assign = dist.argmin(1)
+      if assign is not None and np.array_equal(new_assign, assign):
         break
-      centers = new
+      assign = new_assign
+      onehot = (assign[:, None] == np.arange(k)[None]).astype(np.float32)
+      counts = onehot.sum(0)
+      moved = onehot.T @ x / np.maximum(counts, 1.0)[:, None]
+      for j in np.flatnonzero(counts == 0):
+        moved[j] = x[dist[np.arange(len(x)), assign].argmax()]
+      shift, centers = float(np.sum((moved - centers) ** 2)), moved
+      if shift <= threshold:
+        break
     dist = _sq_distances(x, centers)
     assign = dist.argmin(1)
     inertia = dist[np.arange(len(x)), assign].sum()
@@ -73,7 +79,7 @@ def nearest_to_centroids(x: np.ndarray, centers: np.ndarray, total: int) -> np.n
   """`total` distinct row indices of x: centroid j takes its nearest rows not taken yet,
   total // k of them (the first total % k centroids one more), centroid by centroid."""
   k = len(centers)
-  dist = _sq_distances(np.asarray(x, np.float64), centers)
+  dist = _sq_distances(np.asarray(x, np.float32), centers)
   taken: list[int] = []
   for j in range(k):
     want = total // k + (j < total % k)
@@ -108,8 +114,13 @@ def initial_images(model, params: Params, x_train: np.ndarray, y_train: np.ndarr
                    ) -> tuple[np.ndarray, np.ndarray]:
   """(images, class-grouped int labels) of the representative initialisation, from the
   expert snapshot `params`."""
+  started = time.perf_counter()
   features = labels_lib.expert_logits(model, [params], x_train,
                                       features=kind == "penultimate")[0]
+  logging.info("K-Means init: %s features of %d training images (%.0fs)", kind,
+               len(x_train), time.perf_counter() - started)
   idx = representative_indices(features, y_train, num_classes, ipc, clusters, seed)
+  logging.info("K-Means init: %d images per class nearest %d centroids (%.0fs)", ipc,
+               min(ipc, clusters), time.perf_counter() - started)
   labels = np.repeat(np.arange(num_classes, dtype=np.int32), ipc)
   return x_train[idx].astype(np.float32), labels
