@@ -28,6 +28,9 @@ EXPERTS = {"sgd": ["smooth=0"], "momentum": ["smooth=0"], "smooth": []}
 EXPERT_FLAGS = {"momentum": ["--config.expert.momentum=0.9"]}
 PIECES = ("smooth", "init", "balance", "inter", "perturb")
 ARMS = ("mtt", "+smooth", "+init", "+balance", "+inter", "+perturb")
+# Optional arm (--arms=...,+inner): AST with the official code's inner momentum 0.9,
+# whose student moves like the momentum experts it matches.
+EXTRA = ("+inner",)
 BUDGET = ["--config.distill.syn_steps=20", "--config.distill.expert_epochs=2",
           "--config.distill.max_start_epoch=2", "--config.distill.iterations=500",
           "--config.distill.lr_img=1000", "--config.distill.eval_every=0",
@@ -45,13 +48,14 @@ def expert_flags(kind: str, root: str, num: int, epochs: int, ipc: int = 1) -> l
 
 def arm_flags(arm: str, ipc: int, root: str, num: int, epochs: int) -> list[str]:
   """Arm k switches on the first k pieces (cumulative, as the paper's Table VIII)."""
-  on = set(PIECES[:ARMS.index(arm)])
+  on = set(PIECES[:ARMS.index(arm)]) if arm in ARMS else set(PIECES)
   variant = ",".join([f"ipc={ipc}"] + [f"{p}=0" for p in PIECES if p not in on])
   kind = "smooth" if "smooth" in on else "sgd"
   flags = expert_flags(kind, root, num, epochs, ipc)
   flags[0] = f"--config={CONFIG}:{variant}"
+  inner = ["--config.distill.inner_momentum=0.9"] if arm == "+inner" else []
   return [*flags, *BUDGET, f"--config.distill.lr_lr={LR_LR[ipc]}",
-          f"--config.distill.batch_syn={BATCH_SYN[ipc]}"]
+          f"--config.distill.batch_syn={BATCH_SYN[ipc]}", *inner]
 
 
 def main():
@@ -82,6 +86,9 @@ def main():
   if args.skip_distill:
     return
   rows, arms = [], args.arms.split(",")
+  unknown = [a for a in arms if a not in ARMS + EXTRA]
+  if unknown:
+    sys.exit(f"--arms: unknown {unknown}; use some of {', '.join(ARMS + EXTRA)}")
   for ipc in map(int, args.ipc.split(",")):
     for arm in arms:
       work = os.path.join(args.root, f"ipc{ipc}_{arm.lstrip('+')}")
