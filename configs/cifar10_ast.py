@@ -9,16 +9,12 @@ repository's CIFAR-10 command (N 30, M 2, T 20, ZCA, lr_lr 1e-5, lr_img 1000), I
 50 keep MTT's CIFAR-10 commands (AST's code starts from MTT's). Experts: 50 epochs
 (the README's command: SGD momentum, clipped loss, gradient penalty, ZCA).
 """
-from configs import common
+from configs import cifar10_mtt, common
 
-PER_IPC = {
-    1: {"syn_steps": 50, "expert_epochs": 2, "max_start_epoch": 2, "lr_img": 100.0,
-        "lr_lr": 1e-7, "lr_teacher": 0.01, "data.zca": True},
-    10: {"syn_steps": 30, "expert_epochs": 2, "max_start_epoch": 20, "lr_img": 1_000.0,
-         "lr_lr": 1e-5, "lr_teacher": 0.01, "data.zca": True},
-    50: {"syn_steps": 30, "expert_epochs": 2, "max_start_epoch": 40, "lr_img": 1_000.0,
-         "lr_lr": 1e-5, "lr_teacher": 0.01, "data.zca": False},
-}
+# MTT's commands, with the official AST command at IPC 10.
+PER_IPC = {**cifar10_mtt.PER_IPC,
+           10: {"syn_steps": 30, "expert_epochs": 2, "max_start_epoch": 20,
+                "lr_img": 1_000.0, "lr_lr": 1e-5, "lr_teacher": 0.01, "data.zca": True}}
 
 
 def dataset(config):
