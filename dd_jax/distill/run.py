@@ -248,7 +248,6 @@ class Distiller:
     self.eval_seconds = 0.0   # kept out of the steps/s and ETA figures
     self.evals = (store.read_json(self.evals_path) if os.path.exists(self.evals_path)
                   else [])
-    record_workdir(self.run_dir, self.identity)
 
   def _prepare_trajectories(self) -> None:
     """MTT: experts (trained if missing), their snapshots, the compiled unroll step."""
@@ -362,8 +361,9 @@ class Distiller:
 
   def run(self) -> str:
     d = self.config.distill
+    state = self.initial_state()   # may refuse the data (e.g. too few images per class)
+    record_workdir(self.run_dir, self.identity)
     manager = _checkpoint_manager(self.run_dir, d.keep_checkpoints)
-    state = self.initial_state()
     latest = manager.latest_step()
     if latest is not None:
       state = manager.restore(latest, args=ocp.args.Composite(

@@ -125,3 +125,14 @@ def test_ast_and_pad_compose_in_one_config(tmp_path):
   spec = distiller.reader.spec
   assert {"sam", "data_schedule", "clipped_ce", "gradient_penalty"} <= set(spec)
   assert distiller.reader.metadata(0)["avg_var"] > 0
+
+
+def test_a_refused_kmeans_init_leaves_the_workdir_free_for_a_corrected_config(shared,
+                                                                              tmp_path):
+  work = str(tmp_path / "w")
+  with pytest.raises(ConfigError, match=r"^distill\.ipc: K-Means initialisation asks for "
+                                        r"25 images \(10 clusters\) of class 0, which has 20"):
+    run.Distiller(_config(*shared, pix_init="kmeans", ipc=25), work).run()
+  assert not (tmp_path / "w" / "distill").exists()
+  summary = run.Distiller(_config(*shared, pix_init="kmeans", ipc=2), work).run()
+  assert "distilled 4 steps" in summary
