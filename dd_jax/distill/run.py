@@ -317,6 +317,15 @@ class Distiller:
                                               p.y_train, p.num_classes, seed, plain)
     return state_lib.create(d, images, labels, seed)
 
+  def _state_like(self) -> state_lib.DistillState:
+    """A state of the run's structure (zeros): the restore target of a checkpoint."""
+    d, p = self.config.distill, self.prepared
+    n = p.num_classes * d.ipc
+    labels = (np.zeros((n, p.num_classes), np.float32) if d.soft_labels
+              else np.zeros((n,), np.int32))
+    images = np.zeros((n,) + p.x_train.shape[1:], np.float32)
+    return state_lib.create(d, images, labels, self.config.seed)
+
   def syn_lr(self, state) -> float:
     return float(state_lib.param_to_lr(state.lr_param, self.config.distill.syn_lr_param))
 
@@ -361,14 +370,19 @@ class Distiller:
 
   def run(self) -> str:
     d = self.config.distill
-    state = self.initial_state()   # may refuse the data (e.g. too few images per class)
+    recorded = os.path.exists(os.path.join(self.run_dir, "run.json"))
+    # A new run builds its initial set first: the data may refuse it (too few images
+    # per class), which must leave the workdir free for a corrected config.
+    state = None if recorded else self.initial_state()
     record_workdir(self.run_dir, self.identity)
     manager = _checkpoint_manager(self.run_dir, d.keep_checkpoints)
     latest = manager.latest_step()
-    if latest is not None:
+    if latest is not None:   # the target needs shapes only: no K-Means, no label experts
       state = manager.restore(latest, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(state))).state
+          state=ocp.args.StandardRestore(self._state_like()))).state
       logging.info("resuming distillation from step %d", latest)
+    elif state is None:
+      state = self.initial_state()
     # Committed like the step's outputs: otherwise the second call compiles again.
     state = jax.device_put(state, jax.devices()[0])
     writer = summaries.create_writer(self.workdir)

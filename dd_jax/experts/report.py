@@ -31,7 +31,7 @@ def summarise(directory: str) -> dict:
     last = [m for m in meta["metrics"] if "test_acc" in m]
     if last:
       accs.append(last[-1]["test_acc"])
-    value = meta.get("avg_var", store.avg_var(meta))
+    value = meta.get("avg_var")   # None for experts trained before it was recorded
     if value is None:
       missing += 1
     else:
