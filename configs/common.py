@@ -151,6 +151,24 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.snapshot_cache_mb = 1_024   # expert snapshots kept in memory
   config.distill.max_bad_steps = 10    # consecutive non-finite steps before giving up
 
+  # SeqMatch (distill/seqmatch.py): the IPC budget split into subsets distilled one
+  # after another, earlier ones frozen in the inner loop. Per-subset tuples: () = the
+  # distill value for every subset, else one value per subset.
+  config.seqmatch = ml_collections.ConfigDict()
+  config.seqmatch.subsets = ()         # images per class of each subset (sum = ipc); () = off
+  config.seqmatch.min_start_epochs = ()
+  config.seqmatch.max_start_epochs = ()
+  config.seqmatch.syn_steps = ()
+  config.seqmatch.iterations = ()
+  config.seqmatch.lr_img = ()
+  config.seqmatch.lr_lr = ()
+  config.seqmatch.lr_teacher = ()
+  # shared: every subset matches the same experts (its own start window, the paper);
+  # warm_start: subset k > 1 matches experts trained from nets first trained on the
+  # earlier subsets (the official code), warm_start_epochs per earlier subset.
+  config.seqmatch.experts = "shared"
+  config.seqmatch.warm_start_epochs = 1000
+
   config.eval = ml_collections.ConfigDict()
   config.eval.models = ("ConvNet",)
   config.eval.num_nets = 5
@@ -337,5 +355,34 @@ def ast(pad_addition_end: int = 20) -> Callable[[ml_collections.ConfigDict, dict
       d.perturb_rho, d.perturb_style = (1.0, "tensor") if code else (0.1, "filter")
     if code:
       d.inner_momentum = 0.9
+
+  return method
+
+
+def seqmatch(table: dict[int, dict]) -> Callable[[ml_collections.ConfigDict, dict], None]:
+  """SeqMatch (Du et al.): the IPC split into subsets distilled one after another; `table`
+  maps IPC -> seqmatch fields (subsets and per-subset values). Variants: `seq=0` (one
+  set: plain MTT on the same settings), `warm=1` (the official code's warm-started
+  experts per subset), `pad=1` / `ast=1` (PAD's or AST's switches on every subset)."""
+
+  def method(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
+    runlocal = bool(args.get("runlocal"))
+    if switch(args, "pad", default=False):
+      pad(20)(config, args)
+    if switch(args, "ast", default=False):
+      ast()(config, args)
+    if not switch(args, "seq"):
+      return
+    s, d = config.seqmatch, config.distill
+    if runlocal:   # two subsets of one image per class
+      d.ipc, config.eval.ipc = 2, 2
+      s.subsets = (1, 1)
+    else:
+      for key, value in table[d.ipc].items():
+        s[key] = value
+    if switch(args, "warm", default=False):
+      s.experts = "warm_start"
+      if runlocal:
+        s.warm_start_epochs = 2
 
   return method

@@ -103,3 +103,25 @@ def test_ast_variants_switch_one_piece_each_and_code_takes_the_official_values()
   both = cifar100_ast.get_config("ipc=10,pad=1")
   assert both.expert.sam == "gsam" and both.distill.soft_labels and both.expert.epochs == 100
   run.validate(both)
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist_seqmatch", "cifar10_seqmatch",
+                                  "cifar100_seqmatch"])
+@pytest.mark.parametrize("variant", ["ipc=10", "ipc=50", "runlocal", "ipc=10,warm=1",
+                                     "ipc=10,pad=1", "ipc=50,ast=1", "ipc=10,seq=0"])
+def test_seqmatch_configs_split_the_ipc_and_compose(name, variant):
+  module = importlib.import_module(f"configs.{name}")
+  config = module.get_config(variant)
+  run.validate(config)
+  s, d = config.seqmatch, config.distill
+  if "seq=0" in variant:
+    assert s.subsets == () and d.ipc == 10
+    return
+  assert sum(s.subsets) == d.ipc and len(s.subsets) == (2 if d.ipc <= 10 else 3)
+  assert s.experts == ("warm_start" if "warm=1" in variant else "shared")
+  if "runlocal" not in variant:
+    assert all(config.distill[k] == v for k, v in module.PER_IPC[d.ipc].items()
+               if "." not in k)
+    assert tuple(s.max_start_epochs) == module.SEQMATCH[d.ipc]["max_start_epochs"]
+  assert d.soft_labels == ("pad=1" in variant)
+  assert (d.intermediate != "none") == ("ast=1" in variant)

@@ -52,6 +52,10 @@ RESUMABLE_FIELDS = {
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
+  if config.seqmatch.subsets:   # each subset is validated as an ordinary run
+    from dd_jax.distill import seqmatch
+    seqmatch.validate(config)
+    return
   d = config.distill
   require_at_least(d, "distill", {"ipc": 1, "syn_steps": 1, "expert_epochs": 1,
                                   "max_start_epoch": 1, "iterations": 0, "batch_syn": 0,
@@ -215,11 +219,18 @@ class Distiller:
   """The outer loop of one run; `run()` resumes from the latest checkpoint."""
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str,
-               prepared: pipeline.Prepared | None = None):
+               prepared: pipeline.Prepared | None = None, stage=None):
+    """`stage`: a `seqmatch.Stage` when this run is one SeqMatch subset (its folder,
+    the frozen earlier subsets, its initial images); None for an ordinary run."""
     validate(config)
-    self.config, self.workdir = config, workdir
+    self.config, self.workdir, self.stage = config, workdir, stage
     self.prepared = prepared or pipeline.prepare(config.data)
-    self.run_dir = os.path.join(workdir, "distill")
+    self.run_dir = stage.run_dir if stage else os.path.join(workdir, "distill")
+    self.step_offset = stage.step_offset if stage else 0
+    frozen = stage.frozen() if stage else None
+    self.frozen = (None if frozen is None else
+                   (jnp.asarray(frozen[0], jnp.float32), jnp.asarray(frozen[1])))
+    self.final_state = None
     self.identity = run_identity(config, self.prepared)
     check_workdir(self.run_dir, self.identity)  # before any compute
     d = config.distill
@@ -252,9 +263,11 @@ class Distiller:
   def _prepare_trajectories(self) -> None:
     """MTT: experts (trained if missing), their snapshots, the compiled unroll step."""
     config, d = self.config, self.config.distill
-    expert_dir = expert_train.train_experts(config, self.workdir, self.prepared)
+    warm = self.stage.warm_start if self.stage else None
+    expert_dir = expert_train.train_experts(config, self.workdir, self.prepared,
+                                            warm_start=warm)
     self.reader = store.ExpertReader(
-        expert_dir, expert_train.stored_spec(config, self.workdir, self.prepared))
+        expert_dir, expert_train.stored_spec(config, self.workdir, self.prepared, warm))
     require(bool(self.reader.experts), "expert.dir", f"{expert_dir} has no complete expert",
             "finish training experts (python -m dd_jax.experts)")
     # The reader's spec check pins reader.epochs to expert.epochs, so validate()'s window
@@ -283,20 +296,29 @@ class Distiller:
     """One outer step of the configured method: (state, metrics, where it matched)."""
     d = self.config.distill
     if d.method == "mtt":
-      expert, epoch = segments.sample_segment(self.config.seed, step, self.reader.experts,
-                                              self.window)
+      expert, epoch = segments.sample_segment(self.config.seed, self.step_offset + step,
+                                              self.reader.experts, self.window)
       start, target = self.source.segment(expert, epoch, d.expert_epochs)
       middles = ([self.source.get(expert, epoch + k) for k in range(1, d.expert_epochs)]
                  if d.intermediate != "none" else None)
       state, metrics = self.step_fn(state, start, target, self.batch_stats, self.mask,
-                                    middles, balance_scale(d, epoch))
+                                    middles, balance_scale(d, epoch), self.frozen)
       return state, jax.device_get(metrics), f"expert {expert}, start epoch {epoch}"
     idx = jnp.asarray(self.real.indices(step, self.matching.outer_loop))
     state, metrics = self.step_fn(state, self.x_train, idx, self.mask)
     return state, jax.device_get(metrics), f"{d.method} step {step}"
 
   def initial_state(self) -> state_lib.DistillState:
-    d, p, seed = self.config.distill, self.prepared, self.config.seed
+    d, seed = self.config.distill, self.config.seed
+    if self.stage is None:
+      return state_lib.create(d, *self.initial_set(d), seed)
+    state = state_lib.create(d, *self.stage.initial(), seed)
+    return state.replace(rng=jax.random.fold_in(state.rng, 1000 + self.stage.index))
+
+  def initial_set(self, d) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels before step 0 for the `distill` section `d` (SeqMatch asks
+    for the whole IPC once and slices it into subsets)."""
+    p, seed = self.prepared, self.config.seed
 
     def plain():
       return state_lib.initial_images(p.x_train, p.y_train, p.num_classes, d.ipc,
@@ -315,7 +337,7 @@ class Distiller:
               d.kmeans_clusters, d.kmeans_features, seed)
       images, labels = labels_lib.initial_set(d, self.model, snapshots, p.x_train,
                                               p.y_train, p.num_classes, seed, plain)
-    return state_lib.create(d, images, labels, seed)
+    return images, labels
 
   def _state_like(self) -> state_lib.DistillState:
     """A state of the run's structure (zeros): the restore target of a checkpoint."""
@@ -329,25 +351,40 @@ class Distiller:
   def syn_lr(self, state) -> float:
     return float(state_lib.param_to_lr(state.lr_param, self.config.distill.syn_lr_param))
 
+  def synset(self, state) -> tuple[np.ndarray, np.ndarray]:
+    """The synthetic set so far: with SeqMatch, the frozen subsets and this one."""
+    images, labels = np.asarray(state.images), np.asarray(state.labels)
+    return self.stage.union(images, labels) if self.stage else (images, labels)
+
   def evaluate(self, state, writer) -> dict:
-    """The evaluation protocol on the current set; logs, records and exports it."""
+    """The evaluation protocol on the current set (with SeqMatch also the sequential
+    one over the subsets); logs, records and exports it."""
     ev, p = self.config.eval, self.prepared
     started = time.perf_counter()
     step, lr = int(state.step), self.syn_lr(state)
-    images, labels = np.asarray(state.images), np.asarray(state.labels)
+    images, labels = self.synset(state)
     record = {"step": step, "lr": lr}
+    settings = dict(num_classes=p.num_classes, model_config=self.config.model,
+                    epochs=ev.epochs, batch_size=ev.batch_size, momentum=ev.momentum,
+                    weight_decay=ev.weight_decay, dsa_strategy=ev.dsa_strategy,
+                    num_nets=ev.num_nets, seed=ev.seed, chunk_epochs=ev.chunk_epochs)
     for arch in ev.models:
-      result = protocol.evaluate_synset(
-          images, labels, p.x_test, p.y_test, num_classes=p.num_classes, arch=arch,
-          model_config=self.config.model, lr=lr, epochs=ev.epochs,
-          batch_size=ev.batch_size, momentum=ev.momentum, weight_decay=ev.weight_decay,
-          dsa_strategy=ev.dsa_strategy, num_nets=ev.num_nets, seed=ev.seed,
-          chunk_epochs=ev.chunk_epochs)
-      logging.info("step %d eval %s", step, result.summary())
+      result = protocol.evaluate_synset(images, labels, p.x_test, p.y_test, arch=arch,
+                                        lr=lr, **settings)
+      logging.info("%sstep %d eval %s", self._where(), step, result.summary())
       record[arch] = {"mean": result.mean, "std": result.std,
                       "accuracies": result.accuracies.tolist()}
-      writer.write_scalars(step, {f"eval/{arch}/accuracy": result.mean,
-                                  f"eval/{arch}/std": result.std})
+      scalars = {f"eval/{arch}/accuracy": result.mean, f"eval/{arch}/std": result.std}
+      if self.stage is not None and self.stage.index:
+        seq = protocol.evaluate_sequential(
+            self.stage.sequence(state.images, state.labels, lr), p.x_test, p.y_test,
+            arch=arch, **settings)
+        logging.info("%sstep %d sequential eval %s", self._where(), step, seq.summary())
+        record[arch]["sequential"] = {"mean": seq.mean, "std": seq.std,
+                                      "accuracies": seq.accuracies.tolist(),
+                                      "stage_means": list(seq.stage_means)}
+        scalars.update({f"eval/{arch}/sequential": seq.mean})
+      writer.write_scalars(self.step_offset + step, scalars)
     self.evals = [e for e in self.evals if e["step"] != step] + [record]
     write_json_atomic(self.evals_path, self.evals)
     self.export(state, writer)
@@ -359,12 +396,15 @@ class Distiller:
     meta = {"step": int(state.step), "data": p.describe(),
             "config": self.identity["config"],
             "evals": self.evals[-1:] if self.evals else []}
-    images, labels = np.asarray(state.images), np.asarray(state.labels)
+    images, labels = self.synset(state)
+    if self.stage is not None:   # which rows belong to which subset, and their lrs
+      meta["seqmatch"] = {"subsets": list(self.stage.sizes[:self.stage.index + 1]),
+                          "lrs": [s.lr for s in self.stage.earlier] + [self.syn_lr(state)]}
     pixels = p.pre.invert(images)
     paths = export.save_synset(os.path.join(self.workdir, "synset"), images, labels,
                                self.syn_lr(state), p.pre, p.num_classes, meta, pixels)
     grid = export.class_grid(pixels, labels, p.num_classes)
-    writer.write_images(int(state.step), {"synthetic": grid[None]})
+    writer.write_images(self.step_offset + int(state.step), {"synthetic": grid[None]})
     self.exported, self.exported_step = paths, int(state.step)
     return paths
 
@@ -422,6 +462,7 @@ class Distiller:
       _save(manager, state)
       paths = self.exported if self.exported_step == int(state.step) else self.export(
           state, writer)
+      self.final_state = state
     except KeyboardInterrupt:
       logging.warning("interrupted: saving step %d so the run can resume", int(state.step))
       _save(manager, state)
@@ -434,23 +475,28 @@ class Distiller:
         self.reader.close()
     return self._summary(state, paths)
 
+  def _where(self) -> str:
+    """'subset k/K ' in the logs of a SeqMatch subset's run."""
+    return f"subset {self.stage.index + 1}/{len(self.stage.sizes)} " if self.stage else ""
+
   def _evaluated(self, step: int) -> bool:
     return any(e["step"] == step for e in self.evals)
 
   def _log(self, writer, done, metrics, where, start_step, start_time) -> None:
     d = self.config.distill
     scalars = {f"distill/{k}": float(v) for k, v in metrics.items()}
-    writer.write_scalars(done, scalars)
+    writer.write_scalars(self.step_offset + done, scalars)
     elapsed = time.perf_counter() - start_time - self.eval_seconds
     rate = (done - start_step) / max(elapsed, 1e-9)
     inner = (f", inner CE {metrics['inner_loss_first']:.3f} -> "
              f"{metrics['inner_loss_last']:.3f}" if "inner_loss_first" in metrics else "")
-    logging.info("step %d/%d: loss %.4f, syn_lr %.5f%s (%s), %.2f steps/s, ETA %.0fs", done,
+    logging.info(self._where() + "step %d/%d: loss %.4f, syn_lr %.5f%s (%s), %.2f steps/s, ETA %.0fs", done,
                  d.iterations, metrics["loss"], metrics.get("syn_lr", d.lr_teacher), inner, where, rate,
                  (d.iterations - done) / max(rate, 1e-9))
 
   def _summary(self, state, paths) -> str:
-    lines = [f"distilled {int(state.step)} steps; student lr {self.syn_lr(state):.5f}",
+    lines = [f"{self._where()}distilled {int(state.step)} steps; student lr "
+             f"{self.syn_lr(state):.5f}",
              f"synthetic set: {paths['npz']} (+ .json, .png)"]
     if self.evals:
       last = self.evals[-1]
@@ -458,11 +504,19 @@ class Distiller:
         if arch in last:
           lines.append(f"{arch} at step {last['step']}: {100 * last[arch]['mean']:.2f} +- "
                        f"{100 * last[arch]['std']:.2f}%")
+          seq = last[arch].get("sequential")
+          if seq:
+            lines.append(f"{arch} sequential (S1, S1+S2, ...): {100 * seq['mean']:.2f} +- "
+                         f"{100 * seq['std']:.2f}%")
     return "\n".join(lines)
 
 
 def distill(config: ml_collections.ConfigDict, workdir: str,
             prepared: pipeline.Prepared | None = None) -> str:
   """Trains missing experts, distils (resuming if the workdir has a checkpoint),
-  evaluates and exports. Returns a short summary."""
+  evaluates and exports. Returns a short summary. With `seqmatch.subsets`, the subsets
+  one after another (distill/seqmatch.py)."""
+  from dd_jax.distill import seqmatch
+  if seqmatch.enabled(config):
+    return seqmatch.SequentialDistiller(config, workdir, prepared).run()
   return Distiller(config, workdir, prepared).run()

@@ -12,6 +12,9 @@ expert (`perturb_rho`), trains with heavy-ball momentum (`inner_momentum`) on a 
 by the balanced-loss factor of its start epoch (an argument, `loss_scale`), and is also
 matched at the intermediate expert epochs (`intermediate`, snapshots passed as
 `middles`), all inside the one compiled unroll.
+
+SeqMatch's earlier subsets enter as `frozen` (images, labels): arguments of the step,
+drawn into the inner batches with the current subset, never updated.
 """
 from __future__ import annotations
 
@@ -65,7 +68,7 @@ class StepSettings:
 def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
               start: Params, target: Params, batch_stats: Params, key,
               mask: Mask | None = None, middles: list[Params] | None = None,
-              loss_scale=None):
+              loss_scale=None, frozen=None):
   """The trajectory-matching loss of one unroll, and the [N] inner losses.
 
   Args:
@@ -76,9 +79,14 @@ def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
     key: PRNG key for the batch order and DSA (and the weight perturbation).
     middles: expert snapshots at t + 1 .. t + M - 1 (AST's intermediate matching).
     loss_scale: scalar factor of the student's CE (AST's balanced loss); None = 1.
+    frozen: (images, labels) of SeqMatch's earlier subsets: they join the pool the
+      inner batches are drawn from (frozen first), but get no gradient.
   Returns:
     (loss, [N] inner CE values without the loss scale).
   """
+  if frozen is not None:
+    images = jnp.concatenate([jax.lax.stop_gradient(frozen[0]), images])
+    labels = jnp.concatenate([jax.lax.stop_gradient(frozen[1]), labels])
   n = images.shape[0]
   kplan, kaug = jax.random.split(key)
   batch = min(settings.batch_syn or n, n)   # as torch.split: a batch never exceeds the set
@@ -126,7 +134,7 @@ def compiled_step(model: nn.Module, settings: StepSettings):
 
 
 def make_step(model: nn.Module, settings: StepSettings):
-  """Returns step(state, start, target, batch_stats[, mask, middles, loss_scale])
+  """Returns step(state, start, target, batch_stats[, mask, middles, loss_scale, frozen])
   -> (state, metrics); see `meta_loss` for the arguments."""
   img_tx, lr_tx = optimizers(settings)
   label_tx = label_optimizer(settings)
@@ -134,13 +142,13 @@ def make_step(model: nn.Module, settings: StepSettings):
 
   def step(state: DistillState, start: Params, target: Params, batch_stats: Params,
            mask: Mask | None = None, middles: list[Params] | None = None,
-           loss_scale=None):
+           loss_scale=None, frozen=None):
     key, rng = jax.random.split(state.rng)
 
     def objective(images, lr_param, labels):
       lr = param_to_lr(lr_param, settings.syn_lr_param)
       return meta_loss(model, settings, images, lr, labels, start, target,
-                       batch_stats, key, mask, middles, loss_scale)
+                       batch_stats, key, mask, middles, loss_scale, frozen)
 
     (loss, inner), grads = jax.value_and_grad(
         objective, argnums=(0, 1, 2) if soft else (0, 1), has_aux=True)(

@@ -28,6 +28,8 @@ class EvalResult:
   train_loss: np.ndarray   # [num_nets] last epoch's training loss
   epochs: int
   seconds: float
+  # Sequential evaluation (SeqMatch): the nets' mean test accuracy after each stage.
+  stage_means: tuple[float, ...] = ()
 
   @property
   def mean(self) -> float:
@@ -38,7 +40,9 @@ class EvalResult:
     return float(np.std(self.accuracies))
 
   def summary(self) -> str:
-    return (f"{self.arch}: {100 * self.mean:.2f} +- {100 * self.std:.2f}% "
+    stages = (" (after each stage: " + ", ".join(f"{100 * m:.2f}" for m in self.stage_means)
+              + "%)" if len(self.stage_means) > 1 else "")
+    return (f"{self.arch}: {100 * self.mean:.2f} +- {100 * self.std:.2f}%{stages} "
             f"({len(self.accuracies)} nets, {self.epochs} epochs, {self.seconds:.0f}s)")
 
 
@@ -61,6 +65,10 @@ def _compiled(model, momentum: float, weight_decay: float, batch_size: int,
     return jax.vmap(lambda k: training.init_state(model, k, sample, tx))(keys)
 
   @jax.jit
+  def reset_optimizer(states):   # a new stage starts a new SGD (momentum buffers zero)
+    return states.replace(opt_state=jax.vmap(tx.init)(states.params))
+
+  @jax.jit
   def run_chunk(states, first_epoch, decay_at, base_lr, images, labels, net_keys):
     def body(states, e):
       lr_e = jnp.where(e >= decay_at, 0.1 * base_lr, base_lr)
@@ -78,7 +86,7 @@ def _compiled(model, momentum: float, weight_decay: float, batch_size: int,
     return jax.lax.map(lambda ps: net_accuracy(ps[0], ps[1], images, labels),
                        (params, batch_stats))
 
-  return init, run_chunk, accuracy
+  return init, reset_optimizer, run_chunk, accuracy
 
 
 def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: int,
@@ -102,32 +110,82 @@ def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: in
   Returns:
     An `EvalResult` with one accuracy per net.
   """
+  return evaluate_sequential(
+      [(images, labels, lr)], test_images, test_labels, num_classes=num_classes, arch=arch,
+      model_config=model_config, epochs=epochs, batch_size=batch_size, momentum=momentum,
+      weight_decay=weight_decay, dsa_strategy=dsa_strategy, num_nets=num_nets, seed=seed,
+      chunk_epochs=chunk_epochs)
+
+
+def evaluate_sequential(stages, test_images, test_labels, *, num_classes: int,
+                        arch: str = "ConvNet", model_config=None, epochs: int = 1000,
+                        batch_size: int = 256, momentum: float = 0.9,
+                        weight_decay: float = 5e-4,
+                        dsa_strategy: str = augment.DEFAULT_STRATEGY, num_nets: int = 5,
+                        seed: int = 0, chunk_epochs: int = 0) -> EvalResult:
+  """SeqMatch's sequential evaluation: the same nets train on each stage in turn
+  (`train_sequential`); `stages` is a list of (images, labels, lr), for SeqMatch the
+  growing unions S1, S1+S2, ... with each subset's learned lr. The reported accuracy
+  is the one after the last stage; `stage_means` has the mean after each. One stage
+  is exactly `evaluate_synset`."""
   start = time.perf_counter()
   model = (models.from_config(model_config, num_classes, arch=arch, field="eval.models")
            if model_config is not None else models.build(arch, num_classes, "eval.models"))
-  images = jnp.asarray(images, jnp.float32)
-  labels = jnp.asarray(labels)
   init_keys, net_keys = jax.random.split(jax.random.PRNGKey(seed))
   init_keys = jax.random.split(init_keys, num_nets)   # one init per net
   net_keys = jax.random.split(net_keys, num_nets)     # one epoch-key stream per net
+  test_images = jnp.asarray(test_images, jnp.float32)
+  test_labels = jnp.asarray(test_labels, jnp.int32)
+  accuracy = _compiled(model, momentum, weight_decay, batch_size, dsa_strategy,
+                       _chunk_length(epochs, chunk_epochs or 100))[3]
+  accs, means = [], []
+
+  def after_stage(states):
+    accs.append(np.asarray(accuracy(states.params, states.batch_stats, test_images,
+                                    test_labels)))
+    means.append(float(np.mean(accs[-1])))
+
+  _, losses = train_sequential(model, stages, init_keys, net_keys, epochs=epochs,
+                               batch_size=batch_size, momentum=momentum,
+                               weight_decay=weight_decay, dsa_strategy=dsa_strategy,
+                               chunk_epochs=chunk_epochs, after_stage=after_stage,
+                               name=f"eval {arch}")
+  return EvalResult(arch=arch, accuracies=accs[-1], train_loss=np.asarray(losses),
+                    epochs=epochs, seconds=time.perf_counter() - start,
+                    stage_means=tuple(means))
+
+
+def train_sequential(model, stages, init_keys, net_keys, *, epochs: int, batch_size: int,
+                     momentum: float, weight_decay: float, dsa_strategy: str,
+                     chunk_epochs: int = 0, after_stage=None, name: str = "train"):
+  """Trains len(init_keys) nets (vmapped) on each (images, labels, lr) of `stages` in
+  turn: `epochs` epochs per stage at its lr (x0.1 from half of the stage on), a fresh
+  SGD state per stage (as the official code's new optimiser), weights and batch
+  statistics carried over. Epoch keys count on across stages. `after_stage(states)`
+  is called after each stage. Returns (states, the last epoch's [nets] losses)."""
+  start = time.perf_counter()
   chunk = _chunk_length(epochs, chunk_epochs or 100)
-  init, run_chunk, accuracy = _compiled(model, momentum, weight_decay, batch_size,
-                                        dsa_strategy, chunk)
-  states = init(init_keys, images[:1])
-
+  init, reset_optimizer, run_chunk, _ = _compiled(model, momentum, weight_decay,
+                                                  batch_size, dsa_strategy, chunk)
+  states = init(init_keys, jnp.asarray(stages[0][0][:1], jnp.float32))
+  total = epochs * len(stages)
   losses = None
-  for first in range(0, epochs, chunk):
-    states, (losses, _) = run_chunk(states, jnp.int32(first), jnp.int32(epochs // 2),
-                                    jnp.float32(lr), images, labels, net_keys)
-    done = first + chunk
-    loss = float(jnp.mean(losses[-1]))   # waits for the chunk: time it after this
-    elapsed = time.perf_counter() - start
-    logging.log_every_n_seconds(
-        logging.INFO, "eval %s: epoch %d/%d, loss %.4f, %.0fs, ETA %.0fs", 10, arch, done,
-        epochs, loss, elapsed, elapsed / done * (epochs - done))
-
-  accs = accuracy(states.params, states.batch_stats, jnp.asarray(test_images, jnp.float32),
-                  jnp.asarray(test_labels, jnp.int32))
-  return EvalResult(arch=arch, accuracies=np.asarray(accs),
-                    train_loss=np.asarray(losses[-1]), epochs=epochs,
-                    seconds=time.perf_counter() - start)
+  for k, (images, labels, lr) in enumerate(stages):
+    images = jnp.asarray(images, jnp.float32)
+    labels = jnp.asarray(labels)
+    offset = k * epochs
+    if k:
+      states = reset_optimizer(states)
+    for first in range(offset, offset + epochs, chunk):
+      states, (losses, _) = run_chunk(states, jnp.int32(first),
+                                      jnp.int32(offset + epochs // 2), jnp.float32(lr),
+                                      images, labels, net_keys)
+      done = first + chunk
+      loss = float(jnp.mean(losses[-1]))   # waits for the chunk: time it after this
+      elapsed = time.perf_counter() - start
+      logging.log_every_n_seconds(
+          logging.INFO, "%s: epoch %d/%d, loss %.4f, %.0fs, ETA %.0fs", 10, name,
+          done, total, loss, elapsed, elapsed / done * (total - done))
+    if after_stage is not None:
+      after_stage(states)
+  return states, losses[-1]

@@ -12,7 +12,7 @@ import numpy as np
 from dd_jax import models
 from dd_jax.data import augment, indexing, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
-from dd_jax.evaluate.protocol import EvalResult, evaluate_synset
+from dd_jax.evaluate.protocol import EvalResult, evaluate_sequential, evaluate_synset
 from dd_jax.metadata import spec_difference, write_json_atomic
 
 
@@ -47,6 +47,21 @@ def load_synset(path: str, prepared: pipeline.Prepared) -> tuple[np.ndarray, np.
   return images.astype(np.float32), labels, lr
 
 
+def sequential_stages(path: str, num_classes: int) -> list | None:
+  """SeqMatch sets: the stages S1, S1+S2, ... with each subset's learned lr, read from
+  the set's metadata (None for other sets). Rows are subset after subset."""
+  with np.load(path, allow_pickle=False) as f:
+    meta = json.loads(str(f["meta"])) if "meta" in f else {}
+    images, labels = f["images"].astype(np.float32), f["labels"]
+  seq = meta.get("seqmatch")
+  if not seq:
+    return None
+  ends = np.cumsum(seq["subsets"]) * num_classes
+  require(ends[-1] == len(images), "eval.source", f"{path} lists subsets of {ends[-1]} "
+          f"images but holds {len(images)}", "evaluate the set as its run exported it")
+  return [(images[:end], labels[:end], lr) for end, lr in zip(ends, seq["lrs"])]
+
+
 def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
                          prepared: pipeline.Prepared | None = None) -> list[EvalResult]:
   """Runs the protocol for every architecture in `eval.models`."""
@@ -61,7 +76,9 @@ def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
   else:
     images, labels, stored_lr = load_synset(ev.source, prepared)
     lr = stored_lr if stored_lr is not None else lr
-  results = []
+  stages = (sequential_stages(ev.source, prepared.num_classes)
+            if ev.source != "random_real" else None)
+  results, sequential = [], {}
   for arch in ev.models:
     result = evaluate_synset(
         images, labels, prepared.x_test, prepared.y_test, num_classes=prepared.num_classes,
@@ -71,11 +88,25 @@ def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
         chunk_epochs=ev.chunk_epochs)
     logging.info("%s", result.summary())
     results.append(result)
+    if stages and len(stages) > 1:   # SeqMatch: also one net trained S1, S1+S2, ...
+      seq = evaluate_sequential(
+          stages, prepared.x_test, prepared.y_test, num_classes=prepared.num_classes,
+          arch=arch, model_config=config.model, epochs=ev.epochs,
+          batch_size=ev.batch_size, momentum=ev.momentum, weight_decay=ev.weight_decay,
+          dsa_strategy=ev.dsa_strategy, num_nets=ev.num_nets, seed=ev.seed,
+          chunk_epochs=ev.chunk_epochs)
+      logging.info("sequential %s", seq.summary())
+      sequential[arch] = {"mean": seq.mean, "std": seq.std,
+                          "accuracies": seq.accuracies.tolist(),
+                          "stage_means": list(seq.stage_means),
+                          "seconds": round(seq.seconds, 1)}
   os.makedirs(workdir, exist_ok=True)
   write_json_atomic(os.path.join(workdir, "eval_results.json"), {
       "source": ev.source, "ipc": ev.ipc if ev.source == "random_real" else None,
       "images": int(len(images)), "lr": lr, "epochs": ev.epochs,
       "results": {r.arch: {"mean": r.mean, "std": r.std,
                            "accuracies": r.accuracies.tolist(),
-                           "seconds": round(r.seconds, 1)} for r in results}})
+                           "seconds": round(r.seconds, 1),
+                           **({"sequential": sequential[r.arch]}
+                              if r.arch in sequential else {})} for r in results}})
   return results

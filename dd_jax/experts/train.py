@@ -93,7 +93,7 @@ def data_ranking(config: ml_collections.ConfigDict, workdir: str,
 
 
 def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
-                ranking_digest: str | None = None) -> dict:
+                ranking_digest: str | None = None, warm_start=None) -> dict:
   """What a trajectory depends on; a stored folder must match it to be reused. With the
   PAD scheduler, its settings and the digest of the difficulty ranking are part of it."""
   e = config.expert
@@ -117,15 +117,16 @@ def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
           **({"data_schedule": {"name": "pad", "ranking": ranking_digest,
                                 **{k: list(v) if isinstance(v, tuple) else v
                                    for k, v in e.schedule.items() if k != "scores"}}}
-             if e.data_schedule == "pad" else {})}
+             if e.data_schedule == "pad" else {}),
+          **({"warm_start": warm_start.spec()} if warm_start is not None else {})}
 
 
 def stored_spec(config: ml_collections.ConfigDict, workdir: str,
-                prepared: pipeline.Prepared) -> dict:
+                prepared: pipeline.Prepared, warm_start=None) -> dict:
   """The spec stored experts must have (reading the ranking when the scheduler is on)."""
   digest = (data_ranking(config, workdir, prepared)[1]
             if config.expert.data_schedule == "pad" else None)
-  return expert_spec(config, prepared, digest)
+  return expert_spec(config, prepared, digest, warm_start)
 
 
 def expert_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -133,8 +134,11 @@ def expert_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
 
 
 def train_experts(config: ml_collections.ConfigDict, workdir: str,
-                  prepared: pipeline.Prepared | None = None) -> str:
-  """Trains (or finishes) `expert.num_experts` trajectories; returns their folder."""
+                  prepared: pipeline.Prepared | None = None, warm_start=None) -> str:
+  """Trains (or finishes) `expert.num_experts` trajectories; returns their folder.
+
+  `warm_start` (SeqMatch's official experts, `distill.seqmatch.WarmStart`): each
+  expert's epoch 0 is its init trained on the earlier synthetic subsets first."""
   validate(config)
   prepared = prepared or pipeline.prepare(config.data)
   model = models.from_config(config.model, prepared.num_classes)
@@ -143,7 +147,7 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
   if e.data_schedule == "pad":
     ranked, digest = data_ranking(config, workdir, prepared)
     schedule = schedule_lib.DataSchedule.from_config(e.schedule)
-  spec = expert_spec(config, prepared, digest)
+  spec = expert_spec(config, prepared, digest, warm_start)
   directory = expert_dir(config, workdir)
   store.prepare_directory(directory, spec)  # refuses a mismatched folder before compute
 
@@ -172,6 +176,10 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
     state = training.init_state(model, init_key, x_train[:1], tx)
     first = writer.latest_epoch
     if first is None:
+      if warm_start is not None:
+        params, stats = warm_start(model, init_key, x_train[:1])
+        state = training.NetState(params=params, batch_stats=stats,
+                                  opt_state=tx.init(params))
       writer.save(0, state, {"test_acc": float(accuracy(state.params, state.batch_stats,
                                                          x_test, y_test))})
       first = 0

@@ -67,5 +67,5 @@ def test_repeated_evaluations_reuse_one_compilation():
   from dd_jax.evaluate import protocol
   from dd_jax import models
   model = models.from_config(SMALL, 10)
-  _, run_chunk, accuracy = protocol._compiled(model, 0.9, 5e-4, 32, "none", 4)
+  _, _, run_chunk, accuracy = protocol._compiled(model, 0.9, 5e-4, 32, "none", 4)
   assert run_chunk._cache_size() == 1 and accuracy._cache_size() == 1
