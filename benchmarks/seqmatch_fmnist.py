@@ -1,0 +1,75 @@
+"""Fashion-MNIST IPC 10: SeqMatch (K=2) against plain MTT on the same total budget.
+
+python benchmarks/seqmatch_fmnist.py --root=/tmp/seqmatch [--experts=/tmp/fm1h/experts]
+  [--mtt=/tmp/pad_ablation/ipc10_mtt] [--arms=mtt,seqmatch,seqmatch-one-window]
+
+The budget of the PAD ablation's MTT arm (benchmarks/pad_ablation.py: 3 plain-SGD
+experts x 3 epochs, N=20, M=2, start epochs {0, 1}, 500 outer steps, lr_img 1000, 10
+images per inner step): MTT distils the 100 images in 500 steps; SeqMatch distils 5 + 5
+images per class in 250 + 250 steps, subset 1 on start epoch 0 and subset 2 on the
+later start epoch 1 (the frozen subset 1 joins its inner batches, still 10 images a
+step). The optional arm `seqmatch-one-window` gives both subsets the whole window {0, 1}
+(the sequence without the later segment). Every set: 5 ConvNets x 1000 epochs with the
+ordinary protocol, and for SeqMatch also the sequential one (one net on S1 for 1000
+epochs at lr_1, then S1+S2 for 1000 epochs at lr_2).
+
+--mtt points at an existing MTT arm of the same budget (e.g. the PAD ablation's) so it is
+not distilled twice; each arm resumes in its own workdir.
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common, pad_ablation  # noqa: E402
+
+ARMS = ("mtt", "seqmatch", "seqmatch-one-window")
+WINDOWS = {"seqmatch": ("(0,1)", "(1,2)"), "seqmatch-one-window": ("(0,0)", "(2,2)")}
+
+
+def arm_flags(arm: str, experts: str) -> list[str]:
+  if arm == "mtt":
+    return pad_ablation.arm_flags("mtt", 10, "", experts)
+  low, high = WINDOWS[arm]
+  return [f"--config=configs/fashion_mnist_seqmatch.py:ipc=10", *pad_ablation.BUDGET,
+          "--config.distill.lr_lr=1e-5", "--config.distill.batch_syn=10",
+          "--config.seqmatch.iterations=(250,250)",
+          f"--config.seqmatch.min_start_epochs={low}",
+          f"--config.seqmatch.max_start_epochs={high}",
+          f"--config.expert.dir={experts}"]
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--root", default="/tmp/seqmatch")
+  p.add_argument("--experts", default="/tmp/fm1h/experts",
+                 help="plain SGD experts of the budget (trained there when missing)")
+  p.add_argument("--mtt", default="", help="workdir of an MTT arm of the same budget")
+  p.add_argument("--arms", default="mtt,seqmatch")
+  args = p.parse_args()
+  os.makedirs(args.root, exist_ok=True)
+  print(common.machine(), flush=True)
+  arms = args.arms.split(",")
+  unknown = [a for a in arms if a not in ARMS]
+  if unknown:
+    sys.exit(f"--arms: unknown {unknown}; use some of {', '.join(ARMS)}")
+  lines = ["| arm | ordinary | sequential (after S1, after S1+S2) |", "|---|---|---|"]
+  for arm in arms:
+    work = (args.mtt if arm == "mtt" and args.mtt else os.path.join(args.root, arm))
+    mean, std, t = common.distill_and_evaluate(work, arm_flags(arm, args.experts))
+    print(common.describe(10, arm, mean, std, t), flush=True)
+    with open(os.path.join(work, "eval_results.json")) as f:
+      seq = json.load(f)["results"]["ConvNet"].get("sequential")
+    cell = "-"
+    if seq:
+      stages = ", ".join(f"{100 * m:.2f}" for m in seq["stage_means"])
+      cell = f"{100 * seq['mean']:.2f} ± {100 * seq['std']:.2f} ({stages})"
+      print(f"         sequential {cell}", flush=True)
+    lines.append(f"| {arm} | {mean:.2f} ± {std:.2f} | {cell} |")
+  print("\n" + "\n".join(lines))
+
+
+if __name__ == "__main__":
+  main()
