@@ -206,3 +206,24 @@ def test_bad_subsets_are_one_clear_error_before_any_work(shared, tmp_path, chang
     run.distill(config, str(tmp_path / "bad"))
   assert err.value.field == field and words in str(err.value)
   assert not os.path.exists(tmp_path / "bad")
+
+
+def test_seqmatch_composes_with_datm_pad_and_ast_switches(shared, tmp_path):
+  config = _seq_config(shared, iterations=(2, 1))
+  with config.unlocked():
+    d = config.distill
+    d.soft_labels, d.lr_y = True, 2.0                              # DATM
+    d.param_mask, d.param_mask_ratio = "depth", 0.25               # PAD's FIEM
+    d.expert_epochs, d.syn_steps, d.intermediate = 1, 3, "equal"   # AST
+    d.perturb_rho, d.balance_loss = 0.1, True
+  run.distill(config, str(tmp_path / "all"))
+  got = _synset(str(tmp_path / "all"))
+  first = _load(str(tmp_path / "all" / "distill" / "subset_1.npz"))
+  assert got["labels"].shape == (20, 10)                 # soft logits for both subsets
+  np.testing.assert_array_equal(got["labels"][:10], first["labels"])
+  np.testing.assert_array_equal(got["images"][:10], first["images"])
+  # Subset 2's labels were learned from the expert logits of its initial images.
+  initial = _load(str(tmp_path / "all" / "distill" / "initial.npz"))
+  assert initial["labels"].shape == (20, 10)
+  start = seqmatch.slice_subset(initial["images"], initial["labels"], 10, (1, 1), 1)[1]
+  assert not np.array_equal(got["labels"][10:], start)
