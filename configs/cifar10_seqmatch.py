@@ -7,8 +7,9 @@ warm-started experts per subset), pad=1 / ast=1.
 
 Settings: MTT's per-IPC commands for each subset (cifar10_mtt), split as the paper: K=2
 for IPC 10 (5 + 5) with per-subset max start epochs {20, 10}; K=3 for IPC 50 (17 + 17 +
-16, the official run.sh) with its intervals 0-20, 0-20, 0-10, syn_steps 30, lr_img 100
-and lr_teacher 0.001 for the first subset, 0.01 for the others. With shared experts the
+16, the official run.sh) with its intervals 0-20, 0-20, 0-10 as max start epochs (the
+code's randint(s, e - M) stops M + 1 epochs earlier), syn_steps 30, lr_img 100 and
+lr_teacher 0.001 for the first subset, 0.01 for the others. With shared experts the
 windows read as written; the official code applies them to its warm-started
 trajectories (warm=1).
 """
