@@ -312,7 +312,7 @@ class Distiller:
     d, seed = self.config.distill, self.config.seed
     if self.stage is None:
       return state_lib.create(d, *self.initial_set(d), seed)
-    state = state_lib.create(d, *self.stage.initial(), seed)
+    state = state_lib.create(d, *self.stage.initial(self), seed)
     return state.replace(rng=jax.random.fold_in(state.rng, 1000 + self.stage.index))
 
   def initial_set(self, d) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
+import io
 import os
 from typing import Callable
 
@@ -60,7 +62,8 @@ class Stage:
   sizes: tuple[int, ...]        # images per class of every subset
   run_dir: str
   earlier: list[Subset]         # the frozen subsets before this one
-  initial: Callable[[], tuple[np.ndarray, np.ndarray]]   # this subset's initial set
+  # this subset's initial images and labels, given the subset's Distiller
+  initial: Callable[[object], tuple[np.ndarray, np.ndarray]]
   step_offset: int              # outer steps of the earlier subsets (logs, sampling)
   warm_start: "WarmStart | None" = None
 
@@ -203,7 +206,6 @@ def slice_subset(images: np.ndarray, labels: np.ndarray, num_classes: int,
 
 
 def _save_npz(path: str, **arrays) -> None:
-  import io
   buf = io.BytesIO()
   np.savez(buf, **arrays)
   write_bytes_atomic(path, buf.getvalue())
@@ -261,13 +263,11 @@ class SequentialDistiller:
                          self.config.eval)
         with config.unlocked():
           config.expert.dir = os.path.join(self.run_dir, f"subset_{k + 1}", "experts")
-      holder = {}
       stage = Stage(index=k, sizes=self.sizes,
                     run_dir=os.path.join(self.run_dir, f"subset_{k + 1}"),
-                    earlier=list(earlier), initial=lambda k=k: self._initial(k, holder["d"]),
+                    earlier=list(earlier), initial=functools.partial(self._initial, k),
                     step_offset=offset, warm_start=warm)
       distiller = run.Distiller(config, self.workdir, self.prepared, stage=stage)
-      holder["d"] = distiller
       summary = distiller.run()
       state = distiller.final_state
       subset = Subset(np.asarray(state.images), np.asarray(state.labels),
