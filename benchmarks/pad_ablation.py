@@ -16,7 +16,8 @@ Choices for the budget, stated with the figures: experts use plain SGD in every 
 (PAD's command uses GSAM, twice the cost per epoch); with 3-epoch experts the scheduler
 only runs its addition phase (75% -> 100% of each class over epochs 0..2); FIEM's alpha
 is 0.25 at IPC 1 (the paper's CIFAR-10 alpha there is 0, which would repeat DATM) and
-0.5 at IPC 10.
+0.5 at IPC 10; an arm name may end in @<alpha> to set it (e.g. `pad@0.25`, the tuning
+arm).
 """
 import argparse
 import os
@@ -41,6 +42,8 @@ ARMS = ("mtt", "datm", "datm+fiex", "datm+fiem", "pad")
 
 
 def arm_flags(arm: str, ipc: int, root: str, plain_experts: str) -> list[str]:
+  arm, _, alpha = arm.partition("@")
+  alpha = float(alpha) if alpha else ALPHA[ipc]
   if arm == "mtt":
     config = f"configs/fashion_mnist_mtt.py:ipc={ipc}"
     extra = []
@@ -51,7 +54,7 @@ def arm_flags(arm: str, ipc: int, root: str, plain_experts: str) -> list[str]:
     extra = ["--config.distill.current_max_start_epoch=1",
              "--config.distill.expansion_end=250"]
     if fiem:
-      extra.append(f"--config.distill.param_mask_ratio={ALPHA[ipc]}")
+      extra.append(f"--config.distill.param_mask_ratio={alpha}")
       extra.append("--config.distill.param_mask=depth")
     if fiex:
       extra += ["--config.expert.schedule.addition_end=2",
@@ -77,7 +80,10 @@ def main():
   print(common.machine(), flush=True)
   scores = os.path.join(args.root, "scores", "scores", "el2n.npz")
   arms = args.arms.split(",")
-  if any("fiex" in a or a == "pad" for a in arms) and not os.path.exists(scores):
+  unknown = [a for a in arms if a.partition("@")[0] not in ARMS]
+  if unknown:
+    sys.exit(f"--arms: unknown {unknown}; use some of {', '.join(ARMS)} (optionally @alpha)")
+  if any("fiex" in a or a.startswith("pad") for a in arms) and not os.path.exists(scores):
     secs = common.run_module(
         ["dd_jax.experts.score", "--config=configs/fashion_mnist_pad.py",
          f"--workdir={args.root}/scores", "--config.score.num_models=2",
