@@ -169,6 +169,26 @@ def base_config() -> ml_collections.ConfigDict:
   config.seqmatch.experts = "shared"
   config.seqmatch.warm_start_epochs = 1000
 
+  # The GAN prior (dd_jax/gan): "trained" = the small generator python -m dd_jax.gan.train
+  # fits to the run's data (trained first when `dir` has none), "random" = the same
+  # architecture seeded (GLaD's random prior), or the folder of a converted StyleGAN-XL.
+  config.gan = ml_collections.ConfigDict()
+  config.gan.prior = "trained"
+  config.gan.dir = ""                  # "" = <workdir>/prior
+  config.gan.resolution = 32           # power of two; images are resized to the data's
+  config.gan.num_layers = 4
+  config.gan.channel_base = 1024
+  config.gan.channel_max = 32
+  config.gan.w_dim = 64
+  config.gan.z_dim = 32
+  config.gan.train_steps = 300         # the small prior's training (a conditional VAE)
+  config.gan.batch_size = 32
+  config.gan.lr = 2e-3
+  config.gan.recon_sigma = 0.1         # decoder noise: reconstruction weight 1/(2 sigma^2)
+  config.gan.encoder_width = 32
+  config.gan.calibrate_every = 20      # steps between magnitude_ema re-estimates
+  config.gan.log_every = 20
+
   config.eval = ml_collections.ConfigDict()
   config.eval.models = ("ConvNet",)
   config.eval.num_nets = 5

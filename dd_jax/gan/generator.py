@@ -138,6 +138,28 @@ class Generator:
       x = self.layer(params, i, x, ws[:, i + 1])
     return x * self.spec["output_scale"]
 
+  def calibrate(self, params: Params, ws: Array) -> Params:
+    """params with each layer's magnitude_ema set to the mean square of its input on
+    `ws` (StyleGAN3 tracks it as an EMA while training; at inference it is a constant)."""
+    layers = dict(params["layers"])
+    x = self.input(params, ws[:, 0])
+    for i, s in enumerate(self.spec["layers"]):
+      layers[s["name"]] = dict(layers[s["name"]],
+                               magnitude_ema=jnp.mean(jnp.square(x)).astype(jnp.float32))
+      x = self.layer({**params, "layers": layers}, i, x, ws[:, i + 1])
+    return {**params, "layers": layers}
+
+  def to_pixels(self, images: Array, size: tuple[int, int], channels: int) -> Array:
+    """Generator output (about [-1, 1]) -> [0, 1] pixels [B, H, W, channels] of the
+    data's size (linear resize when it differs; grey <-> RGB by mean / repeat)."""
+    x = (images + 1) / 2
+    if x.shape[1:3] != tuple(size):
+      x = jax.image.resize(x, (x.shape[0], *size, x.shape[3]), method="linear")
+    if x.shape[3] != channels:
+      x = (jnp.mean(x, axis=3, keepdims=True) if channels == 1
+           else jnp.repeat(x[..., :1], channels, axis=3))
+    return x
+
   def f_shape(self, k: int) -> tuple[int, int, int]:
     """(H, W, C) of the feature map after k layers."""
     self.check_layer(k)

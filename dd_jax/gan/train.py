@@ -1,0 +1,231 @@
+"""python -m dd_jax.gan.train --config=configs/<dataset>_<method>.py --workdir=DIR
+
+Fits the small offline prior: a StyleGAN3-t generator of the `gan` section's size,
+trained on the run's data as the decoder of a conditional VAE.
+
+Objective, and why: the generator decodes z ~ N(0, I) and the class through its own
+mapping network; a small ConvNet encodes each real image to a Gaussian over z; the loss
+is the negative ELBO, sum((decoded - real)^2) / (2 sigma^2) in [0, 1] pixels plus
+KL(q(z|x) || N(0, I)). GLaD and H-PD start from mapping(z, class) with z ~ N(0, I) (or
+its class average), and the VAE's KL term trains exactly that prior, so sampled latents
+decode to images of their class. A GAN would need a discriminator and is fragile on
+two CPU cores in minutes; the VAE is stable, deterministic and converges in a few
+hundred steps (its images are smooth, which distillation then refines).
+
+magnitude_ema (StyleGAN3's input gain) is re-estimated from the current batch every
+`gan.calibrate_every` steps instead of as a running EMA. Writes <dir>/spec.json,
+params.npz, train.json (losses, time) and samples.png, the folder appearing at once
+(built aside, then renamed).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from dd_jax import models
+from dd_jax.data import pipeline
+from dd_jax.distill import export
+from dd_jax.errors import require, require_at_least
+from dd_jax.gan import build, generator
+from dd_jax.metadata import write_bytes_atomic, write_json_atomic
+
+PRIORS = ("trained", "random")
+FIXED = ("freqs", "phases", "transform", "magnitude_ema")   # buffers, not trained
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  g = config.gan
+  require_at_least(g, "gan", {"resolution": 8, "num_layers": 3, "channel_base": 1,
+                              "channel_max": 1, "w_dim": 1, "z_dim": 1, "train_steps": 0,
+                              "batch_size": 1, "encoder_width": 1, "calibrate_every": 1,
+                              "log_every": 1})
+  require(g.lr > 0, "gan.lr", f"is {g.lr}", "use a positive learning rate, e.g. 2e-3")
+  require(g.recon_sigma > 0, "gan.recon_sigma", f"is {g.recon_sigma}", "use e.g. 0.1")
+
+
+def prior_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
+  return config.gan.dir or os.path.join(workdir, "prior")
+
+
+def initial_generator(config: ml_collections.ConfigDict, num_classes: int,
+                      channels: int) -> tuple[dict, dict]:
+  """The seeded, untrained generator of the `gan` section (GLaD's random prior)."""
+  g = config.gan
+  return build.random_generator(config.seed, resolution=g.resolution, img_channels=channels,
+                                c_dim=num_classes, num_layers=g.num_layers,
+                                channel_base=g.channel_base, channel_max=g.channel_max,
+                                w_dim=g.w_dim, z_dim=g.z_dim)
+
+
+def _split(params) -> tuple[dict, dict]:
+  """(trainable, fixed) leaf labels of the generator params."""
+  def label(path, _):
+    return "fixed" if getattr(path[-1], "key", None) in FIXED else "train"
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def _encoder(config, z_dim: int):
+  return models.build("ConvNet", 2 * z_dim, width=config.gan.encoder_width, depth=3,
+                      norm="instancenorm", conv_impl=config.model.conv_impl)
+
+
+def make_loss(gen: generator.Generator, encoder, size, channels: int, sigma: float):
+  """loss(params, x_net, x_pixels, labels, key) -> (negative ELBO per image, parts)."""
+
+  def loss(params, x_net, pixels, labels, key):
+    stats = encoder.apply({"params": params["encoder"]}, x_net, train=False)
+    mu, logvar = jnp.split(stats, 2, axis=1)
+    logvar = jnp.clip(logvar, -10.0, 5.0)
+    z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape)
+    g = params["generator"]
+    ws = gen.mapping(g, z, labels)
+    decoded = gen.to_pixels(gen.from_f(g, ws, gen.to_f(g, ws, 0), 0), size, channels)
+    recon = jnp.sum(jnp.square(decoded - pixels), axis=(1, 2, 3)) / (2 * sigma ** 2)
+    kl = 0.5 * jnp.sum(jnp.square(mu) + jnp.exp(logvar) - 1 - logvar, axis=1)
+    return jnp.mean(recon + kl), {"recon": jnp.mean(recon), "kl": jnp.mean(kl),
+                                  "mse": jnp.mean(jnp.square(decoded - pixels))}
+
+  return loss
+
+
+def sample_grid(gen: generator.Generator, params, num_classes: int, size, channels: int,
+                seed: int, per_class: int = 8) -> np.ndarray:
+  """[0, 1] images of z ~ N(0, I) for each class, as a class grid (for a PNG)."""
+  labels = jnp.repeat(jnp.arange(num_classes), per_class)
+  z = jax.random.normal(jax.random.PRNGKey(seed), (len(labels), gen.spec["z_dim"]))
+  ws = gen.mapping(params, z, labels)
+  pixels = gen.to_pixels(gen.from_f(params, ws, gen.to_f(params, ws, 0), 0), size, channels)
+  return export.class_grid(np.clip(np.asarray(pixels), 0, 1), np.asarray(labels),
+                           num_classes)
+
+
+def train_prior(config: ml_collections.ConfigDict, workdir: str,
+                prepared: pipeline.Prepared | None = None) -> str:
+  """Trains the small prior (unless its folder exists) and returns the folder."""
+  validate(config)
+  out = prior_dir(config, workdir)
+  if os.path.exists(os.path.join(out, "spec.json")):
+    logging.info("prior: %s exists, not trained again", out)
+    return out
+  prepared = prepared or pipeline.prepare(config.data)
+  g = config.gan
+  x_train, y_train = prepared.x_train, prepared.y_train
+  size, channels = x_train.shape[1:3], x_train.shape[3]
+  spec, gen_params = initial_generator(config, prepared.num_classes, channels)
+  gen = generator.Generator(spec, conv_impl=config.model.conv_impl)
+  encoder = _encoder(config, g.z_dim)
+  key = jax.random.PRNGKey(config.seed)
+  params = {"generator": gen_params,
+            "encoder": encoder.init(jax.random.fold_in(key, 1), jnp.asarray(x_train[:1]),
+                                    train=False)["params"]}
+  labels = {"generator": _split(gen_params),
+            "encoder": jax.tree.map(lambda _: "train", params["encoder"])}
+  tx = optax.multi_transform({"train": optax.adam(g.lr), "fixed": optax.set_to_zero()},
+                             labels)
+  opt_state = tx.init(params)
+  loss_fn = make_loss(gen, encoder, tuple(size), channels, g.recon_sigma)
+
+  @jax.jit
+  def step(params, opt_state, x_net, pixels, y, key):
+    (value, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        params, x_net, pixels, y, key)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, value, parts
+
+  @jax.jit
+  def calibrate(params, x_net, y):
+    stats = encoder.apply({"params": params["encoder"]}, x_net, train=False)
+    mu, _ = jnp.split(stats, 2, axis=1)   # the posterior means
+    ws = gen.mapping(params["generator"], mu, y)
+    return {**params, "generator": gen.calibrate(params["generator"], ws)}
+
+  @jax.jit
+  def held_out_mse(params, x_net, pixels, y):   # posterior means, no sampling noise
+    stats = encoder.apply({"params": params["encoder"]}, x_net, train=False)
+    g_params = params["generator"]
+    ws = gen.mapping(g_params, jnp.split(stats, 2, axis=1)[0], y)
+    decoded = gen.to_pixels(gen.from_f(g_params, ws, gen.to_f(g_params, ws, 0), 0),
+                            tuple(size), channels)
+    return jnp.mean(jnp.square(decoded - pixels))
+
+  fixed = np.arange(min(256, len(x_train)))   # one fixed batch to report progress on
+  fixed_batch = (jnp.asarray(x_train[fixed]), jnp.asarray(prepared.pre.invert(x_train[fixed])),
+                 jnp.asarray(y_train[fixed], jnp.int32))
+  params = calibrate(params, fixed_batch[0], fixed_batch[2])
+  initial_mse = float(held_out_mse(params, *fixed_batch))
+  rng = np.random.default_rng(config.seed)
+  history, start = [], time.perf_counter()
+  for it in range(g.train_steps):
+    idx = rng.choice(len(x_train), g.batch_size, replace=False)
+    x_net = jnp.asarray(x_train[idx])
+    pixels = jnp.asarray(prepared.pre.invert(x_train[idx]))
+    y = jnp.asarray(y_train[idx], jnp.int32)
+    k = jax.random.fold_in(key, 100 + it)
+    if it % g.calibrate_every == 0:
+      params = calibrate(params, x_net, y)
+    params, opt_state, value, parts = step(params, opt_state, x_net, pixels, y, k)
+    if (it + 1) % g.log_every == 0 or it + 1 == g.train_steps:
+      value = float(value)
+      require(np.isfinite(value), "gan.lr", f"the prior's loss is {value} at step {it + 1}",
+              "lower gan.lr")
+      history.append({"step": it + 1, "loss": value,
+                      **{k2: float(v) for k2, v in parts.items()}})
+      elapsed = time.perf_counter() - start
+      logging.info("prior step %d/%d: loss %.1f (recon %.1f, kl %.1f, mse %.4f), %.0fs, "
+                   "ETA %.0fs", it + 1, g.train_steps, value, history[-1]["recon"],
+                   history[-1]["kl"], history[-1]["mse"], elapsed,
+                   elapsed / (it + 1) * (g.train_steps - it - 1))
+  seconds = time.perf_counter() - start
+  final_mse = float(held_out_mse(params, *fixed_batch))
+  logging.info("prior: pixel MSE on %d training images %.4f -> %.4f", len(fixed),
+               initial_mse, final_mse)
+  spec["source"] = {"trained": "conditional VAE decoder (dd_jax.gan.train)",
+                    "data": prepared.describe(), "steps": g.train_steps, "seed": config.seed}
+  tmp = f"{out}.tmp.{os.getpid()}"
+  shutil.rmtree(tmp, ignore_errors=True)
+  generator.save(tmp, spec, params["generator"])
+  write_json_atomic(os.path.join(tmp, "train.json"), {
+      "objective": "negative ELBO of a conditional VAE (generator = decoder)",
+      "seconds": round(seconds, 1), "mse_before": initial_mse, "mse_after": final_mse,
+      "history": history})
+  grid = sample_grid(gen, params["generator"], prepared.num_classes, tuple(size), channels,
+                     config.seed)
+  write_bytes_atomic(os.path.join(tmp, "samples.png"), export.to_png_bytes(grid, scale=2))
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  os.replace(tmp, out)
+  logging.info("prior trained in %.0fs: %s", seconds, out)
+  return out
+
+
+def load_prior(config: ml_collections.ConfigDict, workdir: str,
+               prepared: pipeline.Prepared) -> tuple[generator.Generator, dict]:
+  """The configured prior for `prepared`'s classes: trained (first when missing),
+  random, or a converted folder; a class count that differs is refused."""
+  p = config.gan.prior
+  channels = prepared.x_train.shape[3]
+  if p == "random":
+    spec, params = initial_generator(config, prepared.num_classes, channels)
+  else:
+    folder = train_prior(config, workdir, prepared) if p == "trained" else p
+    spec, params = generator.load(folder)
+  require(spec["c_dim"] == prepared.num_classes, "gan.prior",
+          f"the prior has {spec['c_dim']} classes, the data {prepared.num_classes}",
+          "use a prior trained or converted for this dataset (gan.prior='trained' fits one)")
+  return generator.Generator(spec, conv_impl=config.model.conv_impl), params
+
+
+def main() -> None:
+  from dd_jax import cli
+  cli.run_with_config(lambda config, workdir: f"prior: {train_prior(config, workdir)}")
+
+
+if __name__ == "__main__":
+  main()
