@@ -143,6 +143,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.inner_momentum = 0.0  # the student's heavy-ball momentum (AST code 0.9)
   config.distill.kmeans_clusters = 10  # pix_init="kmeans": K = min(ipc, this) per class
   config.distill.kmeans_features = "penultimate"   # penultimate (paper) | logits (code)
+  # pixels, or glad: latents of the GAN prior (`gan` section) rendered through it
+  config.distill.parameterization = "pixels"
   config.distill.remat = True          # rematerialise student steps in the backward pass
   config.distill.eval_every = 500      # 0 = never (the export still happens at the end)
   config.distill.log_every = 10
@@ -188,6 +190,18 @@ def base_config() -> ml_collections.ConfigDict:
   config.gan.encoder_width = 32
   config.gan.calibrate_every = 20      # steps between magnitude_ema re-estimates
   config.gan.log_every = 20
+
+  # GLaD (distill/latent.py): f after the first `layer` generator layers, W+ latents;
+  # SGD momentum 0.5 with separate lrs (GLaD's MTT values: lr_w 10, lr_f 10,000).
+  config.glad = ml_collections.ConfigDict()
+  config.glad.layer = 2
+  config.glad.lr_w = 10.0
+  config.glad.lr_f = 10_000.0
+  config.glad.momentum = 0.5
+  config.glad.init = "sample"          # sample (z ~ N(0, I)) | average (class mean of w)
+  config.glad.average_samples = 1000
+  config.glad.chunk = 10               # images rendered together (rematerialised)
+  config.glad.clip = 10.0              # |f| at initialisation
 
   config.eval = ml_collections.ConfigDict()
   config.eval.models = ("ConvNet",)

@@ -13,6 +13,7 @@ Workdir layout:
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -26,7 +27,7 @@ import orbax.checkpoint as ocp
 
 from dd_jax import losses, models, summaries
 from dd_jax.data import augment, pipeline
-from dd_jax.distill import backbones, export, matching, representative, segments
+from dd_jax.distill import backbones, export, latent, matching, representative, segments
 from dd_jax.distill import labels as labels_lib
 from dd_jax.distill import state as state_lib
 from dd_jax.distill.step import StepSettings, compiled_step
@@ -36,7 +37,8 @@ from dd_jax.evaluate import run as eval_run
 from dd_jax.experts import store
 from dd_jax.experts import train as expert_train
 from dd_jax.experts.schedule import DataSchedule
-from dd_jax.metadata import spec_difference, write_json_atomic
+from dd_jax.gan import train as train_prior
+from dd_jax.metadata import spec_difference, write_bytes_atomic, write_json_atomic
 from dd_jax.models.torch_layout import TorchLayout
 
 # Fields that may change when a run is resumed: they do not shape the synthetic set.
@@ -99,8 +101,31 @@ def validate(config: ml_collections.ConfigDict) -> None:
     require(0 <= d.label_momentum < 1, "distill.label_momentum", f"is {d.label_momentum}",
             "use a momentum in [0, 1), e.g. 0.9")
   validate_ast(config)
+  validate_glad(config)
   expert_train.validate(config)
   eval_run.validate(config)
+
+
+PARAMETERIZATIONS = ("pixels", "glad")
+
+
+def validate_glad(config: ml_collections.ConfigDict) -> None:
+  """GLaD's latent parameterisation (the prior itself is checked when it is loaded)."""
+  d, g = config.distill, config.glad
+  require(d.parameterization in PARAMETERIZATIONS, "distill.parameterization",
+          f"unknown {d.parameterization!r}", f"use one of {', '.join(PARAMETERIZATIONS)}")
+  if d.parameterization == "pixels":
+    return
+  require(d.method == "mtt", "distill.parameterization", f"GLaD with {d.method} is not "
+          "available yet", "use distill.method='mtt' with GLaD")
+  require(g.init in latent.INITS, "glad.init", f"unknown {g.init!r}",
+          f"use one of {', '.join(latent.INITS)}")
+  require(g.lr_w > 0 and g.lr_f > 0, "glad.lr_w", f"lr_w {g.lr_w}, lr_f {g.lr_f}",
+          "use positive learning rates (GLaD's MTT values: 10 and 10000)")
+  require_at_least(g, "glad", {"layer": 0, "average_samples": 1, "chunk": 1})
+  require(d.pix_init in ("real", "noise"), "distill.pix_init", f"{d.pix_init!r} picks real "
+          "images, GLaD starts from the prior's latents", "use pix_init='real' (ignored)")
+  train_prior.validate(config)
 
 
 def validate_ast(config: ml_collections.ConfigDict) -> None:
@@ -250,6 +275,17 @@ class Distiller:
       logging.info("parameter mask %s %.2f: %d of %d parameters matched", d.param_mask,
                    d.param_mask_ratio, kept, layout.num_params)
     self.reader = None
+    self.space = self.prior = self.latent_tx = None
+    if d.parameterization == "glad":
+      gen, params = train_prior.load_prior(config, workdir, self.prepared)
+      gen.check_layer(config.glad.layer, "glad.layer")
+      x = self.prepared.x_train
+      self.space = latent.LatentSpace(gen, config.glad.layer, tuple(x.shape[1:3]),
+                                      x.shape[3], config.glad.chunk)
+      self.prior = (params, latent.preprocessing_arrays(self.prepared.pre))
+      g = config.glad
+      self.latent_tx = latent.latent_optimizer(g.lr_w, g.lr_f, g.momentum)
+      self._render = jax.jit(self.space.render)
     if d.method == "mtt":
       self._prepare_trajectories()
     else:
@@ -275,7 +311,8 @@ class Distiller:
     self.source = segments.SnapshotSource(self.reader, self.abstract,
                                           int(d.snapshot_cache_mb * 2 ** 20))
     self.window = segments.StartWindow.from_config(d)
-    self.step_fn = compiled_step(self.model, StepSettings.from_config(d))
+    self.step_fn = compiled_step(self.model, StepSettings.from_config(d), self.space,
+                                 self.latent_tx)
 
   def _prepare_matching(self) -> None:
     """DC/DM: no experts; real batches per class (PAD's scheduled windows with FIEX)."""
@@ -302,7 +339,8 @@ class Distiller:
       middles = ([self.source.get(expert, epoch + k) for k in range(1, d.expert_epochs)]
                  if d.intermediate != "none" else None)
       state, metrics = self.step_fn(state, start, target, self.batch_stats, self.mask,
-                                    middles, balance_scale(d, epoch), self.frozen)
+                                    middles, balance_scale(d, epoch), self.frozen,
+                                    self.prior)
       return state, jax.device_get(metrics), f"expert {expert}, start epoch {epoch}"
     idx = jnp.asarray(self.real.indices(step, self.matching.outer_loop))
     state, metrics = self.step_fn(state, self.x_train, idx, self.mask)
@@ -310,6 +348,12 @@ class Distiller:
 
   def initial_state(self) -> state_lib.DistillState:
     d, seed = self.config.distill, self.config.seed
+    if self.space is not None:   # GLaD: latents of the prior, classes grouped
+      labels = np.repeat(np.arange(self.prepared.num_classes, dtype=np.int32), d.ipc)
+      g = self.config.glad
+      latents = latent.initial_latents(self.space, self.prior[0], labels, g.init, seed,
+                                       g.average_samples, g.clip)
+      return state_lib.create(d, latents, labels, seed, self.latent_tx)
     if self.stage is None:
       return state_lib.create(d, *self.initial_set(d), seed)
     state = state_lib.create(d, *self.stage.initial(self), seed)
@@ -346,14 +390,22 @@ class Distiller:
     labels = (np.zeros((n, p.num_classes), np.float32) if d.soft_labels
               else np.zeros((n,), np.int32))
     images = np.zeros((n,) + p.x_train.shape[1:], np.float32)
-    return state_lib.create(d, images, labels, self.config.seed)
+    if self.space is not None:
+      gen = self.space.gen
+      images = {"ws": np.zeros((n, gen.num_ws, gen.spec["w_dim"]), np.float32),
+                "f": np.zeros((n,) + gen.f_shape(self.config.glad.layer), np.float32)}
+    return state_lib.create(d, images, labels, self.config.seed, self.latent_tx)
 
   def syn_lr(self, state) -> float:
     return float(state_lib.param_to_lr(state.lr_param, self.config.distill.syn_lr_param))
 
   def synset(self, state) -> tuple[np.ndarray, np.ndarray]:
     """The synthetic set so far: with SeqMatch, the frozen subsets and this one."""
-    images, labels = np.asarray(state.images), np.asarray(state.labels)
+    if self.space is not None:
+      images = np.asarray(self._render(self.prior[0], self.prior[1], state.images))
+    else:
+      images = np.asarray(state.images)
+    labels = np.asarray(state.labels)
     return self.stage.union(images, labels) if self.stage else (images, labels)
 
   def evaluate(self, state, writer) -> dict:
@@ -403,6 +455,11 @@ class Distiller:
     pixels = p.pre.invert(images)
     paths = export.save_synset(os.path.join(self.workdir, "synset"), images, labels,
                                self.syn_lr(state), p.pre, p.num_classes, meta, pixels)
+    if self.space is not None:   # GLaD: the latents the images are rendered from
+      buf = io.BytesIO()
+      np.savez(buf, **{k: np.asarray(v) for k, v in state.images.items()},
+               layer=np.int32(self.config.glad.layer))
+      write_bytes_atomic(os.path.join(self.workdir, "latents.npz"), buf.getvalue())
     grid = export.class_grid(pixels, labels, p.num_classes)
     writer.write_images(self.step_offset + int(state.step), {"synthetic": grid[None]})
     self.exported, self.exported_step = paths, int(state.step)

@@ -148,6 +148,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if s.experts == "warm_start":
     require(s.warm_start_epochs >= 1, _field("warm_start_epochs"),
             f"is {s.warm_start_epochs}", "train each warm-start stage >= 1 epoch, e.g. 1000")
+  require(d.parameterization == "pixels", "distill.parameterization",
+          "SeqMatch with GLaD latents is not available yet",
+          "use distill.parameterization='pixels' with seqmatch.subsets")
   require(d.method == "mtt", "distill.method", f"SeqMatch matches trajectories, not "
           f"{d.method}", "use distill.method='mtt', or seqmatch.subsets=() for DC/DM")
   stored = config.expert.epochs

@@ -25,7 +25,8 @@ PIX_INITS = ("real", "noise", "correct", "kmeans")
 
 @flax.struct.dataclass
 class DistillState:
-  images: Array          # [num_classes * ipc, H, W, C], network-input space
+  images: Array          # [num_classes * ipc, H, W, C], network-input space (GLaD:
+                         # the latents {"ws", "f"} they are rendered from)
   labels: Array          # [num_classes * ipc] int (hard) or [.., num_classes] soft logits
   lr_param: Array        # scalar: the student lr, or its log (see module doc)
   img_opt: optax.OptState
@@ -71,13 +72,15 @@ def initial_images(x_train: np.ndarray, y_train: np.ndarray, num_classes: int, i
   return noise.astype(np.float32), labels
 
 
-def create(distill_config, images: np.ndarray, labels: np.ndarray,
-           seed: int) -> DistillState:
-  """The state before step 0 from the initial images and labels (int class ids, or float
-  soft-label logits, which are then optimised)."""
+def create(distill_config, images, labels: np.ndarray, seed: int,
+           img_tx: optax.GradientTransformation | None = None) -> DistillState:
+  """The state before step 0 from the initial images (or GLaD's latents {"ws", "f"},
+  with their optimiser `img_tx`) and labels (int class ids, or float soft-label
+  logits, which are then optimised)."""
   d = distill_config
-  img_tx, lr_tx = optimizers(d)
-  images = jnp.asarray(images, jnp.float32)
+  pixel_tx, lr_tx = optimizers(d)
+  img_tx = img_tx or pixel_tx
+  images = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), images)
   labels = jnp.asarray(labels)
   soft = jnp.issubdtype(labels.dtype, jnp.floating)
   lr_param = lr_to_param(d.lr_teacher, d.syn_lr_param)

@@ -128,21 +128,26 @@ def keep_if(ok: jax.Array, new: DistillState, old: DistillState) -> DistillState
 
 
 @functools.lru_cache(maxsize=16)
-def compiled_step(model: nn.Module, settings: StepSettings):
-  """`make_step` jitted, once per (model, settings) in a process."""
-  return jax.jit(make_step(model, settings))
+def compiled_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=None):
+  """`make_step` jitted, once per (model, settings, latent space) in a process."""
+  return jax.jit(make_step(model, settings, space, latent_tx))
 
 
-def make_step(model: nn.Module, settings: StepSettings):
-  """Returns step(state, start, target, batch_stats[, mask, middles, loss_scale, frozen])
-  -> (state, metrics); see `meta_loss` for the arguments."""
+def make_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=None):
+  """Returns step(state, start, target, batch_stats[, mask, middles, loss_scale, frozen,
+  prior]) -> (state, metrics); see `meta_loss` for the arguments.
+
+  With a `latent.LatentSpace` (GLaD), state.images are latents: they are rendered with
+  prior = (generator params, preprocessing arrays), and the images' gradient is pulled
+  back through the generator with jax.vjp; `latent_tx` updates them."""
   img_tx, lr_tx = optimizers(settings)
+  img_tx = latent_tx or img_tx
   label_tx = label_optimizer(settings)
   soft = settings.soft_labels
 
   def step(state: DistillState, start: Params, target: Params, batch_stats: Params,
            mask: Mask | None = None, middles: list[Params] | None = None,
-           loss_scale=None, frozen=None):
+           loss_scale=None, frozen=None, prior=None):
     key, rng = jax.random.split(state.rng)
 
     def objective(images, lr_param, labels):
@@ -150,10 +155,16 @@ def make_step(model: nn.Module, settings: StepSettings):
       return meta_loss(model, settings, images, lr, labels, start, target,
                        batch_stats, key, mask, middles, loss_scale, frozen)
 
+    images, pullback = state.images, None
+    if space is not None:   # GLaD: render the latents, keep the generator's pullback
+      images, pullback = jax.vjp(lambda z: space.render(prior[0], prior[1], z),
+                                 state.images)
     (loss, inner), grads = jax.value_and_grad(
         objective, argnums=(0, 1, 2) if soft else (0, 1), has_aux=True)(
-            state.images, state.lr_param, state.labels)
+            images, state.lr_param, state.labels)
     g_img, g_lr = grads[:2]
+    if pullback is not None:
+      g_img = pullback(g_img)[0]
     upd, img_opt = img_tx.update(g_img, state.img_opt, state.images)
     images = optax.apply_updates(state.images, upd)
     upd, lr_opt = lr_tx.update(g_lr, state.lr_opt, state.lr_param)
