@@ -63,13 +63,15 @@ def dc_loops(d) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=8)
-def compiled_step(model: nn.Module, settings: MatchingSettings):
-  return jax.jit(make_step(model, settings))
+def compiled_step(model: nn.Module, settings: MatchingSettings, space=None, latent_tx=None):
+  return jax.jit(make_step(model, settings, space, latent_tx))
 
 
-def make_step(model: nn.Module, s: MatchingSettings):
-  """Returns step(state, x_train, real_idx [outer_loop, C, B], mask) -> (state, metrics)."""
-  img_tx = optax.sgd(s.lr_img, momentum=s.img_momentum or None)
+def make_step(model: nn.Module, s: MatchingSettings, space=None, latent_tx=None):
+  """Returns step(state, x_train, real_idx [outer_loop, C, B], mask, prior) -> (state,
+  metrics). With a GLaD `space`, state.images are latents rendered with `prior` and
+  updated by `latent_tx` through the generator's jax.vjp (see distill/latent.py)."""
+  img_tx = latent_tx or optax.sgd(s.lr_img, momentum=s.img_momentum or None)
   net_epoch = training.make_train_epoch(model, optax.identity(), s.batch_train,
                                         s.dsa_strategy)
 
@@ -79,22 +81,27 @@ def make_step(model: nn.Module, s: MatchingSettings):
       return matching.dc_loss(model, params, real, syn, key, s.dsa_strategy, mask)
     return matching.dm_loss(model, params, real, syn, key, s.dsa_strategy, s.blocks)
 
-  def step(state: DistillState, x_train, real_idx, mask: Mask | None = None):
+  def step(state: DistillState, x_train, real_idx, mask: Mask | None = None, prior=None):
     key, rng = jax.random.split(state.rng)
     kinit, kloop = jax.random.split(key)
-    net = training.init_state(model, kinit, state.images[:1], optax.identity())
+    net = training.init_state(model, kinit, x_train[:1], optax.identity())
+
+    def render(images):
+      return images if space is None else space.render(prior[0], prior[1], images)
 
     def match(carry, inputs):
       images, img_opt, net = carry
       idx, k, last = inputs
       kmatch, knet = jax.random.split(k)
-      loss, g = jax.value_and_grad(loss_fn)(images, net.params, x_train[idx], kmatch, mask)
+      rendered, pullback = jax.vjp(render, images)
+      loss, g = jax.value_and_grad(loss_fn)(rendered, net.params, x_train[idx], kmatch, mask)
+      g = pullback(g)[0]
       upd, img_opt = img_tx.update(g, img_opt, images)
       images = optax.apply_updates(images, upd)
       if s.method == "dc" and s.inner_loop:
         def train(net, k):
-          net, _, _ = net_epoch(net, jnp.float32(s.lr_net), jax.lax.stop_gradient(images),
-                                state.labels, k)
+          net, _, _ = net_epoch(net, jnp.float32(s.lr_net),
+                                jax.lax.stop_gradient(render(images)), state.labels, k)
           return net, None
         trained, _ = jax.lax.scan(train, net, jax.random.split(knet, s.inner_loop))
         net = jax.tree.map(lambda a, b: jnp.where(last, a, b), net, trained)

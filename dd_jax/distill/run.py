@@ -116,8 +116,6 @@ def validate_glad(config: ml_collections.ConfigDict) -> None:
           f"unknown {d.parameterization!r}", f"use one of {', '.join(PARAMETERIZATIONS)}")
   if d.parameterization == "pixels":
     return
-  require(d.method == "mtt", "distill.parameterization", f"GLaD with {d.method} is not "
-          "available yet", "use distill.method='mtt' with GLaD")
   require(g.init in latent.INITS, "glad.init", f"unknown {g.init!r}",
           f"use one of {', '.join(latent.INITS)}")
   require(g.lr_w > 0 and g.lr_f > 0, "glad.lr_w", f"lr_w {g.lr_w}, lr_f {g.lr_f}",
@@ -326,7 +324,8 @@ class Distiller:
     blocks = (matching.kept_blocks(self.mask, config.model.depth)
               if d.method == "dm" else ())
     self.matching = backbones.MatchingSettings.from_config(d, p.num_classes, blocks)
-    self.step_fn = backbones.compiled_step(self.model, self.matching)
+    self.step_fn = backbones.compiled_step(self.model, self.matching, self.space,
+                                           self.latent_tx)
     self.x_train = jax.device_put(jnp.asarray(p.x_train), jax.devices()[0])
 
   def _step(self, state, step: int):
@@ -343,7 +342,7 @@ class Distiller:
                                     self.prior)
       return state, jax.device_get(metrics), f"expert {expert}, start epoch {epoch}"
     idx = jnp.asarray(self.real.indices(step, self.matching.outer_loop))
-    state, metrics = self.step_fn(state, self.x_train, idx, self.mask)
+    state, metrics = self.step_fn(state, self.x_train, idx, self.mask, self.prior)
     return state, jax.device_get(metrics), f"{d.method} step {step}"
 
   def initial_state(self) -> state_lib.DistillState:

@@ -22,9 +22,14 @@ def _glad(shared, **glad):
   return config
 
 
-def test_glad_moves_only_the_latents_after_layer_k_and_exports_their_rendering(shared,
-                                                                               tmp_path):
+@pytest.mark.parametrize("method", ["mtt", "dm", "dc"])
+def test_glad_moves_only_the_latents_after_layer_k_and_exports_their_rendering(
+    shared, tmp_path, method):
   config = _glad(shared)
+  with config.unlocked():
+    config.distill.method = method
+    config.distill.batch_real, config.distill.dc_outer_loop = 16, 2
+    config.distill.dc_inner_loop = 1
   work = str(tmp_path / "glad")
   distiller = run.Distiller(config, work)
   start = distiller.initial_state()
