@@ -203,6 +203,15 @@ def base_config() -> ml_collections.ConfigDict:
   config.glad.chunk = 10               # images rendered together (rematerialised)
   config.glad.clip = 10.0              # |f| at initialisation
 
+  # H-PD (distill/hpd.py, distill.parameterization="hpd"): GLaD's latents layer by
+  # layer from start_layer, steps_per_layer outer steps each (paper: MTT/DC 100, DM
+  # 10-20), the recorded latents chosen by the class-relevant feature distance.
+  config.hpd = ml_collections.ConfigDict()
+  config.hpd.start_layer = 1
+  config.hpd.steps_per_layer = 100
+  config.hpd.select = "distance"       # distance (paper) | last (the released code)
+  config.hpd.real_per_class = 100
+
   config.eval = ml_collections.ConfigDict()
   config.eval.models = ("ConvNet",)
   config.eval.num_nets = 5

@@ -106,7 +106,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   eval_run.validate(config)
 
 
-PARAMETERIZATIONS = ("pixels", "glad")
+PARAMETERIZATIONS = ("pixels", "glad", "hpd")   # hpd: GLaD's latents, layer by layer
 
 
 def validate_glad(config: ml_collections.ConfigDict) -> None:
@@ -124,6 +124,9 @@ def validate_glad(config: ml_collections.ConfigDict) -> None:
   require(d.pix_init in ("real", "noise"), "distill.pix_init", f"{d.pix_init!r} picks real "
           "images, GLaD starts from the prior's latents", "use pix_init='real' (ignored)")
   train_prior.validate(config)
+  if d.parameterization == "hpd":
+    from dd_jax.distill import hpd
+    hpd.validate(config)
 
 
 def validate_ast(config: ml_collections.ConfigDict) -> None:
@@ -274,7 +277,7 @@ class Distiller:
                    d.param_mask_ratio, kept, layout.num_params)
     self.reader = None
     self.space = self.prior = self.latent_tx = None
-    if d.parameterization == "glad":
+    if d.parameterization in ("glad", "hpd"):
       gen, params = train_prior.load_prior(config, workdir, self.prepared)
       gen.check_layer(config.glad.layer, "glad.layer")
       x = self.prepared.x_train
@@ -297,7 +300,7 @@ class Distiller:
   def _prepare_trajectories(self) -> None:
     """MTT: experts (trained if missing), their snapshots, the compiled unroll step."""
     config, d = self.config, self.config.distill
-    warm = self.stage.warm_start if self.stage else None
+    warm = getattr(self.stage, "warm_start", None)
     expert_dir = expert_train.train_experts(config, self.workdir, self.prepared,
                                             warm_start=warm)
     self.reader = store.ExpertReader(
@@ -347,16 +350,19 @@ class Distiller:
 
   def initial_state(self) -> state_lib.DistillState:
     d, seed = self.config.distill, self.config.seed
-    if self.space is not None:   # GLaD: latents of the prior, classes grouped
+    if self.stage is not None:   # a SeqMatch subset's slice, an H-PD layer's latents
+      images, labels = self.stage.initial(self)
+    elif self.space is not None:   # GLaD: latents of the prior, classes grouped
       labels = np.repeat(np.arange(self.prepared.num_classes, dtype=np.int32), d.ipc)
       g = self.config.glad
-      latents = latent.initial_latents(self.space, self.prior[0], labels, g.init, seed,
-                                       g.average_samples, g.clip)
-      return state_lib.create(d, latents, labels, seed, self.latent_tx)
-    if self.stage is None:
-      return state_lib.create(d, *self.initial_set(d), seed)
-    state = state_lib.create(d, *self.stage.initial(self), seed)
-    return state.replace(rng=jax.random.fold_in(state.rng, 1000 + self.stage.index))
+      images = latent.initial_latents(self.space, self.prior[0], labels, g.init, seed,
+                                      g.average_samples, g.clip)
+    else:
+      images, labels = self.initial_set(d)
+    state = state_lib.create(d, images, labels, seed, self.latent_tx)
+    if self.stage is not None:
+      state = state.replace(rng=jax.random.fold_in(state.rng, 1000 + self.stage.index))
+    return state
 
   def initial_set(self, d) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels before step 0 for the `distill` section `d` (SeqMatch asks
@@ -426,7 +432,7 @@ class Distiller:
       record[arch] = {"mean": result.mean, "std": result.std,
                       "accuracies": result.accuracies.tolist()}
       scalars = {f"eval/{arch}/accuracy": result.mean, f"eval/{arch}/std": result.std}
-      if self.stage is not None and self.stage.index:
+      if self.stage is not None and self.stage.sequential:
         seq = protocol.evaluate_sequential(
             self.stage.sequence(state.images, state.labels, lr), p.x_test, p.y_test,
             arch=arch, **settings)
@@ -448,9 +454,8 @@ class Distiller:
             "config": self.identity["config"],
             "evals": self.evals[-1:] if self.evals else []}
     images, labels = self.synset(state)
-    if self.stage is not None:   # which rows belong to which subset, and their lrs
-      meta["seqmatch"] = {"subsets": list(self.stage.sizes[:self.stage.index + 1]),
-                          "lrs": [s.lr for s in self.stage.earlier] + [self.syn_lr(state)]}
+    if self.stage is not None:   # SeqMatch's subsets and lrs, H-PD's layer
+      meta.update(self.stage.export_meta(self.syn_lr(state)))
     pixels = p.pre.invert(images)
     paths = export.save_synset(os.path.join(self.workdir, "synset"), images, labels,
                                self.syn_lr(state), p.pre, p.num_classes, meta, pixels)
@@ -533,7 +538,7 @@ class Distiller:
 
   def _where(self) -> str:
     """'subset k/K ' in the logs of a SeqMatch subset's run."""
-    return f"subset {self.stage.index + 1}/{len(self.stage.sizes)} " if self.stage else ""
+    return self.stage.label if self.stage else ""
 
   def _evaluated(self, step: int) -> bool:
     return any(e["step"] == step for e in self.evals)
@@ -575,4 +580,7 @@ def distill(config: ml_collections.ConfigDict, workdir: str,
   from dd_jax.distill import seqmatch
   if seqmatch.enabled(config):
     return seqmatch.SequentialDistiller(config, workdir, prepared).run()
+  if config.distill.parameterization == "hpd":
+    from dd_jax.distill import hpd
+    return hpd.ProgressiveDistiller(config, workdir, prepared).run()
   return Distiller(config, workdir, prepared).run()

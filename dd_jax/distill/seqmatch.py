@@ -67,6 +67,19 @@ class Stage:
   step_offset: int              # outer steps of the earlier subsets (logs, sampling)
   warm_start: "WarmStart | None" = None
 
+  @property
+  def label(self) -> str:
+    return f"subset {self.index + 1}/{len(self.sizes)} "
+
+  @property
+  def sequential(self) -> bool:   # sequential evaluation once there are earlier subsets
+    return self.index > 0
+
+  def export_meta(self, lr: float) -> dict:
+    """Which rows belong to which subset, and their lrs."""
+    return {"seqmatch": {"subsets": list(self.sizes[:self.index + 1]),
+                         "lrs": [s.lr for s in self.earlier] + [lr]}}
+
   def frozen(self) -> tuple[np.ndarray, np.ndarray] | None:
     """The union of the earlier subsets, or None for the first."""
     if not self.earlier:
