@@ -176,6 +176,7 @@ def base_config() -> ml_collections.ConfigDict:
   # architecture seeded (GLaD's random prior), or the folder of a converted StyleGAN-XL.
   config.gan = ml_collections.ConfigDict()
   config.gan.prior = "trained"
+  config.gan.class_map = ()            # prior class of each data class (ImageNet subsets)
   config.gan.dir = ""                  # "" = <workdir>/prior
   config.gan.resolution = 32           # power of two; images are resized to the data's
   config.gan.num_layers = 4
@@ -194,7 +195,7 @@ def base_config() -> ml_collections.ConfigDict:
   # GLaD (distill/latent.py): f after the first `layer` generator layers, W+ latents;
   # SGD momentum 0.5 with separate lrs (GLaD's MTT values: lr_w 10, lr_f 10,000).
   config.glad = ml_collections.ConfigDict()
-  config.glad.layer = 2
+  config.glad.layer = -1               # -1: the prior's middle layer
   config.glad.lr_w = 10.0
   config.glad.lr_f = 10_000.0
   config.glad.momentum = 0.5
@@ -398,6 +399,42 @@ def ast(pad_addition_end: int = 20) -> Callable[[ml_collections.ConfigDict, dict
       d.perturb_rho, d.perturb_style = (1.0, "tensor") if code else (0.1, "filter")
     if code:
       d.inner_momentum = 0.9
+
+  return method
+
+
+# GLaD's learning rates (w, f) per objective, from its scripts.
+GLAD_LRS = {"mtt": (10.0, 10_000.0), "dc": (1e-3, 1.0), "dm": (1e-2, 10.0)}
+
+
+def hpd(layer: int, steps: dict[str, int] | None = None
+        ) -> Callable[[ml_collections.ConfigDict, dict], None]:
+  """H-PD (and GLaD) on the GAN prior: distill.parameterization="hpd" with GLaD's
+  learning rates for the objective. Variants: `glad=1` (GLaD: one layer, `layer`, no
+  progression), `method=dc|dm` (the objective), `prior=random` (GLaD's random prior).
+  `steps`: H-PD's steps per layer by objective (paper: MTT/DC 100, DM 20)."""
+  steps = steps or {"mtt": 100, "dc": 100, "dm": 20}
+
+  def method(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
+    d = config.distill
+    d.method = args.get("method", "mtt")
+    if d.method not in GLAD_LRS:
+      raise ValueError(f"method={d.method}: use mtt, dc or dm")
+    config.glad.lr_w, config.glad.lr_f = GLAD_LRS[d.method]
+    config.glad.layer = layer
+    if args.get("prior"):
+      config.gan.prior = args["prior"]
+    if switch(args, "glad", default=False):
+      d.parameterization = "glad"
+    else:
+      d.parameterization = "hpd"
+      config.hpd.steps_per_layer = 2 if args.get("runlocal") else steps[d.method]
+    if args.get("runlocal"):
+      g = config.gan
+      g.resolution, g.num_layers, g.channel_base, g.channel_max = 16, 3, 64, 8
+      g.w_dim, g.z_dim, g.train_steps, g.batch_size = 16, 8, 4, 8
+      config.glad.layer, config.glad.average_samples = min(layer, 2), 16
+      config.hpd.real_per_class = 5
 
   return method
 

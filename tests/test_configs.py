@@ -125,3 +125,17 @@ def test_seqmatch_configs_split_the_ipc_and_compose(name, variant):
     assert tuple(s.max_start_epochs) == module.SEQMATCH[d.ipc]["max_start_epochs"]
   assert d.soft_labels == ("pad=1" in variant)
   assert (d.intermediate != "none") == ("ast=1" in variant)
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist_hpd", "cifar10_hpd", "imagenette_hpd"])
+@pytest.mark.parametrize("variant, param, method", [
+    ("ipc=1", "hpd", "mtt"), ("ipc=10,glad=1", "glad", "mtt"), ("ipc=1,method=dm", "hpd", "dm"),
+    ("ipc=1,method=dc,glad=1", "glad", "dc"), ("runlocal", "hpd", "mtt")])
+def test_hpd_configs_take_glads_rates_per_objective(name, variant, param, method):
+  from configs import common
+  config = importlib.import_module(f"configs.{name}").get_config(variant)
+  run.validate(config)
+  assert (config.distill.parameterization, config.distill.method) == (param, method)
+  assert (config.glad.lr_w, config.glad.lr_f) == common.GLAD_LRS[method]
+  if param == "hpd" and "runlocal" not in variant:
+    assert config.hpd.steps_per_layer == (20 if method == "dm" else 100)

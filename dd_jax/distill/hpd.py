@@ -149,8 +149,10 @@ class ProgressiveDistiller:
     if previous is None:
       labels = np.repeat(np.arange(self.prepared.num_classes, dtype=np.int32),
                          self.config.distill.ipc)
-      return latent.initial_latents(space, prior, labels, g.init, self.config.seed,
-                                    g.average_samples, g.clip), labels
+      from dd_jax.gan import train as train_prior
+      return latent.initial_latents(space, prior, train_prior.prior_classes(self.config, labels),
+                                    g.init, self.config.seed, g.average_samples,
+                                    g.clip), labels
     ws = jnp.asarray(previous["ws"])
     f = space.gen.advance(prior, ws, jnp.asarray(previous["f"]), k - 1)
     f = jnp.clip(jnp.nan_to_num(f, nan=0.0, posinf=g.clip, neginf=-g.clip), -g.clip, g.clip)

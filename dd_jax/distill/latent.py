@@ -61,6 +61,13 @@ class LatentSpace:
     return out.reshape((-1,) + out.shape[2:])[:n]
 
 
+def resolve_layer(layer: int, gen: Generator) -> int:
+  """glad.layer, with -1 = the generator's middle layer (GLaD's 12 of ImageNet-128's 26)."""
+  k = gen.num_layers // 2 if layer == -1 else layer
+  gen.check_layer(k, "glad.layer")
+  return k
+
+
 def preprocessing_arrays(pre: Preprocessor) -> dict:
   """The preprocessing as arrays (arguments of the step, never closed over)."""
   out = {"mean": jnp.asarray(pre.mean, jnp.float32), "std": jnp.asarray(pre.std, jnp.float32)}

@@ -120,7 +120,7 @@ def validate_glad(config: ml_collections.ConfigDict) -> None:
           f"use one of {', '.join(latent.INITS)}")
   require(g.lr_w > 0 and g.lr_f > 0, "glad.lr_w", f"lr_w {g.lr_w}, lr_f {g.lr_f}",
           "use positive learning rates (GLaD's MTT values: 10 and 10000)")
-  require_at_least(g, "glad", {"layer": 0, "average_samples": 1, "chunk": 1})
+  require_at_least(g, "glad", {"layer": -1, "average_samples": 1, "chunk": 1})
   require(d.pix_init in ("real", "noise"), "distill.pix_init", f"{d.pix_init!r} picks real "
           "images, GLaD starts from the prior's latents", "use pix_init='real' (ignored)")
   train_prior.validate(config)
@@ -279,9 +279,9 @@ class Distiller:
     self.space = self.prior = self.latent_tx = None
     if d.parameterization in ("glad", "hpd"):
       gen, params = train_prior.load_prior(config, workdir, self.prepared)
-      gen.check_layer(config.glad.layer, "glad.layer")
+      self.glad_layer = latent.resolve_layer(config.glad.layer, gen)
       x = self.prepared.x_train
-      self.space = latent.LatentSpace(gen, config.glad.layer, tuple(x.shape[1:3]),
+      self.space = latent.LatentSpace(gen, self.glad_layer, tuple(x.shape[1:3]),
                                       x.shape[3], config.glad.chunk)
       self.prior = (params, latent.preprocessing_arrays(self.prepared.pre))
       g = config.glad
@@ -355,8 +355,9 @@ class Distiller:
     elif self.space is not None:   # GLaD: latents of the prior, classes grouped
       labels = np.repeat(np.arange(self.prepared.num_classes, dtype=np.int32), d.ipc)
       g = self.config.glad
-      images = latent.initial_latents(self.space, self.prior[0], labels, g.init, seed,
-                                      g.average_samples, g.clip)
+      images = latent.initial_latents(self.space, self.prior[0],
+                                      train_prior.prior_classes(self.config, labels), g.init,
+                                      seed, g.average_samples, g.clip)
     else:
       images, labels = self.initial_set(d)
     state = state_lib.create(d, images, labels, seed, self.latent_tx)
@@ -398,7 +399,7 @@ class Distiller:
     if self.space is not None:
       gen = self.space.gen
       images = {"ws": np.zeros((n, gen.num_ws, gen.spec["w_dim"]), np.float32),
-                "f": np.zeros((n,) + gen.f_shape(self.config.glad.layer), np.float32)}
+                "f": np.zeros((n,) + gen.f_shape(self.glad_layer), np.float32)}
     return state_lib.create(d, images, labels, self.config.seed, self.latent_tx)
 
   def syn_lr(self, state) -> float:
@@ -462,7 +463,7 @@ class Distiller:
     if self.space is not None:   # GLaD: the latents the images are rendered from
       buf = io.BytesIO()
       np.savez(buf, **{k: np.asarray(v) for k, v in state.images.items()},
-               layer=np.int32(self.config.glad.layer))
+               layer=np.int32(self.glad_layer))
       write_bytes_atomic(os.path.join(self.workdir, "latents.npz"), buf.getvalue())
     grid = export.class_grid(pixels, labels, p.num_classes)
     writer.write_images(self.step_offset + int(state.step), {"synthetic": grid[None]})

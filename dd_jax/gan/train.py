@@ -216,9 +216,18 @@ def load_prior(config: ml_collections.ConfigDict, workdir: str,
   else:
     folder = train_prior(config, workdir, prepared) if p == "trained" else p
     spec, params = generator.load(folder)
-  require(spec["c_dim"] == prepared.num_classes, "gan.prior",
-          f"the prior has {spec['c_dim']} classes, the data {prepared.num_classes}",
-          "use a prior trained or converted for this dataset (gan.prior='trained' fits one)")
+  class_map = tuple(config.gan.class_map) if p not in PRIORS else ()
+  if class_map:   # e.g. ImageNet subsets on a converted ImageNet prior
+    require(len(class_map) == prepared.num_classes and
+            all(0 <= c < spec["c_dim"] for c in class_map), "gan.class_map",
+            f"has {len(class_map)} entries for {prepared.num_classes} classes, values must "
+            f"be prior classes in [0, {spec['c_dim']})",
+            "give the prior's class index of each data class, in the data's order")
+  else:
+    require(spec["c_dim"] == prepared.num_classes, "gan.prior",
+            f"the prior has {spec['c_dim']} classes, the data {prepared.num_classes}",
+            "use a prior trained or converted for this dataset (gan.prior='trained' fits "
+            "one), or map the data's classes with gan.class_map")
   return generator.Generator(spec, conv_impl=config.model.conv_impl), params
 
 
@@ -229,3 +238,10 @@ def main() -> None:
 
 if __name__ == "__main__":
   main()
+
+
+def prior_classes(config: ml_collections.ConfigDict, labels: np.ndarray) -> np.ndarray:
+  """The prior's class of each data label: gan.class_map for a converted prior (the
+  trained and random ones are built on the data's classes)."""
+  class_map = tuple(config.gan.class_map) if config.gan.prior not in PRIORS else ()
+  return np.asarray(class_map)[labels] if class_map else np.asarray(labels)
