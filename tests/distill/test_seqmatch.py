@@ -1,5 +1,6 @@
 """SeqMatch: subsets distilled in sequence (frozen earlier ones in the inner loop), one
 resumable run, sequential evaluation, the warm-started experts option, bad input."""
+import copy
 import os
 
 import jax
@@ -33,9 +34,19 @@ def _load(path):
     return {k: f[k] for k in f.files}
 
 
-def test_earlier_subsets_stay_bit_identical_and_the_set_is_their_union(shared, tmp_path):
-  work = str(tmp_path / "seq")
-  run.distill(_seq_config(shared), work)
+@pytest.fixture(scope="module")
+def straight(shared, tmp_path_factory):
+  """One uninterrupted SeqMatch run (evaluated at its subsets' steps 0 and 2)."""
+  config = _seq_config(shared)
+  with config.unlocked():
+    config.distill.eval_every = 2
+  work = str(tmp_path_factory.mktemp("seqmatch") / "straight")
+  run.distill(config, work)
+  return config, work
+
+
+def test_earlier_subsets_stay_bit_identical_and_the_set_is_their_union(straight):
+  _, work = straight
   first = _load(os.path.join(work, "distill", "subset_1.npz"))
   second = _load(os.path.join(work, "distill", "subset_2.npz"))
   initial = _load(os.path.join(work, "distill", "initial.npz"))
@@ -86,10 +97,10 @@ def test_gradients_reach_only_the_current_subset(shared):
   reader.close()
 
 
-def test_an_interrupted_sequence_resumes_to_the_same_set(shared, tmp_path, monkeypatch):
-  config = _seq_config(shared)
-  run.distill(config, str(tmp_path / "straight"))
-  want = _synset(str(tmp_path / "straight"))
+def test_an_interrupted_sequence_resumes_to_the_same_set(shared, straight, tmp_path,
+                                                        monkeypatch):
+  config = _seq_config(shared)   # no evaluations: they do not change the set
+  want = _synset(straight[1])
   with monkeypatch.context() as m:   # stops in subset 2, after subset 1 finished
     _crash_at_step(m, 4, RuntimeError("power cut"))
     with pytest.raises(RuntimeError):
@@ -142,19 +153,20 @@ def test_sequential_evaluation_of_one_stage_is_the_ordinary_one_and_weights_carr
   assert not np.array_equal(two.train_loss, fresh.train_loss)
 
 
-def test_a_seqmatch_run_reports_sequential_next_to_ordinary_evaluation(shared, tmp_path):
-  config = _seq_config(shared, iterations=(1, 1))
-  with config.unlocked():
-    config.distill.eval_every = 1
-  run.distill(config, str(tmp_path / "w"))
-  evals = store.read_json(str(tmp_path / "w" / "distill" / "subset_2" / "evals.json"))
+def test_a_seqmatch_run_reports_sequential_next_to_ordinary_evaluation(straight, tmp_path):
+  config, work = straight
+  evals = store.read_json(os.path.join(work, "distill", "subset_2", "evals.json"))
+  assert [e["step"] for e in evals] == [0, 2]
+  assert "sequential" not in store.read_json(
+      os.path.join(work, "distill", "subset_1", "evals.json"))[-1]["ConvNet"]
   last = evals[-1]["ConvNet"]
   assert 0 <= last["mean"] <= 1 and len(last["sequential"]["stage_means"]) == 2
   assert last["sequential"]["mean"] == pytest.approx(last["sequential"]["stage_means"][-1])
   # The stored set alone (python -m dd_jax.evaluate) gives the same two figures.
   from dd_jax.evaluate import run as eval_run
+  config = copy.deepcopy(config)
   with config.unlocked():
-    config.eval.source = str(tmp_path / "w" / "synset.npz")
+    config.eval.source = os.path.join(work, "synset.npz")
   eval_run.evaluate_from_config(config, str(tmp_path / "e"))
   stored = store.read_json(str(tmp_path / "e" / "eval_results.json"))["results"]["ConvNet"]
   assert stored["mean"] == pytest.approx(last["mean"])
