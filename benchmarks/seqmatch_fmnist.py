@@ -33,7 +33,7 @@ def arm_flags(arm: str, experts: str) -> list[str]:
   if arm == "mtt":
     return pad_ablation.arm_flags("mtt", 10, "", experts)
   low, high = WINDOWS[arm]
-  return [f"--config=configs/fashion_mnist_seqmatch.py:ipc=10", *pad_ablation.BUDGET,
+  return ["--config=configs/fashion_mnist_seqmatch.py:ipc=10", *pad_ablation.BUDGET,
           "--config.distill.lr_lr=1e-5", "--config.distill.batch_syn=10",
           "--config.seqmatch.iterations=(250,250)",
           f"--config.seqmatch.min_start_epochs={low}",

@@ -2,9 +2,12 @@
 atomic writes (never a half-written file) and the comparison that names what differs."""
 from __future__ import annotations
 
+import io
 import json
 import os
 from typing import Any
+
+import numpy as np
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
@@ -13,6 +16,19 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
   with open(tmp, "wb") as f:
     f.write(data)
   os.replace(tmp, path)
+
+
+def write_npz_atomic(path: str, **arrays) -> None:
+  """np.savez to `path` through write_bytes_atomic."""
+  buf = io.BytesIO()
+  np.savez(buf, **arrays)
+  write_bytes_atomic(path, buf.getvalue())
+
+
+def read_npz(path: str) -> dict[str, np.ndarray]:
+  """Every array of an .npz (no pickles)."""
+  with np.load(path, allow_pickle=False) as f:
+    return {k: f[k] for k in f.files}
 
 
 def write_json_atomic(path: str, obj: Any) -> None:

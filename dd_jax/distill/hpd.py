@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import io
 import os
 from typing import Callable
 
@@ -31,9 +30,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dd_jax.data import indexing, pipeline
+from dd_jax.data import indexing
 from dd_jax.errors import require
-from dd_jax.metadata import write_bytes_atomic, write_json_atomic
+from dd_jax.distill import run
+from dd_jax.metadata import read_npz, write_json_atomic, write_npz_atomic
 from dd_jax.models.layers import Dense
 
 SELECT = ("distance", "last")
@@ -109,30 +109,8 @@ def class_relevant_distance(model, params, real: jax.Array, real_labels: jax.Arr
   return total
 
 
-def _save(path: str, **arrays) -> None:
-  buf = io.BytesIO()
-  np.savez(buf, **arrays)
-  write_bytes_atomic(path, buf.getvalue())
-
-
-def _load(path: str) -> dict:
-  with np.load(path, allow_pickle=False) as f:
-    return {k: f[k] for k in f.files}
-
-
-class ProgressiveDistiller:
+class ProgressiveDistiller(run.StagedRun):
   """Runs the layers in order; a restarted run skips finished layers."""
-
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str,
-               prepared: pipeline.Prepared | None = None):
-    from dd_jax.distill import run
-    run.validate(config)
-    validate(config)
-    self.config, self.workdir = config, workdir
-    self.prepared = prepared or pipeline.prepare(config.data)
-    self.run_dir = os.path.join(workdir, "distill")
-    self.identity = run.run_identity(config, self.prepared)
-    run.check_workdir(self.run_dir, self.identity)
 
   def _layer_config(self, k: int) -> ml_collections.ConfigDict:
     c = copy.deepcopy(self.config)
@@ -175,7 +153,6 @@ class ProgressiveDistiller:
 
   def run(self) -> str:
     from dd_jax import summaries
-    from dd_jax.distill import run
     from dd_jax.distill import state as state_lib
     from dd_jax.gan import train as train_prior
     run.record_workdir(self.run_dir, self.identity)
@@ -193,17 +170,17 @@ class ProgressiveDistiller:
         summary = distiller.run()
         state = distiller.final_state
         images, labels = distiller.synset(state)
-        _save(path, ws=np.asarray(state.images["ws"]), f=np.asarray(state.images["f"]),
+        write_npz_atomic(path, ws=np.asarray(state.images["ws"]), f=np.asarray(state.images["f"]),
               labels=np.asarray(state.labels), lr=np.float32(distiller.syn_lr(state)),
               distance=np.float64(self._distance(distiller, images, labels)))
-      previous = _load(path)
+      previous = read_npz(path)
       records.append({"layer": k, "distance": float(previous["distance"])})
       offset += config.distill.iterations
     ranked = [r for r in records if np.isfinite(r["distance"])]
     chosen = (min(ranked, key=lambda r: r["distance"])
               if h.select == "distance" and ranked else records[-1])
     if chosen is not records[-1]:   # export the chosen layer's set as the synthetic set
-      stored = _load(os.path.join(self.run_dir, f"layer_{chosen['layer']}.npz"))
+      stored = read_npz(os.path.join(self.run_dir, f"layer_{chosen['layer']}.npz"))
       distiller = run.Distiller(self._layer_config(chosen["layer"]), self.workdir,
                                 self.prepared, stage=LayerStage(
                                     chosen["layer"], num_layers - 1, os.path.join(

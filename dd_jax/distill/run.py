@@ -13,7 +13,6 @@ Workdir layout:
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -38,7 +37,7 @@ from dd_jax.experts import store
 from dd_jax.experts import train as expert_train
 from dd_jax.experts.schedule import DataSchedule
 from dd_jax.gan import train as train_prior
-from dd_jax.metadata import spec_difference, write_bytes_atomic, write_json_atomic
+from dd_jax.metadata import spec_difference, write_json_atomic, write_npz_atomic
 from dd_jax.models.torch_layout import TorchLayout
 
 # Fields that may change when a run is resumed: they do not shape the synthetic set.
@@ -239,6 +238,20 @@ def _save(manager: ocp.CheckpointManager, state: state_lib.DistillState) -> None
   step = int(state.step)
   if manager.latest_step() != step:
     manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
+
+
+class StagedRun:
+  """A run made of several Distiller runs (SeqMatch's subsets, H-PD's layers): the
+  config checked, the data prepared, the workdir claimed for this config."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str,
+               prepared: pipeline.Prepared | None = None):
+    validate(config)
+    self.config, self.workdir = config, workdir
+    self.prepared = prepared or pipeline.prepare(config.data)
+    self.run_dir = os.path.join(workdir, "distill")
+    self.identity = run_identity(config, self.prepared)
+    check_workdir(self.run_dir, self.identity)
 
 
 class Distiller:
@@ -461,10 +474,9 @@ class Distiller:
     paths = export.save_synset(os.path.join(self.workdir, "synset"), images, labels,
                                self.syn_lr(state), p.pre, p.num_classes, meta, pixels)
     if self.space is not None:   # GLaD: the latents the images are rendered from
-      buf = io.BytesIO()
-      np.savez(buf, **{k: np.asarray(v) for k, v in state.images.items()},
-               layer=np.int32(self.glad_layer))
-      write_bytes_atomic(os.path.join(self.workdir, "latents.npz"), buf.getvalue())
+      write_npz_atomic(os.path.join(self.workdir, "latents.npz"),
+                       **{k: np.asarray(v) for k, v in state.images.items()},
+                       layer=np.int32(self.glad_layer))
     grid = export.class_grid(pixels, labels, p.num_classes)
     writer.write_images(self.step_offset + int(state.step), {"synthetic": grid[None]})
     self.exported, self.exported_step = paths, int(state.step)

@@ -24,7 +24,6 @@ import copy
 import dataclasses
 import functools
 import hashlib
-import io
 import os
 from typing import Callable
 
@@ -34,7 +33,8 @@ import numpy as np
 
 from dd_jax.data import pipeline
 from dd_jax.errors import require
-from dd_jax.metadata import write_bytes_atomic
+from dd_jax.distill import run
+from dd_jax.metadata import read_npz, write_npz_atomic
 
 # seqmatch.<tuple> -> the distill field it sets per subset
 PER_SUBSET = {"min_start_epochs": "min_start_epoch", "max_start_epochs": "max_start_epoch",
@@ -141,7 +141,6 @@ def _field(name: str, k: int | None = None) -> str:
 def validate(config: ml_collections.ConfigDict) -> None:
   """SeqMatch's own fields, each subset's window against the trajectories, then every
   subset's config as an ordinary run."""
-  from dd_jax.distill import run
   s, d = config.seqmatch, config.distill
   sizes = tuple(s.subsets)
   count = len(sizes)
@@ -221,30 +220,13 @@ def slice_subset(images: np.ndarray, labels: np.ndarray, num_classes: int,
   return images[rows], labels[rows]
 
 
-def _save_npz(path: str, **arrays) -> None:
-  buf = io.BytesIO()
-  np.savez(buf, **arrays)
-  write_bytes_atomic(path, buf.getvalue())
-
-
-def _load_npz(path: str) -> dict[str, np.ndarray]:
-  with np.load(path, allow_pickle=False) as f:
-    return {k: f[k] for k in f.files}
-
-
-class SequentialDistiller:
+class SequentialDistiller(run.StagedRun):
   """Runs the subsets in order; a restarted run skips finished subsets and resumes the
   current one from its checkpoint."""
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str,
                prepared: pipeline.Prepared | None = None):
-    from dd_jax.distill import run
-    validate(config)
-    self.config, self.workdir = config, workdir
-    self.prepared = prepared or pipeline.prepare(config.data)
-    self.run_dir = os.path.join(workdir, "distill")
-    self.identity = run.run_identity(config, self.prepared)
-    run.check_workdir(self.run_dir, self.identity)
+    super().__init__(config, workdir, prepared)
     self.sizes = tuple(config.seqmatch.subsets)
 
   def _subset_path(self, k: int) -> str:
@@ -256,20 +238,19 @@ class SequentialDistiller:
     path = os.path.join(self.run_dir, "initial.npz")
     if not os.path.exists(path):
       images, labels = distiller.initial_set(self.config.distill)
-      _save_npz(path, images=images, labels=labels)
-    stored = _load_npz(path)
+      write_npz_atomic(path, images=images, labels=labels)
+    stored = read_npz(path)
     return slice_subset(stored["images"], stored["labels"], self.prepared.num_classes,
                         self.sizes, k)
 
   def run(self) -> str:
-    from dd_jax.distill import run
     run.record_workdir(self.run_dir, self.identity)
     earlier, offset, summary = [], 0, ""
     num_classes = self.prepared.num_classes
     for k in range(len(self.sizes)):
       config = stage_config(self.config, k, num_classes)
       if os.path.exists(self._subset_path(k)):
-        stored = _load_npz(self._subset_path(k))
+        stored = read_npz(self._subset_path(k))
         earlier.append(Subset(stored["images"], stored["labels"], float(stored["lr"])))
         offset += config.distill.iterations
         continue
@@ -288,7 +269,7 @@ class SequentialDistiller:
       state = distiller.final_state
       subset = Subset(np.asarray(state.images), np.asarray(state.labels),
                       distiller.syn_lr(state))
-      _save_npz(self._subset_path(k), images=subset.images, labels=subset.labels,
+      write_npz_atomic(self._subset_path(k), images=subset.images, labels=subset.labels,
                 lr=np.float32(subset.lr))
       earlier.append(subset)
       offset += config.distill.iterations

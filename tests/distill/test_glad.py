@@ -2,7 +2,6 @@
 back with jax.vjp; only ws after layer k and f move; the export is the rendering."""
 import os
 
-import jax
 import numpy as np
 import pytest
 
