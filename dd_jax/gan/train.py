@@ -19,6 +19,8 @@ params.npz, train.json (losses, time) and samples.png, the folder appearing at o
 """
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shutil
 import time
@@ -72,11 +74,6 @@ def _split(params) -> tuple[dict, dict]:
   return jax.tree_util.tree_map_with_path(label, params)
 
 
-def _encoder(config, z_dim: int):
-  return models.build("ConvNet", 2 * z_dim, width=config.gan.encoder_width, depth=3,
-                      norm="instancenorm", conv_impl=config.model.conv_impl)
-
-
 def make_loss(gen: generator.Generator, encoder, size, channels: int, sigma: float):
   """loss(params, x_net, x_pixels, labels, key) -> (negative ELBO per image, parts)."""
 
@@ -107,31 +104,19 @@ def sample_grid(gen: generator.Generator, params, num_classes: int, size, channe
                            num_classes)
 
 
-def train_prior(config: ml_collections.ConfigDict, workdir: str,
-                prepared: pipeline.Prepared | None = None) -> str:
-  """Trains the small prior (unless its folder exists) and returns the folder."""
-  validate(config)
-  out = prior_dir(config, workdir)
-  if os.path.exists(os.path.join(out, "spec.json")):
-    logging.info("prior: %s exists, not trained again", out)
-    return out
-  prepared = prepared or pipeline.prepare(config.data)
-  g = config.gan
-  x_train, y_train = prepared.x_train, prepared.y_train
-  size, channels = x_train.shape[1:3], x_train.shape[3]
-  spec, gen_params = initial_generator(config, prepared.num_classes, channels)
-  gen = generator.Generator(spec, conv_impl=config.model.conv_impl)
-  encoder = _encoder(config, g.z_dim)
-  key = jax.random.PRNGKey(config.seed)
-  params = {"generator": gen_params,
-            "encoder": encoder.init(jax.random.fold_in(key, 1), jnp.asarray(x_train[:1]),
-                                    train=False)["params"]}
-  labels = {"generator": _split(gen_params),
-            "encoder": jax.tree.map(lambda _: "train", params["encoder"])}
-  tx = optax.multi_transform({"train": optax.adam(g.lr), "fixed": optax.set_to_zero()},
-                             labels)
-  opt_state = tx.init(params)
-  loss_fn = make_loss(gen, encoder, tuple(size), channels, g.recon_sigma)
+@functools.lru_cache(maxsize=4)
+def _programs(spec_json: str, conv_impl: str, encoder_width: int, z_dim: int, lr: float,
+              sigma: float, size: tuple[int, int], channels: int):
+  """The generator, encoder, optimiser and jitted step / calibration / held-out MSE of
+  one prior setup, compiled once per process."""
+  gen = generator.Generator(json.loads(spec_json), conv_impl=conv_impl)
+  encoder = models.build("ConvNet", 2 * z_dim, width=encoder_width, depth=3,
+                         norm="instancenorm", conv_impl=conv_impl)
+  tx = optax.multi_transform(
+      {"train": optax.adam(lr), "fixed": optax.set_to_zero()},
+      lambda params: {"generator": _split(params["generator"]),
+                      "encoder": jax.tree.map(lambda _: "train", params["encoder"])})
+  loss_fn = make_loss(gen, encoder, size, channels, sigma)
 
   @jax.jit
   def step(params, opt_state, x_net, pixels, y, key):
@@ -152,9 +137,34 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str,
     stats = encoder.apply({"params": params["encoder"]}, x_net, train=False)
     g_params = params["generator"]
     ws = gen.mapping(g_params, jnp.split(stats, 2, axis=1)[0], y)
-    decoded = gen.to_pixels(gen.from_f(g_params, ws, gen.to_f(g_params, ws, 0), 0),
-                            tuple(size), channels)
+    decoded = gen.to_pixels(gen.from_f(g_params, ws, gen.to_f(g_params, ws, 0), 0), size,
+                            channels)
     return jnp.mean(jnp.square(decoded - pixels))
+
+  return gen, encoder, tx, step, calibrate, held_out_mse
+
+
+def train_prior(config: ml_collections.ConfigDict, workdir: str,
+                prepared: pipeline.Prepared | None = None) -> str:
+  """Trains the small prior (unless its folder exists) and returns the folder."""
+  validate(config)
+  out = prior_dir(config, workdir)
+  if os.path.exists(os.path.join(out, "spec.json")):
+    logging.info("prior: %s exists, not trained again", out)
+    return out
+  prepared = prepared or pipeline.prepare(config.data)
+  g = config.gan
+  x_train, y_train = prepared.x_train, prepared.y_train
+  size, channels = x_train.shape[1:3], x_train.shape[3]
+  spec, gen_params = initial_generator(config, prepared.num_classes, channels)
+  programs = _programs(json.dumps(spec, sort_keys=True), config.model.conv_impl,
+                       g.encoder_width, g.z_dim, g.lr, g.recon_sigma, tuple(size), channels)
+  gen, encoder, tx, step, calibrate, held_out_mse = programs
+  key = jax.random.PRNGKey(config.seed)
+  params = {"generator": gen_params,
+            "encoder": encoder.init(jax.random.fold_in(key, 1), jnp.asarray(x_train[:1]),
+                                    train=False)["params"]}
+  opt_state = tx.init(params)
 
   fixed = np.arange(min(256, len(x_train)))   # one fixed batch to report progress on
   fixed_batch = (jnp.asarray(x_train[fixed]), jnp.asarray(prepared.pre.invert(x_train[fixed])),
