@@ -64,3 +64,13 @@ def tiny_idx_config(data_dir):
     config.model.width = 8
     config.expert.batch_size = 32
   return config
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+  """Every compiled XLA program keeps ~6 memory mappings alive; the whole suite in one
+  process came close to the kernel's vm.max_map_count (65530), where XLA's compiler
+  crashed. Compiled programs are released after each test module."""
+  yield
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.clear_caches()
