@@ -160,6 +160,10 @@ class Generator:
            else jnp.repeat(x[..., :1], channels, axis=3))
     return x
 
+  def synthesize(self, params: Params, ws: Array) -> Array:
+    """Images [B, H, W, C] (about [-1, 1]) of W+ latents: every layer."""
+    return self.from_f(params, ws, self.to_f(params, ws, 0), 0)
+
   def f_shape(self, k: int) -> tuple[int, int, int]:
     """(H, W, C) of the feature map after k layers."""
     self.check_layer(k)

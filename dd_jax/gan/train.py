@@ -84,7 +84,7 @@ def make_loss(gen: generator.Generator, encoder, size, channels: int, sigma: flo
     z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape)
     g = params["generator"]
     ws = gen.mapping(g, z, labels)
-    decoded = gen.to_pixels(gen.from_f(g, ws, gen.to_f(g, ws, 0), 0), size, channels)
+    decoded = gen.to_pixels(gen.synthesize(g, ws), size, channels)
     recon = jnp.sum(jnp.square(decoded - pixels), axis=(1, 2, 3)) / (2 * sigma ** 2)
     kl = 0.5 * jnp.sum(jnp.square(mu) + jnp.exp(logvar) - 1 - logvar, axis=1)
     return jnp.mean(recon + kl), {"recon": jnp.mean(recon), "kl": jnp.mean(kl),
@@ -99,7 +99,7 @@ def sample_grid(gen: generator.Generator, params, num_classes: int, size, channe
   labels = jnp.repeat(jnp.arange(num_classes), per_class)
   z = jax.random.normal(jax.random.PRNGKey(seed), (len(labels), gen.spec["z_dim"]))
   ws = gen.mapping(params, z, labels)
-  pixels = gen.to_pixels(gen.from_f(params, ws, gen.to_f(params, ws, 0), 0), size, channels)
+  pixels = gen.to_pixels(gen.synthesize(params, ws), size, channels)
   return export.class_grid(np.clip(np.asarray(pixels), 0, 1), np.asarray(labels),
                            num_classes)
 
@@ -137,8 +137,7 @@ def _programs(spec_json: str, conv_impl: str, encoder_width: int, z_dim: int, lr
     stats = encoder.apply({"params": params["encoder"]}, x_net, train=False)
     g_params = params["generator"]
     ws = gen.mapping(g_params, jnp.split(stats, 2, axis=1)[0], y)
-    decoded = gen.to_pixels(gen.from_f(g_params, ws, gen.to_f(g_params, ws, 0), 0), size,
-                            channels)
+    decoded = gen.to_pixels(gen.synthesize(g_params, ws), size, channels)
     return jnp.mean(jnp.square(decoded - pixels))
 
   return gen, encoder, tx, step, calibrate, held_out_mse
