@@ -184,6 +184,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.gan.channel_max = 32
   config.gan.w_dim = 64
   config.gan.z_dim = 32
+  config.gan.margin = 2                # feature-map border in px (StyleGAN3: 10; see gan/build.py)
+  config.gan.mapping_lr_multiplier = 1.0   # StyleGAN: 0.01 (its mapping learns 100x slower)
   config.gan.train_steps = 300         # the small prior's training (a conditional VAE)
   config.gan.batch_size = 32
   config.gan.lr = 2e-3

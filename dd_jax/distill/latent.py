@@ -96,11 +96,7 @@ def initial_latents(space: LatentSpace, prior: Params, labels: np.ndarray, init:
   if init == "sample":
     ws = gen.mapping(prior, jax.random.normal(key, (len(labels), z_dim)), labels)
   else:   # the class average of the mapping
-    means = []
-    for cls in range(gen.num_classes):
-      z = jax.random.normal(jax.random.fold_in(key, cls), (average_samples, z_dim))
-      means.append(jnp.mean(gen.mapping(prior, z, jnp.full((average_samples,), cls)), 0))
-    ws = jnp.stack(means)[labels]
+    ws = gen.class_mean_w(prior, key, average_samples)[labels]
   f = jnp.concatenate([gen.to_f(prior, ws[i:i + space.chunk], space.layer)
                        for i in range(0, len(labels), space.chunk)])
   f = jnp.clip(jnp.nan_to_num(f, nan=0.0, posinf=clip, neginf=-clip), -clip, clip)

@@ -29,9 +29,10 @@ def lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float) -> list
 
 
 def layer_schedule(resolution: int, num_layers: int, channel_base: int, channel_max: int,
-                   img_channels: int) -> dict[str, np.ndarray]:
+                   img_channels: int, margin: int = MARGIN) -> dict[str, np.ndarray]:
   """Per-layer cutoffs, half widths, sampling rates, sizes and channels (index 0 is the
-  Fourier input, 1..num_layers+1 the layers incl. ToRGB)."""
+  Fourier input, 1..num_layers+1 the layers incl. ToRGB); `margin` pixels on each side
+  of the non-final feature maps (StyleGAN3: 10)."""
   first_cutoff, first_stopband = 2.0, 2 ** 2.1
   last_cutoff = resolution / 2
   last_stopband = last_cutoff * 2 ** 0.3
@@ -40,7 +41,7 @@ def layer_schedule(resolution: int, num_layers: int, channel_base: int, channel_
   stopbands = first_stopband * (last_stopband / first_stopband) ** exponents
   rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, resolution))))
   half_widths = np.maximum(stopbands, rates / 2) - cutoffs
-  sizes = rates + MARGIN * 2
+  sizes = rates + margin * 2
   sizes[-2:] = resolution
   channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
   channels[-1] = img_channels
@@ -89,14 +90,18 @@ def random_generator(seed: int = 0, resolution: int = 32, img_channels: int = 3,
                      channel_max: int = 64, w_dim: int = 128, z_dim: int = 32,
                      conv_kernel: int = 3, mapping_layers: int = 2,
                      lr_multiplier: float = 0.01,
-                     conv_clamp: float | None = 256.0) -> tuple[dict, dict]:
+                     conv_clamp: float | None = 256.0,
+                     margin: int = MARGIN) -> tuple[dict, dict]:
   """(spec, params) of a seeded StyleGAN3-t generator; the class enters through a
-  projection of its one-hot code (no 1000-class embedding table)."""
+  projection of its one-hot code (no 1000-class embedding table). `lr_multiplier`
+  scales the mapping network's learning rate (the function at initialisation does not
+  depend on it); `margin` is the feature maps' border (StyleGAN3: 10 px)."""
   require(resolution >= 8 and resolution & (resolution - 1) == 0, "gan.resolution",
           f"is {resolution}", "use a power of two >= 8 (images are resized to the data's)")
   require(num_layers > NUM_CRITICAL, "gan.num_layers", f"is {num_layers}",
           f"use more than {NUM_CRITICAL} layers")
-  sched = layer_schedule(resolution, num_layers, channel_base, channel_max, img_channels)
+  sched = layer_schedule(resolution, num_layers, channel_base, channel_max, img_channels,
+                         margin)
   rng = np.random.default_rng(seed)
   f32 = lambda a: jnp.asarray(np.asarray(a, np.float32))   # noqa: E731
 

@@ -91,6 +91,15 @@ class Generator:
       ws = avg[:, None, :] + psi * (ws - avg[:, None, :])
     return ws
 
+  def class_mean_w(self, params: Params, key: Array, samples: int = 1000) -> Array:
+    """[c_dim, num_ws, w_dim]: each class's mean of the mapping over `samples` draws of
+    z ~ N(0, I) (StyleGAN's w_avg per class; GLaD's "average" initialisation)."""
+    means = []
+    for cls in range(self.num_classes):
+      z = jax.random.normal(jax.random.fold_in(key, cls), (samples, self.spec["z_dim"]))
+      means.append(jnp.mean(self.mapping(params, z, jnp.full((samples,), cls)), 0))
+    return jnp.stack(means)
+
   def input(self, params: Params, w: Array) -> Array:
     s, p = self.spec["input"], params["input"]
     return ops.fourier_features(

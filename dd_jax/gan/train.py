@@ -48,7 +48,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require_at_least(g, "gan", {"resolution": 8, "num_layers": 3, "channel_base": 1,
                               "channel_max": 1, "w_dim": 1, "z_dim": 1, "train_steps": 0,
                               "batch_size": 1, "encoder_width": 1, "calibrate_every": 1,
-                              "log_every": 1})
+                              "log_every": 1, "margin": 0})
+  require(g.mapping_lr_multiplier > 0, "gan.mapping_lr_multiplier",
+          f"is {g.mapping_lr_multiplier}", "use a positive factor (StyleGAN: 0.01)")
   require(g.lr > 0, "gan.lr", f"is {g.lr}", "use a positive learning rate, e.g. 2e-3")
   require(g.recon_sigma > 0, "gan.recon_sigma", f"is {g.recon_sigma}", "use e.g. 0.1")
 
@@ -64,7 +66,8 @@ def initial_generator(config: ml_collections.ConfigDict, num_classes: int,
   return build.random_generator(config.seed, resolution=g.resolution, img_channels=channels,
                                 c_dim=num_classes, num_layers=g.num_layers,
                                 channel_base=g.channel_base, channel_max=g.channel_max,
-                                w_dim=g.w_dim, z_dim=g.z_dim)
+                                w_dim=g.w_dim, z_dim=g.z_dim, margin=g.margin,
+                                lr_multiplier=g.mapping_lr_multiplier)
 
 
 def _split(params) -> tuple[dict, dict]:
@@ -193,6 +196,10 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str,
                    history[-1]["kl"], history[-1]["mse"], elapsed,
                    elapsed / (it + 1) * (g.train_steps - it - 1))
   seconds = time.perf_counter() - start
+  g_params = params["generator"]   # w_avg: the class means StyleGAN tracks while training
+  w_avg = gen.class_mean_w(g_params, jax.random.fold_in(key, 2))[:, 0]
+  params = {**params, "generator": {**g_params, "mapping": {**g_params["mapping"],
+                                                            "w_avg": w_avg}}}
   final_mse = float(held_out_mse(params, *fixed_batch))
   logging.info("prior: pixel MSE on %d training images %.4f -> %.4f", len(fixed),
                initial_mse, final_mse)

@@ -65,3 +65,17 @@ def test_save_and_load_round_trip(small, tmp_path):
   again = generator.Generator(spec)
   np.testing.assert_array_equal(again.from_f(loaded, ws, again.to_f(loaded, ws, 0), 0),
                                 gen.from_f(params, ws, gen.to_f(params, ws, 0), 0))
+
+
+@pytest.mark.parametrize("margin", [0, 2])
+def test_the_margin_sets_the_inner_feature_maps(margin):
+  spec, params = build.random_generator(1, resolution=16, img_channels=1, c_dim=2,
+                                        num_layers=3, channel_base=64, channel_max=8,
+                                        w_dim=16, z_dim=8, margin=margin)
+  sizes = [spec["input"]["size"][0]] + [s["out_size"][0] for s in spec["layers"]]
+  # StyleGAN3's schedule for 16 px, 3 layers: every sampling rate 16; the last two
+  # layers (the critically sampled one and ToRGB) are the image, the rest have margins.
+  assert sizes == [16 + 2 * margin] * 3 + [16, 16]
+  gen = generator.Generator(spec)
+  images = gen.synthesize(params, gen.mapping(params, jnp.ones((2, 8)), jnp.array([0, 1])))
+  assert images.shape == (2, 16, 16, 1) and bool(jnp.all(jnp.isfinite(images)))
