@@ -70,11 +70,9 @@ def main() -> None:
   with open(os.path.join(args.root, "prior", "train.json")) as f:
     t = json.load(f)
 
-  from absl import flags as absl_flags
-  from ml_collections import config_flags
-  cfg_flag = config_flags.DEFINE_config_file("config")
-  absl_flags.FLAGS([sys.argv[0], *flags])
-  acc = class_accuracy(os.path.join(args.root, "prior"), args.experts, cfg_flag.value)
+  from configs import fashion_mnist_hpd   # the data and the classifier's model fields
+  acc = class_accuracy(os.path.join(args.root, "prior"), args.experts,
+                       fashion_mnist_hpd.get_config("ipc=1"))
   print(common.machine())
   print(f"prior training: {args.steps} steps in {t['seconds']:.0f} s "
         f"({t['seconds'] / max(args.steps, 1):.2f} s/step; process {secs:.0f} s), "

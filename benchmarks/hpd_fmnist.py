@@ -1,0 +1,114 @@
+"""Fashion-MNIST IPC 1 on the small offline prior: pixel MTT vs GLaD vs H-PD, the same
+outer budget, evaluated across architectures (the paper's claim: the GAN prior
+generalises better to unseen architectures).
+
+python benchmarks/hpd_fmnist.py --root=/tmp/hpd --experts=/tmp/fm1h/experts
+  --prior=/tmp/gan_prior/prior [--mtt=/tmp/pad_ablation/ipc1_mtt] [--arms=mtt,glad,hpd]
+  [--models=ConvNet,AlexNet,VGG11,ResNet18]
+
+The budget of the PAD ablation's IPC 1 MTT arm (benchmarks/pad_ablation.py: 3 plain-SGD
+experts x 3 epochs, N=20, M=2, start epochs {0, 1}, 500 outer steps): pixel MTT at
+lr_img 1000; GLaD at layer 2 of the prior's 5 (4 synthesis layers + ToRGB) with GLaD's
+MTT learning rates (w 10, f 10,000), 500 steps; H-PD from layer 1, 125 steps on each of
+layers 1..4 (500 in all), the recorded latents with the smallest class-relevant
+distance exported. --prior is a trained prior folder (benchmarks/gan_prior.py writes
+one; python -m dd_jax.gan.train too); --mtt an existing pixel MTT arm of this budget
+(its synset.npz is evaluated here again, across architectures). Every set: 5 nets x
+1000 epochs per architecture. Each arm resumes in <root>/<arm>.
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common, pad_ablation  # noqa: E402
+
+ARMS = ("mtt", "glad", "hpd")
+MODELS = "ConvNet,AlexNet,VGG11,ResNet18"
+
+
+def distill_flags(arm: str, experts: str, prior: str) -> list[str]:
+  if arm == "mtt":
+    return pad_ablation.arm_flags("mtt", 1, "", experts)
+  variant = "ipc=1,glad=1" if arm == "glad" else "ipc=1"
+  return [f"--config=configs/fashion_mnist_hpd.py:{variant}", *pad_ablation.BUDGET,
+          f"--config.distill.lr_lr={pad_ablation.LR_LR[1]}", f"--config.gan.dir={prior}",
+          "--config.hpd.steps_per_layer=125", f"--config.expert.dir={experts}"]
+
+
+def run_arm(root: str, arm: str, flags: list[str], models: str, source: str) -> dict:
+  """Distils (unless `source` is given) and evaluates across `models`; resumable."""
+  work = os.path.join(root, arm)
+  results, timing = os.path.join(work, "eval_results.json"), os.path.join(work, "timing.json")
+  if not os.path.exists(results):
+    os.makedirs(work, exist_ok=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    distill_s = 0.0
+    if not source:
+      distill_s = common.run_module(["dd_jax.main", *flags, f"--workdir={work}"], work + ".log")
+      source = os.path.join(work, "synset.npz")
+    quoted = ",".join(f"'{m}'" for m in models.split(","))
+    eval_s = common.run_module(["dd_jax.evaluate", *flags, f"--workdir={work}",
+                                f"--config.eval.source={source}",
+                                f"--config.eval.models=({quoted},)"], work + ".log")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    with open(timing, "w") as f:
+      json.dump({"distill_s": distill_s, "eval_s": eval_s, "cpu_s": cpu}, f)
+  with open(results) as f:
+    r = json.load(f)["results"]
+  with open(timing) as f:
+    return {"results": r, "timing": json.load(f)}
+
+
+def step_seconds(root: str, arm: str) -> str:
+  """Outer steps per second from the run's log (the distiller's last progress line)."""
+  rates = []
+  log = os.path.join(root, arm + ".log")
+  if os.path.exists(log):
+    with open(log) as f:
+      rates = [float(line.split(" steps/s")[0].rsplit(" ", 1)[1])
+               for line in f if " steps/s" in line]
+  return f"{1 / rates[-1]:.2f} s/step" if rates and rates[-1] > 0 else "n/a"
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--root", required=True)
+  p.add_argument("--experts", required=True, help="plain SGD experts of the ablation budget")
+  p.add_argument("--prior", required=True, help="a trained prior folder")
+  p.add_argument("--mtt", default="", help="an existing pixel MTT arm (its synset.npz)")
+  p.add_argument("--arms", default=",".join(ARMS))
+  p.add_argument("--models", default=MODELS)
+  args = p.parse_args()
+  os.makedirs(args.root, exist_ok=True)
+  print(common.machine(), flush=True)
+  table = {}
+  for arm in args.arms.split(","):
+    if arm not in ARMS:
+      sys.exit(f"--arms: unknown arm {arm!r}; use {', '.join(ARMS)}")
+    source = os.path.join(args.mtt, "synset.npz") if arm == "mtt" and args.mtt else ""
+    t = time.perf_counter()
+    table[arm] = run_arm(args.root, arm, distill_flags(arm, args.experts, args.prior),
+                         args.models, source)
+    tm = table[arm]["timing"]
+    print(f"{arm:<5} distil {tm['distill_s'] / 60:.1f} min ({step_seconds(args.root, arm)}), "
+          f"eval {tm['eval_s'] / 60:.1f} min, CPU {tm['cpu_s'] / 60:.1f} min "
+          f"(this call {time.perf_counter() - t:.0f} s)", flush=True)
+  models = args.models.split(",")
+  print("| IPC 1 | " + " | ".join(models) + " | mean of the others |")
+  print("| --- |" + " --- |" * (len(models) + 1))
+  for arm, row in table.items():
+    r = row["results"]
+    cells = [f"{100 * r[m]['mean']:.2f} ± {100 * r[m]['std']:.2f}" for m in models]
+    others = [100 * r[m]["mean"] for m in models[1:]]
+    cross = f"{sum(others) / len(others):.2f}" if others else "-"
+    print(f"| {arm} | " + " | ".join(cells) + f" | {cross} |")
+
+
+if __name__ == "__main__":
+  main()
