@@ -189,7 +189,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.gan.train_steps = 300         # the small prior's training (a conditional VAE)
   config.gan.batch_size = 32
   config.gan.lr = 2e-3
-  config.gan.recon_sigma = 0.1         # decoder noise: reconstruction weight 1/(2 sigma^2)
+  config.gan.recon_sigma = 0.25        # decoder noise: reconstruction weight 1/(2 sigma^2)
+  config.gan.class_weight = 10.0       # auxiliary class terms (samples show their class)
   config.gan.encoder_width = 32
   config.gan.calibrate_every = 20      # steps between magnitude_ema re-estimates
   config.gan.log_every = 20

@@ -79,3 +79,31 @@ def test_random_prior_and_a_prior_of_other_classes(setup, tmp_path):
   with pytest.raises(ConfigError) as err:
     train.load_prior(config, str(tmp_path), prepared)
   assert err.value.field == "gan.prior" and "3 classes, the data 10" in str(err.value)
+
+
+def test_the_class_terms_train_the_head_on_real_images_and_the_generator_on_samples():
+  import optax
+  from dd_jax import models
+  spec, gen_params = build.random_generator(0, resolution=8, img_channels=1, c_dim=3,
+                                            num_layers=3, channel_base=32, channel_max=4,
+                                            w_dim=8, z_dim=4)
+  gen = generator.Generator(spec)
+  encoder = models.build("ConvNet", 2 * 4 + 3, width=4, depth=2, norm="instancenorm")
+  pixels = jax.random.uniform(jax.random.PRNGKey(1), (6, 8, 8, 1))
+  labels = jnp.array([0, 1, 2, 0, 1, 2])
+  params = {"generator": gen_params,
+            "encoder": encoder.init(jax.random.PRNGKey(2), pixels, train=False)["params"]}
+  key = jax.random.PRNGKey(3)
+  grad = lambda w: jax.grad(lambda p: train.make_loss(   # noqa: E731
+      gen, encoder, (8, 8), 1, 0.25, w)(p, pixels, labels, key)[0])(params)
+  with_class, without = grad(2.0), grad(0.0)
+  ce_real = jax.grad(lambda e: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
+      train.encode(encoder, e, pixels, 4)[2], labels)))(params["encoder"])
+  # The encoder sees the real images' cross-entropy only (the sample term is frozen for it).
+  for a, b, c in zip(jax.tree.leaves(with_class["encoder"]), jax.tree.leaves(without["encoder"]),
+                     jax.tree.leaves(ce_real)):
+    np.testing.assert_allclose(a - b, 2.0 * c, rtol=1e-4, atol=1e-6)
+  # The generator's gradient changes: the samples must look like their class.
+  diff = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(
+      jax.tree.leaves(with_class["generator"]), jax.tree.leaves(without["generator"]))]
+  assert max(diff) > 1e-6
