@@ -186,7 +186,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.gan.z_dim = 32
   config.gan.margin = 2                # feature-map border in px (StyleGAN3: 10; see gan/build.py)
   config.gan.mapping_lr_multiplier = 1.0   # StyleGAN: 0.01 (its mapping learns 100x slower)
-  config.gan.train_steps = 300         # the small prior's training (a conditional VAE)
+  config.gan.train_steps = 800         # the small prior's training (a conditional VAE)
   config.gan.batch_size = 32
   config.gan.lr = 2e-3
   config.gan.recon_sigma = 0.25        # decoder noise: reconstruction weight 1/(2 sigma^2)
@@ -425,6 +425,9 @@ def hpd(layer: int, steps: dict[str, int] | None = None
       raise ValueError(f"method={d.method}: use mtt, dc or dm")
     config.glad.lr_w, config.glad.lr_f = GLAD_LRS[d.method]
     config.glad.layer = layer
+    # One image per class: the class-average w (GLaD's --avg_w, H-PD's averaged
+    # initialisation); with more, identical starts would stay alike (GLaD's README).
+    config.glad.init = "average" if d.ipc == 1 else "sample"
     if args.get("prior"):
       config.gan.prior = args["prior"]
     if switch(args, "glad", default=False):
