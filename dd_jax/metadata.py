@@ -31,6 +31,16 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
     return {k: f[k] for k in f.files}
 
 
+def read_json(path: str, field: str, fix: str) -> Any:
+  """A JSON file, or one ConfigError naming the file, `field` and `fix` if damaged."""
+  from dd_jax.errors import ConfigError
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise ConfigError(field, f"{path} is not valid JSON ({e.msg})", fix) from e
+
+
 def write_json_atomic(path: str, obj: Any) -> None:
   write_bytes_atomic(path, json.dumps(obj, indent=1, sort_keys=True).encode())
 

@@ -1,7 +1,14 @@
 """Config-driven evaluation: a random real subset or a stored synthetic set, every
-architecture in `eval.models`, results written to <workdir>/eval_results.json."""
+architecture in `eval.models`, results written to <workdir>/eval_results.json.
+
+Each finished architecture is recorded in <workdir>/eval_progress.json under a key of
+the images, labels, lr and every eval/model/data setting (not the list of models), so
+an interrupted evaluation resumes at the next architecture; the record goes once
+eval_results.json is written.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -13,7 +20,9 @@ from dd_jax import models
 from dd_jax.data import augment, indexing, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
 from dd_jax.evaluate.protocol import EvalResult, evaluate_sequential, evaluate_synset
-from dd_jax.metadata import spec_difference, write_json_atomic
+from dd_jax.metadata import read_json, spec_difference, write_json_atomic
+
+PROGRESS = "eval_progress.json"
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -62,6 +71,22 @@ def sequential_stages(path: str, num_classes: int) -> list | None:
   return [(images[:end], labels[:end], lr) for end, lr in zip(ends, seq["lrs"])]
 
 
+def progress_key(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
+                 images: np.ndarray, labels: np.ndarray, lr: float) -> str:
+  """What a recorded architecture's result depends on (eval.models left out)."""
+  settings = {"eval": {k: v for k, v in config.eval.to_dict().items() if k != "models"},
+              "model": config.model.to_dict(), "data": prepared.describe(), "lr": lr}
+  h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+  h.update(np.ascontiguousarray(images, np.float32).tobytes())
+  h.update(np.ascontiguousarray(labels).tobytes())
+  return h.hexdigest()[:24]
+
+
+def _record(r: EvalResult, sequential: dict | None) -> dict:
+  return {"mean": r.mean, "std": r.std, "accuracies": r.accuracies.tolist(),
+          "seconds": round(r.seconds, 1), **({"sequential": sequential} if sequential else {})}
+
+
 def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
                          prepared: pipeline.Prepared | None = None) -> list[EvalResult]:
   """Runs the protocol for every architecture in `eval.models`."""
@@ -78,8 +103,21 @@ def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
     lr = stored_lr if stored_lr is not None else lr
   stages = (sequential_stages(ev.source, prepared.num_classes)
             if ev.source != "random_real" else None)
+  key = progress_key(config, prepared, images, labels, lr)
+  progress_path = os.path.join(workdir, PROGRESS)
+  progress = read_json(progress_path, "eval", f"delete {progress_path} to evaluate every "
+                       "architecture again") if os.path.exists(progress_path) else {}
+  done = progress.get("results", {}) if progress.get("key") == key else {}
   results, sequential = [], {}
   for arch in ev.models:
+    if arch in done:   # finished before an interruption
+      rec = done[arch]
+      results.append(EvalResult(arch, np.asarray(rec["accuracies"]),
+                                np.asarray(rec["train_loss"]), ev.epochs, rec["seconds"]))
+      if "sequential" in rec:
+        sequential[arch] = rec["sequential"]
+      logging.info("%s (recorded in %s)", results[-1].summary(), progress_path)
+      continue
     result = evaluate_synset(
         images, labels, prepared.x_test, prepared.y_test, num_classes=prepared.num_classes,
         arch=arch, model_config=config.model, lr=lr, epochs=ev.epochs,
@@ -100,13 +138,15 @@ def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
                           "accuracies": seq.accuracies.tolist(),
                           "stage_means": list(seq.stage_means),
                           "seconds": round(seq.seconds, 1)}
+    os.makedirs(workdir, exist_ok=True)
+    done[arch] = {**_record(result, sequential.get(arch)),
+                  "train_loss": result.train_loss.tolist()}
+    write_json_atomic(progress_path, {"key": key, "results": done})
   os.makedirs(workdir, exist_ok=True)
   write_json_atomic(os.path.join(workdir, "eval_results.json"), {
       "source": ev.source, "ipc": ev.ipc if ev.source == "random_real" else None,
       "images": int(len(images)), "lr": lr, "epochs": ev.epochs,
-      "results": {r.arch: {"mean": r.mean, "std": r.std,
-                           "accuracies": r.accuracies.tolist(),
-                           "seconds": round(r.seconds, 1),
-                           **({"sequential": sequential[r.arch]}
-                              if r.arch in sequential else {})} for r in results}})
+      "results": {r.arch: _record(r, sequential.get(r.arch)) for r in results}})
+  if os.path.exists(progress_path):
+    os.remove(progress_path)
   return results

@@ -14,13 +14,13 @@ caller asks for, against an abstract target (nothing else is read from disk).
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
+from dd_jax import metadata
 from dd_jax.errors import ConfigError
 from dd_jax.metadata import spec_difference, write_json_atomic
 
@@ -30,12 +30,8 @@ ITEMS = ("params", "train_state")  # train_state: batch stats + optimiser state,
 
 
 def read_json(path: str) -> Any:
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except json.JSONDecodeError as e:
-    raise ConfigError("expert.dir", f"{path} is not valid JSON ({e.msg})",
-                      "delete the damaged expert folder and train it again") from e
+  return metadata.read_json(path, "expert.dir",
+                            "delete the damaged expert folder and train it again")
 
 
 def check_spec(directory: str, expected: dict) -> None:
