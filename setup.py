@@ -27,7 +27,7 @@ setup(
         "pillow",
     ],
     extras_require={
-        "test": ["pytest>=8", "chex>=0.1.87"],
+        "test": ["pytest>=8", "pytest-xdist>=3", "chex>=0.1.87"],
         # Benchmarks against faithful PyTorch ports of the official loops (CPU build).
         "torch": ["torch==2.13.0", "psutil"],
     },
