@@ -31,26 +31,38 @@ def run_module(cmd: list[str], log: str) -> float:
   return time.perf_counter() - t
 
 
-def distill_and_evaluate(work: str, flags: list[str]) -> tuple[float, float, dict]:
-  """One ablation arm: `dd_jax.main` then `dd_jax.evaluate` of its synthetic set in
-  `work` (skipped when `work` already has results, so an ablation resumes).
-  Returns (mean %, std %, {"distill_s", "eval_s", "cpu_s"})."""
+def run_arm(work: str, flags: list[str], eval_flags: tuple[str, ...] = (),
+            source: str = "") -> dict:
+  """One arm: `dd_jax.main` (skipped when `source`, an existing synthetic set, is given)
+  then `dd_jax.evaluate` of the set with `eval_flags`, in `work`; skipped when `work`
+  already has results, so a benchmark resumes. Returns {"results": per architecture,
+  "timing": {"distill_s", "eval_s", "cpu_s"}}."""
   results = os.path.join(work, "eval_results.json")
   timing = os.path.join(work, "timing.json")
   if not os.path.exists(results):
+    os.makedirs(work, exist_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    secs = run_module(["dd_jax.main", *flags, f"--workdir={work}"], work + ".log")
+    secs = 0.0
+    if not source:
+      secs = run_module(["dd_jax.main", *flags, f"--workdir={work}"], work + ".log")
+      source = os.path.join(work, "synset.npz")
     evals = run_module(["dd_jax.evaluate", *flags, f"--workdir={work}",
-                        f"--config.eval.source={work}/synset.npz"], work + ".log")
+                        f"--config.eval.source={source}", *eval_flags], work + ".log")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     with open(timing, "w") as f:
       json.dump({"distill_s": secs, "eval_s": evals, "cpu_s": cpu}, f)
   with open(results) as f:
-    r = json.load(f)["results"]["ConvNet"]
+    r = json.load(f)["results"]
   with open(timing) as f:
-    t = json.load(f)
-  return 100 * r["mean"], 100 * r["std"], t
+    return {"results": r, "timing": json.load(f)}
+
+
+def distill_and_evaluate(work: str, flags: list[str]) -> tuple[float, float, dict]:
+  """One ablation arm (`run_arm`) evaluated on ConvNet: (mean %, std %, timing)."""
+  arm = run_arm(work, flags)
+  r = arm["results"]["ConvNet"]
+  return 100 * r["mean"], 100 * r["std"], arm["timing"]
 
 
 def describe(ipc: int, arm: str, mean: float, std: float, t: dict) -> str:

@@ -17,9 +17,7 @@ one; python -m dd_jax.gan.train too); --mtt an existing pixel MTT arm of this bu
 1000 epochs per architecture. Each arm resumes in <root>/<arm>.
 """
 import argparse
-import json
 import os
-import resource
 import sys
 import time
 
@@ -38,31 +36,6 @@ def distill_flags(arm: str, experts: str, prior: str) -> list[str]:
   return [f"--config=configs/fashion_mnist_hpd.py:{variant}", *pad_ablation.BUDGET,
           f"--config.distill.lr_lr={pad_ablation.LR_LR[1]}", f"--config.gan.dir={prior}",
           "--config.hpd.steps_per_layer=125", f"--config.expert.dir={experts}"]
-
-
-def run_arm(root: str, arm: str, flags: list[str], models: str, source: str) -> dict:
-  """Distils (unless `source` is given) and evaluates across `models`; resumable."""
-  work = os.path.join(root, arm)
-  results, timing = os.path.join(work, "eval_results.json"), os.path.join(work, "timing.json")
-  if not os.path.exists(results):
-    os.makedirs(work, exist_ok=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    distill_s = 0.0
-    if not source:
-      distill_s = common.run_module(["dd_jax.main", *flags, f"--workdir={work}"], work + ".log")
-      source = os.path.join(work, "synset.npz")
-    quoted = ",".join(f"'{m}'" for m in models.split(","))
-    eval_s = common.run_module(["dd_jax.evaluate", *flags, f"--workdir={work}",
-                                f"--config.eval.source={source}",
-                                f"--config.eval.models=({quoted},)"], work + ".log")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    with open(timing, "w") as f:
-      json.dump({"distill_s": distill_s, "eval_s": eval_s, "cpu_s": cpu}, f)
-  with open(results) as f:
-    r = json.load(f)["results"]
-  with open(timing) as f:
-    return {"results": r, "timing": json.load(f)}
 
 
 def step_seconds(root: str, arm: str) -> str:
@@ -93,8 +66,10 @@ def main() -> None:
       sys.exit(f"--arms: unknown arm {arm!r}; use {', '.join(ARMS)}")
     source = os.path.join(args.mtt, "synset.npz") if arm == "mtt" and args.mtt else ""
     t = time.perf_counter()
-    table[arm] = run_arm(args.root, arm, distill_flags(arm, args.experts, args.prior),
-                         args.models, source)
+    quoted = ",".join(f"'{m}'" for m in args.models.split(","))
+    table[arm] = common.run_arm(os.path.join(args.root, arm),
+                                distill_flags(arm, args.experts, args.prior),
+                                (f"--config.eval.models=({quoted},)",), source)
     tm = table[arm]["timing"]
     print(f"{arm:<5} distil {tm['distill_s'] / 60:.1f} min ({step_seconds(args.root, arm)}), "
           f"eval {tm['eval_s'] / 60:.1f} min, CPU {tm['cpu_s'] / 60:.1f} min "
