@@ -92,21 +92,24 @@ def encode(encoder, encoder_params, pixels: jax.Array, z_dim: int):
   return out[:, :z_dim], jnp.clip(out[:, z_dim:2 * z_dim], -10.0, 5.0), out[:, 2 * z_dim:]
 
 
+def decode(gen: generator.Generator, params, z: jax.Array, labels: jax.Array, size,
+           channels: int) -> jax.Array:
+  """z and class labels -> [0, 1] pixels of the data's size and channels."""
+  return gen.to_pixels(gen.synthesize(params, gen.mapping(params, z, labels)), size, channels)
+
+
 def make_loss(gen: generator.Generator, encoder, size, channels: int, sigma: float,
               class_weight: float):
   """loss(params, pixels, labels, key) -> (loss per image, parts): the negative ELBO
   plus class_weight x the class terms (module docstring)."""
   z_dim = gen.spec["z_dim"]
 
-  def decode(g, z, labels):
-    return gen.to_pixels(gen.synthesize(g, gen.mapping(g, z, labels)), size, channels)
-
   def loss(params, pixels, labels, key):
     mu, logvar, logits = encode(encoder, params["encoder"], pixels, z_dim)
     noise_key, prior_key = jax.random.split(key)
     z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(noise_key, mu.shape)
     g = params["generator"]
-    decoded = decode(g, z, labels)
+    decoded = decode(gen, g, z, labels, size, channels)
     recon = jnp.sum(jnp.square(decoded - pixels), axis=(1, 2, 3)) / (2 * sigma ** 2)
     kl = 0.5 * jnp.sum(jnp.square(mu) + jnp.exp(logvar) - 1 - logvar, axis=1)
     parts = {"recon": jnp.mean(recon), "kl": jnp.mean(kl),
@@ -114,7 +117,7 @@ def make_loss(gen: generator.Generator, encoder, size, channels: int, sigma: flo
     total = jnp.mean(recon + kl)
     if class_weight:
       ce_real = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-      sampled = decode(g, jax.random.normal(prior_key, mu.shape), labels)
+      sampled = decode(gen, g, jax.random.normal(prior_key, mu.shape), labels, size, channels)
       frozen = jax.lax.stop_gradient(params["encoder"])   # the sample term moves G only
       ce_sample = optax.softmax_cross_entropy_with_integer_labels(
           encode(encoder, frozen, sampled, z_dim)[2], labels)
@@ -130,8 +133,7 @@ def sample_grid(gen: generator.Generator, params, num_classes: int, size, channe
   """[0, 1] images of z ~ N(0, I) for each class, as a class grid (for a PNG)."""
   labels = jnp.repeat(jnp.arange(num_classes), per_class)
   z = jax.random.normal(jax.random.PRNGKey(seed), (len(labels), gen.spec["z_dim"]))
-  ws = gen.mapping(params, z, labels)
-  pixels = gen.to_pixels(gen.synthesize(params, ws), size, channels)
+  pixels = decode(gen, params, z, labels, size, channels)
   return export.class_grid(np.clip(np.asarray(pixels), 0, 1), np.asarray(labels),
                            num_classes)
 
@@ -165,9 +167,8 @@ def _programs(spec_json: str, conv_impl: str, encoder_width: int, lr: float,
 
   @jax.jit
   def held_out_mse(params, pixels, y):   # posterior means, no sampling noise
-    g_params = params["generator"]
-    ws = gen.mapping(g_params, encode(encoder, params["encoder"], pixels, z_dim)[0], y)
-    decoded = gen.to_pixels(gen.synthesize(g_params, ws), size, channels)
+    mu = encode(encoder, params["encoder"], pixels, z_dim)[0]
+    decoded = decode(gen, params["generator"], mu, y, size, channels)
     return jnp.mean(jnp.square(decoded - pixels))
 
   return gen, encoder, tx, step, calibrate, held_out_mse
@@ -219,10 +220,9 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str,
       history.append({"step": it + 1, "loss": value,
                       **{k2: float(v) for k2, v in parts.items()}})
       elapsed = time.perf_counter() - start
+      terms = ", ".join(f"{k2} {history[-1][k2]:.4g}" for k2 in parts)
       logging.info("prior step %d/%d: loss %.1f (%s), %.0fs, ETA %.0fs", it + 1,
-                   g.train_steps, value, ", ".join(f"{k2} {v:.4g}" for k2, v in
-                                                   history[-1].items() if k2 not in ("step", "loss")),
-                   elapsed,
+                   g.train_steps, value, terms, elapsed,
                    elapsed / (it + 1) * (g.train_steps - it - 1))
   seconds = time.perf_counter() - start
   g_params = params["generator"]   # w_avg: the class means StyleGAN tracks while training
