@@ -52,12 +52,13 @@ def _reset_peak() -> None:
 def ours(shape, ipc, n_steps, remat, steps):
   import jax
   import jax.numpy as jnp
-  import ml_collections
   from dd_jax import models
   from dd_jax.distill import state as state_lib
   from dd_jax.distill.step import StepSettings, make_step
 
-  d = ml_collections.ConfigDict(dict(
+  from configs.common import base_config
+  d = base_config().distill   # every field a step reads, with these overrides
+  d.update(dict(
       syn_steps=n_steps, batch_syn=0, dsa_strategy=STRATEGY, remat=remat,
       syn_lr_param="linear", min_syn_lr=1e-6, lr_img=1000.0, img_momentum=0.5,
       lr_lr=1e-5, lr_momentum=0.5, ipc=ipc, pix_init="noise", lr_teacher=0.01,

@@ -146,11 +146,18 @@ def base_config() -> ml_collections.ConfigDict:
   # pixels, or glad: latents of the GAN prior (`gan` section) rendered through it
   config.distill.parameterization = "pixels"
   config.distill.remat = True          # rematerialise student steps in the backward pass
+  config.distill.remat_policy = "nothing"   # what remat keeps: nothing | dots | dots_no_batch
+  # Expert segments matched per outer step (vmapped over the mesh's expert axis, the
+  # matching loss averaged); 1 = MTT.
+  config.distill.experts_per_step = 1
   config.distill.eval_every = 500      # 0 = never (the export still happens at the end)
   config.distill.log_every = 10
   config.distill.checkpoint_every = 100
   config.distill.keep_checkpoints = 2
   config.distill.snapshot_cache_mb = 1_024   # expert snapshots kept in memory
+  # A run whose estimated memory per device (dd_jax/plan.py) exceeds this is refused:
+  # 0 = the device's memory, -1 = no check.
+  config.distill.memory_limit_mb = 0
   config.distill.max_bad_steps = 10    # consecutive non-finite steps before giving up
 
   # SeqMatch (distill/seqmatch.py): the IPC budget split into subsets distilled one
@@ -215,6 +222,19 @@ def base_config() -> ml_collections.ConfigDict:
   config.hpd.steps_per_layer = 100
   config.hpd.select = "distance"       # distance (paper) | last (the released code)
   config.hpd.real_per_class = 100
+
+  # Devices (dd_jax/sharding.py): the inner batch split over `data` devices, the
+  # experts_per_step segments over `experts` devices. data=-1: as many as divide the batch.
+  config.mesh = ml_collections.ConfigDict()
+  config.mesh.data = -1
+  config.mesh.experts = 1
+
+  # Multi-process runs (dd_jax/distributed.py; each field also from DD_JAX_* variables).
+  config.distributed = ml_collections.ConfigDict()
+  config.distributed.coordinator = ""  # host:port of process 0
+  config.distributed.num_processes = 1
+  config.distributed.process_id = 0
+  config.distributed.auto = False      # JAX finds them (Cloud TPU VM slices, SLURM)
 
   config.eval = ml_collections.ConfigDict()
   config.eval.models = ("ConvNet",)

@@ -11,6 +11,7 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
+from dd_jax import distributed
 from dd_jax.errors import ConfigError
 
 
@@ -50,8 +51,9 @@ def run_with_config(command: Callable[[ml_collections.ConfigDict, str], str]) ->
   def main(argv):
     del argv
     setup_logging()
-    logging.info("JAX %s, devices: %s", jax.__version__, jax.devices())
     with cli_errors():
+      distributed.initialize(flags.FLAGS.config)   # before JAX looks for devices
+      logging.info("JAX %s, devices: %s", jax.__version__, jax.devices())
       print(command(flags.FLAGS.config, flags.FLAGS.workdir))
 
   app.run(main)

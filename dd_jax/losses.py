@@ -232,11 +232,30 @@ def _check_unroll_shapes(images: Array, labels: Array, batch_idx: Array,
                      f"dimension {keys.shape[0]}, batch_idx has {batch_idx.shape[0]} steps")
 
 
+# What a rematerialised unroll step keeps for the backward pass (the rest is recomputed):
+# nothing (least memory, one more forward per step), or the matmul / convolution outputs
+# (dots: most of the activations' memory; dots_no_batch: only those without a batch
+# dimension, i.e. none of a conv net's activations).
+REMAT_POLICIES = {
+    "nothing": None,
+    "dots": jax.checkpoint_policies.dots_saveable,
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def remat_policy(name: str) -> Callable | None:
+  """The `jax.checkpoint` policy called `name` in REMAT_POLICIES."""
+  if name not in REMAT_POLICIES:
+    raise ValueError(f"remat policy must be one of {sorted(REMAT_POLICIES)}, got {name!r}")
+  return REMAT_POLICIES[name]
+
+
 def unroll(per_sample_loss: PerSampleLoss, params: Params, lr: Array, images: Array,
            labels: Array, batch_idx: Array, batch_mask: Array | None = None,
            keys: Array | None = None, *, augment: Augment | None = None,
            remat: bool = False, remat_policy: Callable | None = None,
-           momentum: float = 0.0) -> tuple[Params, Array]:
+           momentum: float = 0.0, constrain: Callable[[Array], Array] | None = None
+           ) -> tuple[Params, Array]:
   """N student SGD steps on mini-batches of (images, labels), compiled with `lax.scan`.
 
   Args:
@@ -251,12 +270,16 @@ def unroll(per_sample_loss: PerSampleLoss, params: Params, lr: Array, images: Ar
     remat: rematerialise each step in the backward pass (memory O(N * |params|) instead
       of O(N * activations)); remat_policy: a `jax.checkpoint_policies` entry.
     momentum: heavy-ball momentum of the student (0 = plain SGD, see `inner_step`).
+    constrain: applied to each step's batch (images, labels, weights) after the
+      gather, e.g. a `with_sharding_constraint` that splits it over devices
+      (dd_jax.sharding.Placement.batch).
   Returns:
     (parameters after N steps, [N] batch losses).
   """
   end, inner, _ = unroll_with_snapshots(
       per_sample_loss, params, lr, images, labels, batch_idx, batch_mask, keys, at=(),
-      augment=augment, remat=remat, remat_policy=remat_policy, momentum=momentum)
+      augment=augment, remat=remat, remat_policy=remat_policy, momentum=momentum,
+      constrain=constrain)
   return end, inner
 
 
@@ -265,7 +288,9 @@ def unroll_with_snapshots(per_sample_loss: PerSampleLoss, params: Params, lr: Ar
                           batch_mask: Array | None = None, keys: Array | None = None, *,
                           at: tuple[int, ...], augment: Augment | None = None,
                           remat: bool = False, remat_policy: Callable | None = None,
-                          momentum: float = 0.0) -> tuple[Params, Array, list[Params]]:
+                          momentum: float = 0.0,
+                          constrain: Callable[[Array], Array] | None = None
+                          ) -> tuple[Params, Array, list[Params]]:
   """`unroll` that also returns the student after the steps in `at` (AST's intermediate
   matching): the scan is cut into consecutive pieces at those steps, all inside the
   caller's trace, so memory grows by one parameter vector per snapshot.
@@ -291,9 +316,12 @@ def unroll_with_snapshots(per_sample_loss: PerSampleLoss, params: Params, lr: Ar
     p, v = carry
     idx, mask, key = inputs
     x, y = images[idx], labels[idx]
+    weights = None if mask is None else mask.astype(x.dtype)
+    if constrain is not None:
+      x, y = constrain(x), constrain(y)
+      weights = None if weights is None else constrain(weights)
     if augment is not None:
       x = augment(key, x)
-    weights = None if mask is None else mask.astype(x.dtype)
     p, v, value = inner_step(per_sample_loss, p, lr, x, y, weights, v, momentum)
     return (p, v), value
 

@@ -98,10 +98,10 @@ def _convnet_problem(n_steps=4, batch=6, activation="relu"):
               labels=labels, idx=idx, mask=mask, keys=keys, aug=aug)
 
 
-def _meta_loss(prob, images, lr, remat=False):
+def _meta_loss(prob, images, lr, remat=False, policy="nothing"):
   end, _ = losses.unroll(prob["per_sample"], prob["start"], lr, images, prob["labels"],
                          prob["idx"], prob["mask"], prob["keys"], augment=prob["aug"],
-                         remat=remat)
+                         remat=remat, remat_policy=losses.remat_policy(policy))
   return losses.trajectory_matching_loss(end, prob["target"], prob["start"])
 
 
@@ -121,15 +121,21 @@ def test_scan_unroll_equals_a_python_loop():
                end, params)
 
 
-def test_remat_changes_neither_loss_nor_meta_gradient():
+@pytest.mark.parametrize("policy", sorted(losses.REMAT_POLICIES))
+def test_remat_changes_neither_loss_nor_meta_gradient(policy):
   prob = _convnet_problem()
   grad = jax.jit(jax.value_and_grad(functools.partial(_meta_loss, prob), argnums=(0, 1)),
-                 static_argnames="remat")
+                 static_argnames=("remat", "policy"))
   (v0, (gi0, gl0)) = grad(prob["images"], 0.05, remat=False)
-  (v1, (gi1, gl1)) = grad(prob["images"], 0.05, remat=True)
+  (v1, (gi1, gl1)) = grad(prob["images"], 0.05, remat=True, policy=policy)
   np.testing.assert_allclose(v1, v0, rtol=1e-5)
   np.testing.assert_allclose(gl1, gl0, rtol=1e-5)
   np.testing.assert_allclose(gi1, gi0, rtol=1e-5, atol=1e-5 * float(jnp.abs(gi0).max()))
+
+
+def test_an_unknown_remat_policy_is_named():
+  with pytest.raises(ValueError, match="dots_no_batch"):
+    losses.remat_policy("everything")
 
 
 def test_meta_gradient_matches_finite_differences():

@@ -46,6 +46,11 @@ def to_png_bytes(grid: np.ndarray, scale: int = 1) -> bytes:
   return buf.getvalue()
 
 
+def synset_paths(prefix: str) -> dict[str, str]:
+  """The files `save_synset` writes for `prefix`."""
+  return {k: f"{prefix}.{k}" for k in ("npz", "json", "png")}
+
+
 def save_synset(prefix: str, images: np.ndarray, labels: np.ndarray, lr: float,
                 pre: Preprocessor, num_classes: int, meta: dict,
                 pixels: np.ndarray | None = None) -> dict[str, str]:
@@ -63,7 +68,7 @@ def save_synset(prefix: str, images: np.ndarray, labels: np.ndarray, lr: float,
   meta = dict(meta, lr=float(lr), num_images=int(len(images)),
               labels="int class ids" if labels.ndim == 1 else "soft logits [n, classes]")
   meta_json = json.dumps(meta, sort_keys=True)
-  paths = {k: f"{prefix}.{k}" for k in ("npz", "json", "png")}
+  paths = synset_paths(prefix)
   buf = io.BytesIO()
   np.savez(buf, images=images, pixels=pixels, labels=labels, lr=np.float32(lr),
            meta=np.array(meta_json))

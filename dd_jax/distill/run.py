@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from dd_jax import losses, models, summaries
+from dd_jax import distributed, losses, models, plan, sharding, summaries
 from dd_jax.data import augment, pipeline
 from dd_jax.distill import backbones, export, latent, matching, representative, segments
 from dd_jax.distill import labels as labels_lib
@@ -44,9 +44,12 @@ from dd_jax.models.torch_layout import TorchLayout
 RESUMABLE_FIELDS = {
     "data": ("source", "data_dir"),
     "model": ("conv_impl",),
+    "mesh": None,   # where the arrays live, not what they become
+    "distributed": None,
     "expert": ("dir", "eval_test"),
     "distill": ("iterations", "eval_every", "log_every", "checkpoint_every",
-                "keep_checkpoints", "snapshot_cache_mb", "max_bad_steps"),
+                "keep_checkpoints", "snapshot_cache_mb", "max_bad_steps",
+                "memory_limit_mb"),
     "eval": None,  # the whole section
     "score": None,
 }
@@ -99,6 +102,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     require(d.lr_y > 0, "distill.lr_y", f"is {d.lr_y}", "use a positive lr, e.g. 2.0")
     require(0 <= d.label_momentum < 1, "distill.label_momentum", f"is {d.label_momentum}",
             "use a momentum in [0, 1), e.g. 0.9")
+  require(d.remat_policy in losses.REMAT_POLICIES, "distill.remat_policy",
+          f"unknown {d.remat_policy!r}", f"use one of {', '.join(losses.REMAT_POLICIES)}")
+  require(d.experts_per_step >= 1, "distill.experts_per_step", f"is {d.experts_per_step}",
+          "use 1 (MTT) or more expert segments matched per step")
   validate_ast(config)
   validate_glad(config)
   expert_train.validate(config)
@@ -222,7 +229,7 @@ def check_workdir(run_dir: str, identity: dict) -> None:
 def record_workdir(run_dir: str, identity: dict) -> None:
   """Writes run.json once every check has passed (a refused start leaves nothing)."""
   path = os.path.join(run_dir, "run.json")
-  if not os.path.exists(path):
+  if distributed.is_primary() and not os.path.exists(path):
     os.makedirs(run_dir, exist_ok=True)
     write_json_atomic(path, identity)
 
@@ -258,11 +265,15 @@ class Distiller:
   """The outer loop of one run; `run()` resumes from the latest checkpoint."""
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str,
-               prepared: pipeline.Prepared | None = None, stage=None):
+               prepared: pipeline.Prepared | None = None, stage=None,
+               plan_only: bool = False):
     """`stage`: a `seqmatch.Stage` when this run is one SeqMatch subset (its folder,
-    the frozen earlier subsets, its initial images); None for an ordinary run."""
+    the frozen earlier subsets, its initial images); None for an ordinary run.
+    `plan_only`: build what `memory_plan` needs (shapes, the compiled step), no
+    experts, no prior training; such a Distiller cannot run."""
     validate(config)
     self.config, self.workdir, self.stage = config, workdir, stage
+    self.plan_only = plan_only
     self.prepared = prepared or pipeline.prepare(config.data)
     self.run_dir = stage.run_dir if stage else os.path.join(workdir, "distill")
     self.step_offset = stage.step_offset if stage else 0
@@ -288,10 +299,10 @@ class Distiller:
       kept = sum(int(m.sum()) for m in jax.tree.leaves(self.mask))
       logging.info("parameter mask %s %.2f: %d of %d parameters matched", d.param_mask,
                    d.param_mask_ratio, kept, layout.num_params)
-    self.reader = None
+    self.reader = self.placement = None
     self.space = self.prior = self.latent_tx = None
     if d.parameterization in ("glad", "hpd"):
-      gen, params = train_prior.load_prior(config, workdir, self.prepared)
+      gen, params = train_prior.load_prior(config, workdir, self.prepared, plan_only)
       self.glad_layer = latent.resolve_layer(config.glad.layer, gen)
       x = self.prepared.x_train
       self.space = latent.LatentSpace(gen, self.glad_layer, tuple(x.shape[1:3]),
@@ -301,6 +312,10 @@ class Distiller:
       self.latent_tx = latent.latent_optimizer(g.lr_w, g.lr_f, g.momentum)
       self._render = jax.jit(self.space.render)
     if d.method == "mtt":
+      pool = self.prepared.num_classes * d.ipc + (0 if self.frozen is None
+                                                   else self.frozen[0].shape[0])
+      self.placement = sharding.Placement.from_config(config, pool)  # before any compute
+      logging.info("%s", sharding.describe(self.placement))
       self._prepare_trajectories()
     else:
       self._prepare_matching()
@@ -313,20 +328,33 @@ class Distiller:
   def _prepare_trajectories(self) -> None:
     """MTT: experts (trained if missing), their snapshots, the compiled unroll step."""
     config, d = self.config, self.config.distill
-    warm = getattr(self.stage, "warm_start", None)
-    expert_dir = expert_train.train_experts(config, self.workdir, self.prepared,
-                                            warm_start=warm)
-    self.reader = store.ExpertReader(
-        expert_dir, expert_train.stored_spec(config, self.workdir, self.prepared, warm))
-    require(bool(self.reader.experts), "expert.dir", f"{expert_dir} has no complete expert",
-            "finish training experts (python -m dd_jax.experts)")
-    # The reader's spec check pins reader.epochs to expert.epochs, so validate()'s window
-    # check already covers the stored trajectories.
-    self.source = segments.SnapshotSource(self.reader, self.abstract,
-                                          int(d.snapshot_cache_mb * 2 ** 20))
+    if not self.plan_only:
+      warm = getattr(self.stage, "warm_start", None)
+      several = jax.process_count() > 1   # processes would race to train the experts
+      expert_dir = (expert_train.expert_dir(config, self.workdir) if several else
+                    expert_train.train_experts(config, self.workdir, self.prepared,
+                                               warm_start=warm))
+      require(os.path.isdir(expert_dir), "expert.dir", f"{expert_dir} does not exist, "
+              "and a multi-process run does not train experts",
+              "train them first with python -m dd_jax.experts and the same config")
+      self.reader = store.ExpertReader(
+          expert_dir, expert_train.stored_spec(config, self.workdir, self.prepared, warm))
+      require(bool(self.reader.experts) and (not several or len(self.reader.experts)
+                                             >= config.expert.num_experts),
+              "expert.dir", f"{expert_dir} has {len(self.reader.experts)} of "
+              f"{config.expert.num_experts} complete experts",
+              "finish training experts (python -m dd_jax.experts)")
+      # The reader's spec check pins reader.epochs to expert.epochs, so validate()'s
+      # window check already covers the stored trajectories.
+      self.source = segments.SnapshotSource(self.reader, self.abstract,
+                                            int(d.snapshot_cache_mb * 2 ** 20))
     self.window = segments.StartWindow.from_config(d)
+    # Everything the step reads besides the segments, once, replicated over the mesh.
+    self.batch_stats, self.mask, self.frozen, self.prior = self.placement.put(
+        (self.batch_stats, self.mask, self.frozen, self.prior),
+        self.placement.replicated)
     self.step_fn = compiled_step(self.model, StepSettings.from_config(d), self.space,
-                                 self.latent_tx)
+                                 self.latent_tx, self.placement)
 
   def _prepare_matching(self) -> None:
     """DC/DM: no experts; real batches per class (PAD's scheduled windows with FIEX)."""
@@ -348,18 +376,69 @@ class Distiller:
     """One outer step of the configured method: (state, metrics, where it matched)."""
     d = self.config.distill
     if d.method == "mtt":
-      expert, epoch = segments.sample_segment(self.config.seed, self.step_offset + step,
-                                              self.reader.experts, self.window)
-      start, target = self.source.segment(expert, epoch, d.expert_epochs)
-      middles = ([self.source.get(expert, epoch + k) for k in range(1, d.expert_epochs)]
-                 if d.intermediate != "none" else None)
-      state, metrics = self.step_fn(state, start, target, self.batch_stats, self.mask,
-                                    middles, balance_scale(d, epoch), self.frozen,
-                                    self.prior)
-      return state, jax.device_get(metrics), f"expert {expert}, start epoch {epoch}"
+      return self._match_step(state, step)
     idx = jnp.asarray(self.real.indices(step, self.matching.outer_loop))
     state, metrics = self.step_fn(state, self.x_train, idx, self.mask, self.prior)
     return state, jax.device_get(metrics), f"{d.method} step {step}"
+
+  def _match_step(self, state, step: int):
+    """MTT's outer step: sample distill.experts_per_step segments, place their
+    snapshots on the mesh (stacked along the expert axis when there are several)."""
+    d, put = self.config.distill, self.placement.put
+    segs = segments.sample_segments(self.config.seed, self.step_offset + step,
+                                    self.reader.experts, self.window, d.experts_per_step)
+    between = tuple(range(1, d.expert_epochs)) if d.intermediate != "none" else ()
+    if d.experts_per_step == 1:
+      (expert, epoch), = segs
+      start, target = self.source.segment(expert, epoch, d.expert_epochs)
+      middles = [self.source.get(expert, epoch + k) for k in between] or None
+      scale, sharding = balance_scale(d, epoch), self.placement.replicated
+    else:
+      snaps = self.source.stacked(segs, (0, d.expert_epochs) + between)
+      start, target, middles = snaps[0], snaps[1], snaps[2:] or None
+      scales = [balance_scale(d, epoch) for _, epoch in segs]
+      scale = None if scales[0] is None else np.stack(scales)
+      sharding = self.placement.per_expert
+    state, metrics = self.step_fn(state, put(start, sharding), put(target, sharding),
+                                  self.batch_stats, self.mask, put(middles, sharding),
+                                  put(scale, sharding), self.frozen, self.prior)
+    where = "; ".join(f"expert {e}, start epoch {t}" for e, t in segs)
+    return state, jax.device_get(metrics), where
+
+  def memory_plan(self) -> plan.MemoryPlan:
+    """The run's memory per device (dd_jax.plan): the outer step and the evaluation
+    compiled for this config's shapes, nothing executed."""
+    config, d, p = self.config, self.config.distill, self.prepared
+    require(d.method == "mtt", "distill.method", f"the memory plan covers trajectory "
+            f"matching, not {d.method}", "use distill.method='mtt', or plan by a short run")
+    pl = self.placement
+    state = self.placement.put(self._state_like(), pl.replicated)
+    e = d.experts_per_step
+    where = pl.per_expert if e > 1 else pl.replicated
+    snap = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+        ((e,) if e > 1 else ()) + x.shape, x.dtype, sharding=where), self.abstract)
+    middles = ([snap] * (d.expert_epochs - 1) if d.intermediate != "none" else None)
+    scale = (None if not d.balance_loss else
+             jax.ShapeDtypeStruct((e,) if e > 1 else (), jnp.float32, sharding=where))
+    step = plan.program_bytes(self.step_fn.lower(
+        state, snap, snap, self.batch_stats, self.mask, middles, scale, self.frozen,
+        self.prior).compile())
+    n = p.num_classes * d.ipc + (0 if self.frozen is None else self.frozen[0].shape[0])
+    images = jax.ShapeDtypeStruct((n,) + p.x_train.shape[1:], jnp.float32)
+    labels = (jax.ShapeDtypeStruct((n, p.num_classes), jnp.float32) if d.soft_labels
+              else jax.ShapeDtypeStruct((n,), jnp.int32))
+    ev = config.eval
+    evaluation = 0 if not d.eval_every else max(plan.program_bytes(protocol.chunk_program(
+        images, labels, num_classes=p.num_classes, arch=arch, model_config=config.model,
+        epochs=ev.epochs, batch_size=ev.batch_size, momentum=ev.momentum,
+        weight_decay=ev.weight_decay, dsa_strategy=ev.dsa_strategy, num_nets=ev.num_nets,
+        chunk_epochs=ev.chunk_epochs)) for arch in ev.models)
+    size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(self.abstract))
+    touched = config.expert.num_experts * (d.max_start_epoch + d.expert_epochs)
+    snapshots = min(int(d.snapshot_cache_mb * plan.MiB), touched * size)
+    on_cpu = jax.local_devices()[0].platform == "cpu"
+    return plan.make_plan(plan.resident_bytes() if on_cpu else 0, snapshots, step,
+                          evaluation, d.memory_limit_mb)
 
   def initial_state(self) -> state_lib.DistillState:
     d, seed = self.config.distill, self.config.seed
@@ -457,13 +536,15 @@ class Distiller:
         scalars.update({f"eval/{arch}/sequential": seq.mean})
       writer.write_scalars(self.step_offset + step, scalars)
     self.evals = [e for e in self.evals if e["step"] != step] + [record]
-    write_json_atomic(self.evals_path, self.evals)
+    if distributed.is_primary():
+      write_json_atomic(self.evals_path, self.evals)
     self.export(state, writer)
     self.eval_seconds += time.perf_counter() - started
     return record
 
   def export(self, state, writer) -> dict[str, str]:
     p = self.prepared
+    prefix = os.path.join(self.workdir, "synset")
     meta = {"step": int(state.step), "data": p.describe(),
             "config": self.identity["config"],
             "evals": self.evals[-1:] if self.evals else []}
@@ -471,7 +552,10 @@ class Distiller:
     if self.stage is not None:   # SeqMatch's subsets and lrs, H-PD's layer
       meta.update(self.stage.export_meta(self.syn_lr(state)))
     pixels = p.pre.invert(images)
-    paths = export.save_synset(os.path.join(self.workdir, "synset"), images, labels,
+    if not distributed.is_primary():   # process 0 writes; the others know the names
+      self.exported, self.exported_step = export.synset_paths(prefix), int(state.step)
+      return self.exported
+    paths = export.save_synset(prefix, images, labels,
                                self.syn_lr(state), p.pre, p.num_classes, meta, pixels)
     if self.space is not None:   # GLaD: the latents the images are rendered from
       write_npz_atomic(os.path.join(self.workdir, "latents.npz"),
@@ -488,6 +572,10 @@ class Distiller:
     # A new run builds its initial set first: the data may refuse it (too few images
     # per class), which must leave the workdir free for a corrected config.
     state = None if recorded else self.initial_state()
+    if d.method == "mtt" and d.memory_limit_mb >= 0:   # refused before anything is written
+      memory = self.memory_plan()
+      logging.info("%s", memory.summary())
+      plan.check(memory, d)
     record_workdir(self.run_dir, self.identity)
     manager = _checkpoint_manager(self.run_dir, d.keep_checkpoints)
     latest = manager.latest_step()
@@ -498,7 +586,8 @@ class Distiller:
     elif state is None:
       state = self.initial_state()
     # Committed like the step's outputs: otherwise the second call compiles again.
-    state = jax.device_put(state, jax.devices()[0])
+    state = (self.placement.put(state, self.placement.replicated) if self.placement
+             else jax.device_put(state, jax.devices()[0]))
     writer = summaries.create_writer(self.workdir)
     writer.write_hparams({k: v for k, v in d.items() if isinstance(v, (int, float, str))})
     start_step, start_time, bad = int(state.step), time.perf_counter(), 0
@@ -591,6 +680,12 @@ def distill(config: ml_collections.ConfigDict, workdir: str,
   evaluates and exports. Returns a short summary. With `seqmatch.subsets`, the subsets
   one after another (distill/seqmatch.py)."""
   from dd_jax.distill import seqmatch
+  if jax.process_count() > 1:
+    staged = seqmatch.enabled(config) or config.distill.parameterization == "hpd"
+    require(config.distill.method == "mtt" and not staged, "distributed.num_processes",
+            f"{jax.process_count()} processes: multi-process runs cover trajectory "
+            "matching (pixels or GLaD), not SeqMatch, H-PD, DC or DM yet",
+            "run it in one process (its devices still share the work through `mesh`)")
   if seqmatch.enabled(config):
     return seqmatch.SequentialDistiller(config, workdir, prepared).run()
   if config.distill.parameterization == "hpd":

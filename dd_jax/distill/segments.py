@@ -74,12 +74,20 @@ class StartWindow:
     return min(self.max_start, grown)
 
 
-def sample_segment(seed: int, step: int, experts: list[int],
-                   window: StartWindow) -> tuple[int, int]:
-  """(expert index, start epoch in the window at `step`) for outer step `step`."""
-  rng = np.random.default_rng([seed, step])
+def sample_segment(seed: int, step: int, experts: list[int], window: StartWindow,
+                   draw: int = 0) -> tuple[int, int]:
+  """(expert index, start epoch in the window at `step`) for outer step `step`; `draw`
+  numbers the segments of a step that matches several (0 is the single-segment one)."""
+  rng = np.random.default_rng([seed, step] + ([draw] if draw else []))
   expert = experts[int(rng.integers(len(experts)))]
   return expert, int(rng.integers(window.min_start, window.upper(step)))
+
+
+def sample_segments(seed: int, step: int, experts: list[int], window: StartWindow,
+                    count: int) -> list[tuple[int, int]]:
+  """`count` independent (expert, start epoch) draws for one outer step (several
+  experts matched at once); the first is `sample_segment`'s, so count=1 is MTT."""
+  return [sample_segment(seed, step, experts, window, j) for j in range(count)]
 
 
 class SnapshotSource:
@@ -109,3 +117,11 @@ class SnapshotSource:
 
   def segment(self, expert: int, start: int, expert_epochs: int) -> tuple[Params, Params]:
     return self.get(expert, start), self.get(expert, start + expert_epochs)
+
+  def stacked(self, segments: list[tuple[int, int]], offsets: tuple[int, ...]
+              ) -> list[Params]:
+    """For each epoch offset k, the snapshots at start + k of every segment, stacked
+    along a new leading axis (one entry per segment)."""
+    return [jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]),
+                         *[self.get(expert, start + k) for expert, start in segments])
+            for k in offsets]

@@ -42,6 +42,7 @@ class StepSettings:
   batch_syn: int            # 0 = the whole synthetic set per inner step
   dsa_strategy: str
   remat: bool
+  remat_policy: str         # what the rematerialised unroll keeps (losses.REMAT_POLICIES)
   syn_lr_param: str
   min_syn_lr: float
   lr_img: float
@@ -59,6 +60,7 @@ class StepSettings:
   intermediate: str         # AST: none | equal | proportional weights of the k < M matches
   perturb_rho: float        # AST: weight perturbation of the start (0 = off)
   perturb_style: str        # filter (paper) | tensor (official code)
+  experts_per_step: int     # segments matched per outer step (vmapped, loss averaged)
 
   @classmethod
   def from_config(cls, d) -> "StepSettings":
@@ -68,7 +70,7 @@ class StepSettings:
 def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
               start: Params, target: Params, batch_stats: Params, key,
               mask: Mask | None = None, middles: list[Params] | None = None,
-              loss_scale=None, frozen=None):
+              loss_scale=None, frozen=None, constrain=None):
   """The trajectory-matching loss of one unroll, and the [N] inner losses.
 
   Args:
@@ -108,7 +110,9 @@ def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
         if settings.intermediate != "none" else ())
   end, inner, students = losses.unroll_with_snapshots(
       per_sample_loss, student, lr, images, labels, idx, valid if n % batch else None,
-      keys, at=at, augment=aug, remat=settings.remat, momentum=settings.inner_momentum)
+      keys, at=at, augment=aug, remat=settings.remat,
+      remat_policy=losses.remat_policy(settings.remat_policy),
+      momentum=settings.inner_momentum, constrain=constrain)
   if settings.param_mask == "loss":
     mask = losses.loss_ranked_mask(end, target, settings.param_mask_ratio)
   loss = losses.trajectory_matching_loss(end, target, start, mask)
@@ -128,14 +132,26 @@ def keep_if(ok: jax.Array, new: DistillState, old: DistillState) -> DistillState
 
 
 @functools.lru_cache(maxsize=16)
-def compiled_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=None):
-  """`make_step` jitted, once per (model, settings, latent space) in a process."""
-  return jax.jit(make_step(model, settings, space, latent_tx))
+def compiled_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=None,
+                  placement=None):
+  """`make_step` jitted, once per (model, settings, latent space, placement) in a
+  process. With a `sharding.Placement`, the state comes back replicated over its mesh
+  (the inputs arrive placed: `Placement.put`)."""
+  step = make_step(model, settings, space, latent_tx, placement)
+  if placement is None:
+    return jax.jit(step)
+  return jax.jit(step, out_shardings=placement.replicated)
 
 
-def make_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=None):
+def make_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=None,
+              placement=None):
   """Returns step(state, start, target, batch_stats[, mask, middles, loss_scale, frozen,
   prior]) -> (state, metrics); see `meta_loss` for the arguments.
+
+  With `settings.experts_per_step` E > 1, start, target, the middles and loss_scale
+  carry a leading [E] axis (one expert segment each): the E unrolls are vmapped (over
+  the mesh's expert axis with a `placement`), each with its own batch order and
+  augmentation, and the matching loss is their mean.
 
   With a `latent.LatentSpace` (GLaD), state.images are latents: they are rendered with
   prior = (generator params, preprocessing arrays), and the images' gradient is pulled
@@ -144,6 +160,8 @@ def make_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=No
   img_tx = latent_tx or img_tx
   label_tx = label_optimizer(settings)
   soft = settings.soft_labels
+  constrain = placement.batch if placement is not None else None
+  many = settings.experts_per_step > 1
 
   def step(state: DistillState, start: Params, target: Params, batch_stats: Params,
            mask: Mask | None = None, middles: list[Params] | None = None,
@@ -152,8 +170,17 @@ def make_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=No
 
     def objective(images, lr_param, labels):
       lr = param_to_lr(lr_param, settings.syn_lr_param)
-      return meta_loss(model, settings, images, lr, labels, start, target,
-                       batch_stats, key, mask, middles, loss_scale, frozen)
+
+      def one(start, target, middles, loss_scale, key):
+        return meta_loss(model, settings, images, lr, labels, start, target,
+                         batch_stats, key, mask, middles, loss_scale, frozen, constrain)
+
+      if not many:
+        return one(start, target, middles, loss_scale, key)
+      keys = jax.random.split(key, settings.experts_per_step)
+      loss, inner = jax.vmap(one, spmd_axis_name="experts" if placement else None)(
+          start, target, middles, loss_scale, keys)
+      return jnp.mean(loss), jnp.mean(inner, axis=0)
 
     images, pullback = state.images, None
     if space is not None:   # GLaD: render the latents, keep the generator's pullback

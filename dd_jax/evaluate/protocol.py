@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dd_jax import models, training
+from dd_jax import models, sharding, training
 from dd_jax.data import augment
 
 
@@ -51,22 +51,32 @@ def _chunk_length(epochs: int, limit: int = 100) -> int:
   return max(d for d in range(1, min(epochs, limit) + 1) if epochs % d == 0)
 
 
-@functools.lru_cache(maxsize=32)
 def _compiled(model, momentum: float, weight_decay: float, batch_size: int,
-              dsa_strategy: str, chunk: int):
+              dsa_strategy: str, chunk: int, nets=None):
   """Jitted init / chunk-of-epochs / accuracy functions, built once per setting so that
-  repeated evaluations (every K distillation steps) reuse their compilations."""
+  repeated evaluations (every K distillation steps) reuse their compilations. `nets`:
+  the sharding of the nets' leading axis over devices (sharding.nets_sharding), or
+  None on one device."""
+  return _compiled_once(model, momentum, weight_decay, batch_size, dsa_strategy, chunk,
+                        nets)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_once(model, momentum, weight_decay, batch_size, dsa_strategy, chunk, nets):
   tx = training.direction("sgd", momentum, weight_decay)
   epoch_fn = jax.vmap(training.make_train_epoch(model, tx, batch_size, dsa_strategy),
                       in_axes=(0, None, None, None, 0))
 
+  def placed(states):   # each device trains its own nets
+    return states if nets is None else jax.lax.with_sharding_constraint(states, nets)
+
   @jax.jit
   def init(keys, sample):
-    return jax.vmap(lambda k: training.init_state(model, k, sample, tx))(keys)
+    return placed(jax.vmap(lambda k: training.init_state(model, k, sample, tx))(keys))
 
   @jax.jit
   def reset_optimizer(states):   # a new stage starts a new SGD (momentum buffers zero)
-    return states.replace(opt_state=jax.vmap(tx.init)(states.params))
+    return placed(states.replace(opt_state=jax.vmap(tx.init)(states.params)))
 
   @jax.jit
   def run_chunk(states, first_epoch, decay_at, base_lr, images, labels, net_keys):
@@ -74,8 +84,8 @@ def _compiled(model, momentum: float, weight_decay: float, batch_size: int,
       lr_e = jnp.where(e >= decay_at, 0.1 * base_lr, base_lr)
       keys = jax.vmap(lambda k: jax.random.fold_in(k, e))(net_keys)
       states, loss, acc = epoch_fn(states, lr_e, images, labels, keys)
-      return states, (loss, acc)
-    return jax.lax.scan(body, states, first_epoch + jnp.arange(chunk))
+      return placed(states), (loss, acc)
+    return jax.lax.scan(body, placed(states), first_epoch + jnp.arange(chunk))
 
   # One net at a time (lax.map, not vmap): test-set activations of all nets at once
   # would take gigabytes for no speed gain on CPU.
@@ -87,6 +97,32 @@ def _compiled(model, momentum: float, weight_decay: float, batch_size: int,
                        (params, batch_stats))
 
   return init, reset_optimizer, run_chunk, accuracy
+
+
+def chunk_program(images, labels, *, num_classes: int, arch: str = "ConvNet",
+                  model_config=None, epochs: int = 1000, batch_size: int = 256,
+                  momentum: float = 0.9, weight_decay: float = 5e-4,
+                  dsa_strategy: str = augment.DEFAULT_STRATEGY, num_nets: int = 5,
+                  chunk_epochs: int = 0):
+  """The compiled chunk of training epochs `evaluate_synset` would run on a set of
+  these shapes (`images`, `labels`: arrays or jax.ShapeDtypeStruct), without running
+  it: its `memory_analysis()` is what the evaluation needs per device (dd_jax.plan)."""
+  model = (models.from_config(model_config, num_classes, arch=arch, field="eval.models")
+           if model_config is not None else models.build(arch, num_classes, "eval.models"))
+  chunk = _chunk_length(epochs, chunk_epochs or 100)
+  nets = sharding.nets_sharding(num_nets)
+  init, _, run_chunk, _ = _compiled(model, momentum, weight_decay, batch_size,
+                                    dsa_strategy, chunk, nets)
+  keys = jax.random.split(jax.random.PRNGKey(0), num_nets)
+  sample = jax.ShapeDtypeStruct((1,) + tuple(images.shape[1:]), jnp.float32)
+  states = jax.eval_shape(init, keys, sample)
+  if nets is not None:
+    states, keys = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=nets), (states, keys))
+  scalar = jax.ShapeDtypeStruct((), jnp.int32)
+  return run_chunk.lower(states, scalar, scalar, jax.ShapeDtypeStruct((), jnp.float32),
+                         jax.ShapeDtypeStruct(images.shape, jnp.float32),
+                         jax.ShapeDtypeStruct(labels.shape, labels.dtype), keys).compile()
 
 
 def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: int,
@@ -155,6 +191,13 @@ def evaluate_sequential(stages, test_images, test_labels, *, num_classes: int,
                     stage_means=tuple(means))
 
 
+def _replicated(nets):
+  """Where the inputs every net reads go: all the nets' devices, or the default one."""
+  if nets is None:
+    return None
+  return jax.sharding.NamedSharding(nets.mesh, jax.sharding.PartitionSpec())
+
+
 def train_sequential(model, stages, init_keys, net_keys, *, epochs: int, batch_size: int,
                      momentum: float, weight_decay: float, dsa_strategy: str,
                      chunk_epochs: int = 0, after_stage=None, name: str = "train"):
@@ -165,14 +208,19 @@ def train_sequential(model, stages, init_keys, net_keys, *, epochs: int, batch_s
   is called after each stage. Returns (states, the last epoch's [nets] losses)."""
   start = time.perf_counter()
   chunk = _chunk_length(epochs, chunk_epochs or 100)
+  nets = sharding.nets_sharding(len(init_keys))
   init, reset_optimizer, run_chunk, _ = _compiled(model, momentum, weight_decay,
-                                                  batch_size, dsa_strategy, chunk)
-  states = init(init_keys, jnp.asarray(stages[0][0][:1], jnp.float32))
+                                                  batch_size, dsa_strategy, chunk, nets)
+  everywhere = _replicated(nets)
+  if nets is not None:
+    init_keys, net_keys = jax.device_put((init_keys, net_keys), nets)
+  states = init(init_keys, jax.device_put(np.asarray(stages[0][0][:1], np.float32),
+                                          everywhere))
   total = epochs * len(stages)
   losses = None
   for k, (images, labels, lr) in enumerate(stages):
-    images = jnp.asarray(images, jnp.float32)
-    labels = jnp.asarray(labels)
+    images = jax.device_put(np.asarray(images, np.float32), everywhere)
+    labels = jax.device_put(np.asarray(labels), everywhere)
     offset = k * epochs
     if k:
       states = reset_optimizer(states)

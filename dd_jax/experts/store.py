@@ -169,8 +169,13 @@ class ExpertReader:
                         "ask for an epoch the trajectory has")
     if expert not in self._managers:
       self._managers[expert] = _manager(expert_path(self.directory, expert), create=False)
+    # Onto this process's first device: the stored sharding names the writer's device,
+    # which another process of a multi-process run does not have.
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=local),
+                          abstract_params)
     restored = self._managers[expert].restore(epoch, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(abstract_params)))
+        params=ocp.args.StandardRestore(target)))
     return restored.params
 
   def close(self) -> None:

@@ -252,12 +252,15 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str,
 
 
 def load_prior(config: ml_collections.ConfigDict, workdir: str,
-               prepared: pipeline.Prepared) -> tuple[generator.Generator, dict]:
+               prepared: pipeline.Prepared, shapes_only: bool = False
+               ) -> tuple[generator.Generator, dict]:
   """The configured prior for `prepared`'s classes: trained (first when missing),
-  random, or a converted folder; a class count that differs is refused."""
+  random, or a converted folder; a class count that differs is refused.
+  `shapes_only`: a trained prior is not trained, the untrained one of the same
+  architecture stands in (dd_jax.plan needs only its shapes)."""
   p = config.gan.prior
   channels = prepared.x_train.shape[3]
-  if p == "random":
+  if p == "random" or (p == "trained" and shapes_only):
     spec, params = initial_generator(config, prepared.num_classes, channels)
   else:
     folder = train_prior(config, workdir, prepared) if p == "trained" else p

@@ -145,3 +145,26 @@ def test_depth_and_loss_masks_run_and_a_bad_ratio_is_one_clear_error(shared, tmp
       run.Distiller(_config(*shared, param_mask="depth", param_mask_ratio=bad),
                     str(tmp_path / "bad"))
   assert not os.path.exists(tmp_path / "bad")
+
+
+def test_several_experts_per_step_and_remat_policies_and_their_bad_values(shared, tmp_path):
+  plain = run.Distiller(_config(*shared, iterations=2), str(tmp_path / "one"))
+  plain.run()
+  two = run.Distiller(_config(*shared, iterations=2, experts_per_step=2),
+                      str(tmp_path / "two"))
+  assert "distilled 2 steps" in two.run()
+  assert not np.allclose(_synset(str(tmp_path / "two"))["images"],
+                         _synset(str(tmp_path / "one"))["images"])
+  run.Distiller(_config(*shared, iterations=2, remat_policy="dots"),
+                str(tmp_path / "dots")).run()   # what remat keeps, not what it computes
+  np.testing.assert_allclose(_synset(str(tmp_path / "dots"))["images"],
+                             _synset(str(tmp_path / "one"))["images"], rtol=1e-5, atol=1e-5)
+  for change, field in [(dict(experts_per_step=0), "distill.experts_per_step"),
+                        (dict(remat_policy="all"), "distill.remat_policy")]:
+    with pytest.raises(ConfigError, match=rf"^{field}: "):
+      run.Distiller(_config(*shared, **change), str(tmp_path / "bad"))
+  config = _config(*shared)
+  config.mesh.experts = 2    # two expert devices, one segment per step
+  with pytest.raises(ConfigError, match=r"^mesh\.experts: 2 devices cannot share"):
+    run.Distiller(config, str(tmp_path / "bad"))
+  assert not os.path.exists(tmp_path / "bad")

@@ -1,0 +1,72 @@
+"""The memory planner: what a run needs per device, and runs refused before they start."""
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from dd_jax import plan
+from dd_jax.distill import run
+from dd_jax.errors import ConfigError
+from tests.conftest import ROOT
+from tests.distill.conftest import _config, _synset
+
+
+def _plan(shared, tmp_path, **distill):
+  return run.Distiller(_config(*shared, **distill), str(tmp_path),
+                       plan_only=True).memory_plan()
+
+
+def test_the_plan_adds_the_process_the_cache_and_the_larger_program(shared, tmp_path):
+  distiller = run.Distiller(_config(*shared, eval_every=2), str(tmp_path), plan_only=True)
+  memory = distiller.memory_plan()
+  p = memory.parts
+  assert p["process"] > 100 * plan.MiB           # this Python process with JAX loaded
+  assert p["step"] > 0 and p["eval"] > 0
+  assert memory.total == p["process"] + p["snapshots"] + max(p["step"], p["eval"])
+  assert memory.fits and memory.limit > memory.total
+  # The cache holds what the start window touches (2 experts x epochs {0, 1}) or less.
+  size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(distiller.abstract))
+  assert p["snapshots"] == 4 * size
+  assert _plan(shared, tmp_path, snapshot_cache_mb=0).parts["snapshots"] == 0
+  assert _plan(shared, tmp_path).parts["eval"] == 0    # eval_every=0: no evaluation
+  assert "estimated peak" in memory.summary() and "MiB" in memory.summary()
+
+
+def test_rematerialisation_and_a_smaller_batch_shrink_the_step(shared, tmp_path):
+  full = _plan(shared, tmp_path, remat=False).parts["step"]
+  remat = _plan(shared, tmp_path).parts["step"]
+  half = _plan(shared, tmp_path, batch_syn=5).parts["step"]
+  assert remat < full and half < remat
+
+
+@pytest.mark.parametrize("remat, field", [(True, "distill.batch_syn"),
+                                          (False, "distill.remat")])
+def test_a_run_that_cannot_fit_is_refused_before_it_writes(shared, tmp_path, remat, field):
+  config = _config(*shared, remat=remat, memory_limit_mb=50)
+  with pytest.raises(ConfigError) as e:
+    run.Distiller(config, str(tmp_path / "w")).run()
+  assert e.value.field == field and "does not fit" in str(e.value)
+  assert not os.path.exists(tmp_path / "w" / "distill")   # nothing half-written
+  # The same config with the check off runs.
+  config = _config(*shared, remat=remat, memory_limit_mb=-1, iterations=1)
+  run.Distiller(config, str(tmp_path / "w")).run()
+  assert _synset(str(tmp_path / "w"))["images"].shape[0] == 10
+
+
+def test_the_plan_command_needs_no_experts(tmp_path, idx_dir):
+  experts = tmp_path / "experts"
+  out = subprocess.run(
+      [sys.executable, "-m", "dd_jax.plan",
+       "--config=configs/fashion_mnist_mtt.py:runlocal",
+       "--config.data.source=idx", f"--config.data.data_dir={idx_dir}",
+       "--config.data.train_per_class=0", f"--config.expert.dir={experts}",
+       f"--workdir={tmp_path / 'w'}"], cwd=ROOT, capture_output=True, text=True,
+      timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.startswith("fits: estimated peak")
+  assert not experts.exists() and not (tmp_path / "w").exists()
+  numbers = [float(w) for w in out.stdout.replace(",", " ").split() if w.isdigit()]
+  assert np.all(np.asarray(numbers) >= 0) and len(numbers) >= 5
