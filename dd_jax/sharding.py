@@ -19,7 +19,6 @@ constrains nothing.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 from absl import logging
@@ -145,6 +144,6 @@ def nets_sharding(num_nets: int, devices=None) -> NamedSharding | None:
 def describe(placement: Placement) -> str:
   shape = " x ".join(f"{name}={placement.mesh.shape[name]}" for name in AXES)
   kinds = sorted({d.platform for d in placement.mesh.devices.flat})
-  return (f"mesh {shape} ({placement.size} {'/'.join(kinds)} devices, "
-          f"{math.prod(placement.mesh.devices.shape)} used, "
-          f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''})")
+  return (f"mesh {shape} ({placement.size} of {jax.device_count()} {'/'.join(kinds)} "
+          f"devices, {jax.process_count()} process"
+          f"{'es' if jax.process_count() > 1 else ''})")
