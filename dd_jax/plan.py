@@ -1,14 +1,16 @@
 """Memory a distillation run needs per device, told before it starts.
 
 The estimate adds what stays allocated to the largest program the run executes:
-  process: on CPU the process itself (Python, JAX, the loaded dataset), measured as its
-    resident size when the plan is made; on an accelerator nothing (host memory);
+  process: on CPU the process itself (Python, JAX, TensorFlow for the metric writer,
+    the loaded dataset), measured as its resident size when the plan is made; on an
+    accelerator nothing (host memory);
   snapshots: the expert-snapshot cache at its bound (distill.snapshot_cache_mb, or all
     the snapshots the start window can touch when they take less);
   the larger of two compiled programs, each as XLA's buffer assignment sizes it
   (arguments + outputs + scratch, per device):
     step: the outer step (the unroll and its meta-gradient),
-    eval: a chunk of evaluation epochs of the largest `eval.models` net.
+    eval: a chunk of evaluation epochs, or the test-set accuracy, of each
+      `eval.models` net (the largest of these).
 A run refuses to start (`check`) when the estimate exceeds the device's memory
 (`distill.memory_limit_mb` when set), naming the settings that shrink it.
 

@@ -428,15 +428,20 @@ class Distiller:
     labels = (jax.ShapeDtypeStruct((n, p.num_classes), jnp.float32) if d.soft_labels
               else jax.ShapeDtypeStruct((n,), jnp.int32))
     ev = config.eval
-    evaluation = 0 if not d.eval_every else max(plan.program_bytes(protocol.chunk_program(
-        images, labels, num_classes=p.num_classes, arch=arch, model_config=config.model,
-        epochs=ev.epochs, batch_size=ev.batch_size, momentum=ev.momentum,
-        weight_decay=ev.weight_decay, dsa_strategy=ev.dsa_strategy, num_nets=ev.num_nets,
-        chunk_epochs=ev.chunk_epochs)) for arch in ev.models)
+    evaluation = 0 if not d.eval_every else max(
+        plan.program_bytes(program) for arch in ev.models
+        for program in protocol.eval_programs(
+            images, labels, p.x_test, p.y_test, num_classes=p.num_classes, arch=arch,
+            model_config=config.model, epochs=ev.epochs, batch_size=ev.batch_size,
+            momentum=ev.momentum, weight_decay=ev.weight_decay,
+            dsa_strategy=ev.dsa_strategy, num_nets=ev.num_nets,
+            chunk_epochs=ev.chunk_epochs))
     size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(self.abstract))
     touched = config.expert.num_experts * (d.max_start_epoch + d.expert_epochs)
     snapshots = min(int(d.snapshot_cache_mb * plan.MiB), touched * size)
     on_cpu = jax.local_devices()[0].platform == "cpu"
+    if on_cpu:   # the run imports TensorFlow for its metric writer: count it now
+      summaries.hide_accelerators_from_tensorflow()
     return plan.make_plan(plan.resident_bytes() if on_cpu else 0, snapshots, step,
                           evaluation, d.memory_limit_mb)
 

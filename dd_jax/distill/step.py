@@ -149,9 +149,9 @@ def make_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=No
   prior]) -> (state, metrics); see `meta_loss` for the arguments.
 
   With `settings.experts_per_step` E > 1, start, target, the middles and loss_scale
-  carry a leading [E] axis (one expert segment each): the E unrolls are vmapped (over
-  the mesh's expert axis with a `placement`), each with its own batch order and
-  augmentation, and the matching loss is their mean.
+  carry a leading [E] axis (one expert segment each): the E unrolls are split over the
+  mesh's expert axis (with a `placement`) and run one after another on each device,
+  each with its own batch order and augmentation; the matching loss is their mean.
 
   With a `latent.LatentSpace` (GLaD), state.images are latents: they are rendered with
   prior = (generator params, preprocessing arrays), and the images' gradient is pulled
@@ -177,10 +177,21 @@ def make_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=No
 
       if not many:
         return one(start, target, middles, loss_scale, key)
-      keys = jax.random.split(key, settings.experts_per_step)
-      loss, inner = jax.vmap(one, spmd_axis_name="experts" if placement else None)(
-          start, target, middles, loss_scale, keys)
-      return jnp.mean(loss), jnp.mean(inner, axis=0)
+      # [E] segments -> [devices on the expert axis, E / devices]: vmapped (and split)
+      # over the first, one after another on each device over the second. A vmap over
+      # all E on one device costs 5.4x one segment at E = 4 on CPU (lax.map: 4x) and
+      # holds E unrolls at once.
+      e = settings.experts_per_step
+      groups = placement.experts if placement is not None else 1
+      segs = (start, target, middles, loss_scale, jax.random.split(key, e))
+      segs = jax.tree.map(lambda x: x.reshape((groups, e // groups) + x.shape[1:]), segs)
+
+      def on_device(group):
+        return jax.lax.map(lambda s: one(*s), group)
+
+      loss, inner = jax.vmap(on_device,
+                             spmd_axis_name="experts" if placement else None)(segs)
+      return jnp.mean(loss), jnp.mean(inner, axis=(0, 1))
 
     images, pullback = state.images, None
     if space is not None:   # GLaD: render the latents, keep the generator's pullback

@@ -99,30 +99,38 @@ def _compiled_once(model, momentum, weight_decay, batch_size, dsa_strategy, chun
   return init, reset_optimizer, run_chunk, accuracy
 
 
-def chunk_program(images, labels, *, num_classes: int, arch: str = "ConvNet",
-                  model_config=None, epochs: int = 1000, batch_size: int = 256,
-                  momentum: float = 0.9, weight_decay: float = 5e-4,
+def eval_programs(images, labels, test_images, test_labels, *, num_classes: int,
+                  arch: str = "ConvNet", model_config=None, epochs: int = 1000,
+                  batch_size: int = 256, momentum: float = 0.9, weight_decay: float = 5e-4,
                   dsa_strategy: str = augment.DEFAULT_STRATEGY, num_nets: int = 5,
-                  chunk_epochs: int = 0):
-  """The compiled chunk of training epochs `evaluate_synset` would run on a set of
-  these shapes (`images`, `labels`: arrays or jax.ShapeDtypeStruct), without running
-  it: its `memory_analysis()` is what the evaluation needs per device (dd_jax.plan)."""
+                  chunk_epochs: int = 0) -> list:
+  """The compiled programs `evaluate_synset` would run on sets of these shapes (arrays
+  or jax.ShapeDtypeStruct), without running them: a chunk of training epochs and the
+  test-set accuracy. Their `memory_analysis()` is what an evaluation needs per device
+  (dd_jax.plan)."""
   model = (models.from_config(model_config, num_classes, arch=arch, field="eval.models")
            if model_config is not None else models.build(arch, num_classes, "eval.models"))
   chunk = _chunk_length(epochs, chunk_epochs or 100)
   nets = sharding.nets_sharding(num_nets)
   init, _, run_chunk, _ = _compiled(model, momentum, weight_decay, batch_size,
                                     dsa_strategy, chunk, nets)
+  accuracy = _compiled(model, momentum, weight_decay, batch_size, dsa_strategy, chunk)[3]
   keys = jax.random.split(jax.random.PRNGKey(0), num_nets)
   sample = jax.ShapeDtypeStruct((1,) + tuple(images.shape[1:]), jnp.float32)
   states = jax.eval_shape(init, keys, sample)
   if nets is not None:
     states, keys = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=nets), (states, keys))
+
+  def like(x, dtype=None):
+    return jax.ShapeDtypeStruct(x.shape, dtype or x.dtype)
+
   scalar = jax.ShapeDtypeStruct((), jnp.int32)
-  return run_chunk.lower(states, scalar, scalar, jax.ShapeDtypeStruct((), jnp.float32),
-                         jax.ShapeDtypeStruct(images.shape, jnp.float32),
-                         jax.ShapeDtypeStruct(labels.shape, labels.dtype), keys).compile()
+  train = run_chunk.lower(states, scalar, scalar, jax.ShapeDtypeStruct((), jnp.float32),
+                          like(images, jnp.float32), like(labels), keys).compile()
+  test = accuracy.lower(states.params, states.batch_stats, like(test_images, jnp.float32),
+                        like(test_labels, jnp.int32)).compile()
+  return [train, test]
 
 
 def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: int,
