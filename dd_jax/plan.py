@@ -37,27 +37,28 @@ def program_bytes(compiled) -> int:
           + m.temp_size_in_bytes)
 
 
-def resident_bytes() -> int:
-  """This process's resident set size now (Linux /proc; 0 where unavailable)."""
+def _proc_bytes(path: str, field: str) -> int | None:
+  """A "<field>: <n> kB" line of a Linux /proc file, in bytes (None where unavailable)."""
   try:
-    with open("/proc/self/status") as f:
+    with open(path) as f:
       for line in f:
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
           return int(line.split()[1]) * 1024
   except OSError:
     pass
-  return 0
+  return None
+
+
+def resident_bytes() -> int:
+  """This process's resident set size now (0 where unavailable)."""
+  return _proc_bytes("/proc/self/status", "VmRSS") or 0
 
 
 def _available_host_bytes() -> int:
-  try:
-    with open("/proc/meminfo") as f:
-      for line in f:
-        if line.startswith("MemAvailable:"):
-          return int(line.split()[1]) * 1024
-  except OSError:
-    pass
-  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  available = _proc_bytes("/proc/meminfo", "MemAvailable")
+  if available is None:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  return available
 
 
 def device_limit(device=None) -> tuple[int, str]:
