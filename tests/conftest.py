@@ -74,3 +74,14 @@ def _release_compiled_programs():
   yield
   import jax  # pylint: disable=g-import-not-at-top
   jax.clear_caches()
+
+
+# Files whose tests start child processes (8-device and two-process runs, minutes each):
+# run first, so that the two xdist workers (--dist loadfile, files handed out in
+# collection order) do not end with one of them alone on these.
+START_FIRST = ("tests/test_sharding.py", "tests/distill/test_multiprocess.py")
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  items.sort(key=lambda item: not item.nodeid.startswith(START_FIRST))
