@@ -19,6 +19,7 @@ constrains nothing.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from absl import logging
@@ -56,7 +57,7 @@ def resolve_axes(mesh_config, num_devices: int, experts_per_step: int,
           f"use a divisor of {num_devices}")
   left = num_devices // experts
   if data == -1:
-    data = max(d for d in range(1, left + 1) if batch % d == 0 and left % d == 0)
+    data = largest_divisor(math.gcd(batch, left), left)   # divides batch and devices
   require(data >= 1, "mesh.data", f"is {data}", "use -1 (as many as fit) or 1 or more")
   require(experts * data <= num_devices, "mesh.data",
           f"mesh.experts x mesh.data = {experts} x {data} needs {experts * data} devices, "
