@@ -1,7 +1,9 @@
 """Test set-up: the repo root on sys.path (configs/, benchmarks/), tiny datasets."""
 import gzip
 import os
+import shutil
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -9,6 +11,20 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
+
+# One persistent XLA compilation cache for this test session, made before JAX is
+# imported: the xdist workers and every child process (CLI runs, launch/local.sh, the
+# 8-device checks) inherit it, so a program compiled by one test is read back by the
+# next (as the command line does with ~/.cache/dd_jax/xla, see dd_jax.cli).
+_OWN_CACHE = None
+if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+  _OWN_CACHE = tempfile.mkdtemp(prefix="dd_jax_test_xla_")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+
+
+def pytest_unconfigure(config):
+  if _OWN_CACHE and not hasattr(config, "workerinput"):   # the session that made it
+    shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 def write_idx(path, array):

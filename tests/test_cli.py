@@ -64,3 +64,26 @@ def test_distill_runs_then_refuses_a_changed_config_in_the_same_workdir(idx_dir,
   assert r.returncode == 2
   assert r.stderr.strip().splitlines()[-1].startswith(
       "error: --workdir: ") and "distill.lr_img" in r.stderr
+
+
+def test_the_compilation_cache_folder_comes_from_the_environment(tmp_path, monkeypatch):
+  import jax  # pylint: disable=g-import-not-at-top
+  from dd_jax import cli  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax"))
+  assert cli.use_compilation_cache() == str(tmp_path / "jax")   # JAX's own wins
+  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+  monkeypatch.setenv(cli.XLA_CACHE_ENV, "off")
+  assert cli.use_compilation_cache() is None
+  before = jax.config.jax_compilation_cache_dir
+  monkeypatch.setenv(cli.XLA_CACHE_ENV, str(tmp_path / "mine"))
+  try:
+    assert cli.use_compilation_cache() == str(tmp_path / "mine")
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "mine")
+  finally:
+    jax.config.update("jax_compilation_cache_dir", before)
+  monkeypatch.delenv(cli.XLA_CACHE_ENV)
+  home = os.path.expanduser(cli.XLA_CACHE_DEFAULT)
+  try:
+    assert cli.use_compilation_cache() == home and home.startswith(os.path.expanduser("~"))
+  finally:
+    jax.config.update("jax_compilation_cache_dir", before)

@@ -417,7 +417,10 @@ class Distiller:
     where = pl.per_expert if e > 1 else pl.replicated
     snap = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
         ((e,) if e > 1 else ()) + x.shape, x.dtype, sharding=where), self.abstract)
-    middles = ([snap] * (d.expert_epochs - 1) if d.intermediate != "none" else None)
+    # As _match_step passes them (no snapshots in between: None), so that the run
+    # steps with the very program planned here.
+    middles = [snap] * (d.expert_epochs - 1) if d.intermediate != "none" else []
+    middles = middles or None
     scale = (None if not d.balance_loss else
              jax.ShapeDtypeStruct((e,) if e > 1 else (), jnp.float32, sharding=where))
     step = plan.program_bytes(self.step_fn.lower(

@@ -1,5 +1,5 @@
-"""A run split over two processes (jax.distributed over loopback, launch/local.sh)
-against the same run in one process."""
+"""A run split over two processes (jax.distributed over loopback, launch/local.sh),
+resumed there from a one-process checkpoint, against the same run in one process."""
 import os
 import subprocess
 
@@ -35,10 +35,15 @@ def test_two_processes_equal_one(shared, tmp_path):
   run.Distiller(_config(*shared), one).run()
   want = _synset(one)
 
+  # The first 2 steps in one process, the last 2 resumed from its checkpoint in two.
   two = tmp_path / "two"
+  run.Distiller(_config(*shared, iterations=2), str(two)).run()
   out = _launch(2, two, _flags(*shared))
   assert out.returncode == 0, out.stderr[-3000:]
   assert "[process 1] " in out.stderr and "process 1 of 2" in out.stderr
+  resumed = [line for line in out.stderr.splitlines()
+             if "resuming distillation from step 2" in line]
+  assert sorted(line.split("]")[0] for line in resumed) == ["[process 0", "[process 1"]
   assert "mesh experts=1 x data=2" in out.stderr       # the batch split over processes
   got = _synset(str(two))
   update, ref = got["images"] - initial, want["images"] - initial

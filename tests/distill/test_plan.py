@@ -56,6 +56,38 @@ def test_a_run_that_cannot_fit_is_refused_before_it_writes(shared, tmp_path, rem
   assert _synset(str(tmp_path / "w"))["images"].shape[0] == 10
 
 
+def _compiles(fn, seconds=3.0):
+  """What `fn()` asked of XLA: (programs compiled that took `seconds` or more, programs
+  read back from the persistent compilation cache)."""
+  compiled, read = [], []
+
+  def listener(event, duration, **kwargs):
+    del kwargs
+    if event == "/jax/core/compile/backend_compile_duration" and duration >= seconds:
+      compiled.append(duration)
+    elif event == "/jax/compilation_cache/cache_retrieval_time_sec":
+      read.append(duration)
+
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    fn()
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+  return len(compiled), len(read)
+
+
+@pytest.mark.parametrize("ast", [False, True])
+def test_the_run_steps_with_the_program_its_plan_compiled(shared, tmp_path, ast):
+  # syn_steps=6: step programs no other test compiles (the suite shares one cache); the
+  # step is the run's one program that takes seconds to compile. The plan's program is
+  # the run's in memory, not only on disk: with AST's intermediate matching and M=1 the
+  # plan once traced other arguments, and the run read the step back from the cache.
+  extra = dict(intermediate="equal", expert_epochs=1, balance_loss=True) if ast else {}
+  config = _config(*shared, syn_steps=6, iterations=2, memory_limit_mb=0, **extra)
+  distiller = run.Distiller(config, str(tmp_path))
+  assert _compiles(distiller.run) == (1, 0)
+
+
 def test_the_plan_command_needs_no_experts(tmp_path, idx_dir):
   experts = tmp_path / "experts"
   out = subprocess.run(
