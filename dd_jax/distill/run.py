@@ -587,15 +587,22 @@ class Distiller:
     record_workdir(self.run_dir, self.identity)
     manager = _checkpoint_manager(self.run_dir, d.keep_checkpoints)
     latest = manager.latest_step()
-    if latest is not None:   # the target needs shapes only: no K-Means, no label experts
+    # Where the state lives: replicated over the mesh (MTT), or on the first device.
+    # Committed like the step's outputs: otherwise the second call compiles again.
+    where = (self.placement.replicated if self.placement
+             else jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    if latest is not None:
+      # Orbax reads the arrays straight onto `where`, whatever mesh or number of
+      # processes wrote them; the target needs shapes only (no K-Means, no experts).
+      target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=where),
+                            self._state_like())
       state = manager.restore(latest, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(self._state_like()))).state
+          state=ocp.args.StandardRestore(target))).state
       logging.info("resuming distillation from step %d", latest)
     elif state is None:
       state = self.initial_state()
-    # Committed like the step's outputs: otherwise the second call compiles again.
-    state = (self.placement.put(state, self.placement.replicated) if self.placement
-             else jax.device_put(state, jax.devices()[0]))
+    state = (self.placement.put(state, where) if self.placement
+             else jax.device_put(state, where))
     writer = summaries.create_writer(self.workdir)
     writer.write_hparams({k: v for k, v in d.items() if isinstance(v, (int, float, str))})
     start_step, start_time, bad = int(state.step), time.perf_counter(), 0
