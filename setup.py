@@ -25,6 +25,7 @@ setup(
         "absl-py",
         "numpy",
         "pillow",
+        "matplotlib",  # the plots of the run report (dd_jax.report)
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3", "chex>=0.1.87"],

@@ -57,8 +57,10 @@ def test_distill_runs_then_refuses_a_changed_config_in_the_same_workdir(idx_dir,
   r = _run("dd_jax.main", f"--config={CONFIG}:runlocal", f"--workdir={work}", *data)
   assert r.returncode == 0, r.stderr[-2000:]
   assert "distilled 2 steps" in r.stdout and "step 2/2" in r.stderr and "ETA" in r.stderr
-  for name in ("synset.npz", "synset.json", "synset.png"):
+  for name in ("synset.npz", "synset.json", "synset.png", "report/index.html",
+               "report/loss.png", "report/synset.png"):
     assert os.path.exists(os.path.join(work, name))
+  assert f"report: {work}/report/index.html" in r.stdout
   r = _run("dd_jax.main", f"--config={CONFIG}:runlocal", f"--workdir={work}", *data,
            "--config.distill.lr_img=3")
   assert r.returncode == 2

@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from dd_jax import distributed, losses, models, plan, sharding, summaries
+from dd_jax import distributed, losses, models, plan, report, sharding, summaries
 from dd_jax.data import augment, pipeline
 from dd_jax.distill import backbones, export, latent, matching, representative, segments
 from dd_jax.distill import labels as labels_lib
@@ -226,12 +226,18 @@ def check_workdir(run_dir: str, identity: dict) -> None:
                         "use a new --workdir, or the config that run was started with")
 
 
-def record_workdir(run_dir: str, identity: dict) -> None:
-  """Writes run.json once every check has passed (a refused start leaves nothing)."""
+def record_workdir(run_dir: str, identity: dict,
+                   config: ml_collections.ConfigDict | None = None) -> None:
+  """Writes run.json once every check has passed (a refused start leaves nothing), and
+  config.json: the whole config of the latest start (for dd_jax.report)."""
   path = os.path.join(run_dir, "run.json")
-  if distributed.is_primary() and not os.path.exists(path):
-    os.makedirs(run_dir, exist_ok=True)
+  if not distributed.is_primary():
+    return
+  os.makedirs(run_dir, exist_ok=True)
+  if not os.path.exists(path):
     write_json_atomic(path, identity)
+  if config is not None:
+    write_json_atomic(os.path.join(run_dir, "config.json"), json.loads(config.to_json()))
 
 
 def _checkpoint_manager(run_dir: str, keep: int) -> ocp.CheckpointManager:
@@ -531,7 +537,8 @@ class Distiller:
                                         lr=lr, **settings)
       logging.info("%sstep %d eval %s", self._where(), step, result.summary())
       record[arch] = {"mean": result.mean, "std": result.std,
-                      "accuracies": result.accuracies.tolist()}
+                      "accuracies": result.accuracies.tolist(),
+                      "seconds": round(result.seconds, 3)}
       scalars = {f"eval/{arch}/accuracy": result.mean, f"eval/{arch}/std": result.std}
       if self.stage is not None and self.stage.sequential:
         seq = protocol.evaluate_sequential(
@@ -584,7 +591,7 @@ class Distiller:
       memory = self.memory_plan()
       logging.info("%s", memory.summary())
       plan.check(memory, d)
-    record_workdir(self.run_dir, self.identity)
+    record_workdir(self.run_dir, self.identity, self.config)
     manager = _checkpoint_manager(self.run_dir, d.keep_checkpoints)
     latest = manager.latest_step()
     # Where the state lives: replicated over the mesh (MTT), or on the first device.
@@ -702,8 +709,24 @@ def distill(config: ml_collections.ConfigDict, workdir: str,
             "matching (pixels or GLaD), not SeqMatch, H-PD, DC or DM yet",
             "run it in one process (its devices still share the work through `mesh`)")
   if seqmatch.enabled(config):
-    return seqmatch.SequentialDistiller(config, workdir, prepared).run()
-  if config.distill.parameterization == "hpd":
+    summary = seqmatch.SequentialDistiller(config, workdir, prepared).run()
+  elif config.distill.parameterization == "hpd":
     from dd_jax.distill import hpd
-    return hpd.ProgressiveDistiller(config, workdir, prepared).run()
-  return Distiller(config, workdir, prepared).run()
+    summary = hpd.ProgressiveDistiller(config, workdir, prepared).run()
+  else:
+    summary = Distiller(config, workdir, prepared).run()
+  return summary + _write_report(workdir)
+
+
+def _write_report(workdir: str) -> str:
+  """The run report (dd_jax.report) on process 0: a line for the summary. The
+  distilled set is already written, so a report that fails is a warning."""
+  if not distributed.is_primary():
+    return ""
+  try:
+    return f"\nreport: {report.write_report(workdir)}"
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("the run report was not written (%s: %s); the run's files are "
+                    "complete: try python -m dd_jax.report --workdir=%s",
+                    type(e).__name__, e, workdir)
+    return ""
