@@ -28,7 +28,9 @@ setup(
         "matplotlib",  # the plots of the run report (dd_jax.report)
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3", "chex>=0.1.87"],
+        "test": ["pytest>=8", "pytest-xdist>=3", "chex>=0.1.87",
+                 # the notebooks run in CI
+                 "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
         # Benchmarks against faithful PyTorch ports of the official loops (CPU build).
         "torch": ["torch==2.13.0", "psutil"],
     },

@@ -3,6 +3,7 @@
 Importable from any JAX code; nothing here knows about configs, files or Flax modules:
 
   mask = make_mask(TorchLayout.of(model, shape).positions(), "depth", 0.25)  # PAD
+  mask = make_mask(leaf_positions(params), "depth", 0.25)   # any pytree, leaf order
   loss = trajectory_matching_loss(student_end, target, start, mask)
   end = unroll(per_sample_loss, start, lr, images, labels, batch_idx, batch_mask, keys,
                augment=my_dsa, remat=True)
@@ -167,6 +168,19 @@ def make_mask(positions: Params, rule: str, ratio: float) -> Mask | None:
   total = sum(int(x.size) for x in jax.tree.leaves(positions))
   cut = int(ratio * total)
   return jax.tree.map(lambda pos: pos >= cut, positions)
+
+
+def leaf_positions(params: Params) -> Params:
+  """An int pytree for `make_mask`: each element's index when the leaves are laid end
+  to end in `jax.tree.leaves` order (for Flax, modules in name order: give layers names
+  that sort by depth, or build the PyTorch order with dd_jax.models.torch_layout)."""
+  leaves, treedef = jax.tree.flatten(params)
+  out, offset = [], 0
+  for leaf in leaves:
+    size = int(np.size(leaf))
+    out.append(np.arange(offset, offset + size).reshape(np.shape(leaf)))
+    offset += size
+  return jax.tree.unflatten(treedef, out)
 
 
 def loss_ranked_mask(student_end: Params, target: Params, ratio: float) -> Mask:

@@ -178,6 +178,18 @@ def test_depth_mask_cuts_convnet3_at_the_official_position():
       losses.make_mask(layout.positions(), "depth", bad)
 
 
+def test_leaf_positions_lay_any_pytree_end_to_end_in_leaf_order():
+  params = {"Conv_0": {"bias": jnp.zeros(2), "kernel": jnp.zeros((3, 2))},
+            "Dense_0": {"kernel": jnp.zeros((2, 1))}}
+  pos = losses.leaf_positions(params)
+  assert pos["Conv_0"]["bias"].tolist() == [0, 1]
+  assert pos["Conv_0"]["kernel"].tolist() == [[2, 3], [4, 5], [6, 7]]
+  assert pos["Dense_0"]["kernel"].tolist() == [[8], [9]]
+  mask = losses.make_mask(pos, "depth", 0.5)    # the first 5 of 10 dropped
+  assert mask["Conv_0"]["kernel"].tolist() == [[False, False], [False, True], [True, True]]
+  assert mask["Dense_0"]["kernel"].all() and not mask["Conv_0"]["bias"].any()
+
+
 def test_loss_ranked_mask_drops_the_best_matched_parameters_from_both_sums():
   start = {"a": jnp.zeros(4), "b": jnp.zeros((2, 2))}
   target = {"a": jnp.full(4, 2.0), "b": jnp.full((2, 2), 2.0)}

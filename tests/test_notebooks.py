@@ -1,0 +1,61 @@
+"""The notebooks run top to bottom on CPU with their small setting (as CI does)."""
+import os
+import re
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import ROOT
+
+NOTEBOOKS = os.path.join(ROOT, "notebooks")
+
+
+def _execute(name, tmp_path):
+  """Runs notebooks/<name>.ipynb in a fresh kernel (a cell error fails the test);
+  returns the text it printed and how many images it displayed."""
+  nb = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), as_version=4)
+  env = dict(os.environ, DD_JAX_RUNS=str(tmp_path), DD_JAX_REPO=ROOT,
+             PYTHONPATH=ROOT, DD_JAX_NOTEBOOK_SMALL="1")
+  client = NotebookClient(nb, timeout=900, kernel_name="python3",
+                          resources={"metadata": {"path": NOTEBOOKS}})
+  client.km = client.create_kernel_manager()
+  client.start_new_kernel(env=env)
+  client.start_new_kernel_client()
+  try:
+    client.execute(cleanup_kc=False, reset_kc=False)
+  finally:
+    client._cleanup_kernel()  # pylint: disable=protected-access
+  text, images = [], 0
+  for cell in nb.cells:
+    for out in cell.get("outputs", []):
+      text.append(out.get("text", ""))
+      images += "image/png" in out.get("data", {})
+  return "".join(text), images
+
+
+def test_the_quick_start_distils_and_shows_the_set(tmp_path):
+  text, images = _execute("quickstart", tmp_path)
+  assert "tiny runlocal setting" in text and "distilled 4 steps" in text
+  assert images == 3                       # the images, the accuracy, the matching loss
+  assert os.path.exists(tmp_path / "fashion_mnist_mtt_ipc1_small" / "synset.npz")
+  assert not [n for n in os.listdir(NOTEBOOKS) if not n.endswith((".ipynb", ".md"))]
+
+
+def test_the_losses_notebook_lowers_the_matching_loss_with_our_functions_only(tmp_path):
+  nb = nbformat.read(os.path.join(NOTEBOOKS, "losses_in_your_own_code.ipynb"), 4)
+  code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+  assert set(re.findall(r"from dd_jax[.\w]* import \w+|import dd_jax\S*", code)) == {
+      "from dd_jax import losses"}         # nothing else of ours
+  text, images = _execute("losses_in_your_own_code", tmp_path)
+  first, last = map(float, re.search(r"matching loss ([\d.]+) -> ([\d.]+)", text).groups())
+  assert last < first
+  real, distilled = map(float, re.search(r"real ([\d.]+), distilled ([\d.]+)", text).groups())
+  assert 0.1 < real <= 1 and 0.1 < distilled <= 1 and images == 1
+
+
+@pytest.mark.parametrize("name", ["quickstart", "losses_in_your_own_code"])
+def test_notebooks_are_committed_without_outputs(name):
+  nb = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), as_version=4)
+  nbformat.validate(nb)
+  assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
