@@ -92,10 +92,12 @@ def _release_compiled_programs():
   jax.clear_caches()
 
 
-# Files whose tests start child processes (8-device and two-process runs, minutes each):
+# Files whose tests start child processes (8-device and two-process runs, notebook
+# kernels; minutes each):
 # run first, so that the two xdist workers (--dist loadfile, files handed out in
 # collection order) do not end with one of them alone on these.
-START_FIRST = ("tests/test_sharding.py", "tests/distill/test_multiprocess.py")
+START_FIRST = ("tests/test_sharding.py", "tests/distill/test_multiprocess.py",
+               "tests/test_notebooks.py")
 
 
 def pytest_collection_modifyitems(config, items):
