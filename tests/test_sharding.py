@@ -89,7 +89,8 @@ def test_several_experts_per_step_average_their_losses_and_gradients():
 
 
 def _eight_devices(what: str) -> dict:
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+  flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8"
+  env = dict(os.environ, XLA_FLAGS=flags.strip(),
              PYTHONPATH=ROOT)
   out = subprocess.run([sys.executable, "-m", "tests.multidevice", what], cwd=ROOT,
                        env=env, capture_output=True, text=True, timeout=900)

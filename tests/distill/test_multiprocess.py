@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dd_jax.distill import run
-from tests.conftest import ROOT
+from tests.conftest import FAST_COMPILE, ROOT
 from tests.distill.conftest import _config, _synset
 
 
@@ -23,7 +23,7 @@ def _flags(data_dir, experts):
 
 def _launch(n, work, flags):
   env = dict(os.environ, PYTHONPATH=ROOT)
-  env.pop("XLA_FLAGS", None)
+  env["XLA_FLAGS"] = FAST_COMPILE   # one CPU device per process
   return subprocess.run(["bash", os.path.join(ROOT, "launch", "local.sh"), str(n),
                          "python", "-m", "dd_jax.main", *flags, f"--workdir={work}"],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
