@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.conftest import ROOT
+from tests.conftest import FAST_COMPILE, ROOT
 
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
 
@@ -15,8 +15,10 @@ def _execute(name, tmp_path):
   """Runs notebooks/<name>.ipynb in a fresh kernel (a cell error fails the test);
   returns the text it printed and how many images it displayed."""
   nb = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), as_version=4)
+  # The notebooks' time is running, not compiling: XLA optimises as for a user.
+  flags = os.environ.get("XLA_FLAGS", "").replace(FAST_COMPILE, "").strip()
   env = dict(os.environ, DD_JAX_RUNS=str(tmp_path), DD_JAX_REPO=ROOT,
-             PYTHONPATH=ROOT, DD_JAX_NOTEBOOK_SMALL="1")
+             PYTHONPATH=ROOT, DD_JAX_NOTEBOOK_SMALL="1", XLA_FLAGS=flags)
   client = NotebookClient(nb, timeout=900, kernel_name="python3",
                           resources={"metadata": {"path": NOTEBOOKS}})
   client.km = client.create_kernel_manager()
