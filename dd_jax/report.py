@@ -222,27 +222,25 @@ def accuracy_png(evals: dict[str, list]) -> bytes | None:
 
 def synset_png(pixels: np.ndarray, labels: np.ndarray, class_names) -> bytes:
   """The synthetic images as pixels, a row per class (at most MAX_CLASS_ROWS rows and
-  MAX_PER_ROW images a row), each row named."""
+  MAX_PER_ROW images a row), each row named; one image per class: a square-ish block of
+  titled images."""
   hard = labels if labels.ndim == 1 else labels.argmax(-1)
   classes = sorted(set(hard.tolist()))[:MAX_CLASS_ROWS]
   name = lambda c: class_names[c] if class_names and c < len(class_names) else str(c)  # noqa: E731
   cols = max(1, min(MAX_PER_ROW, max(int(np.sum(hard == c)) for c in classes)))
   if cols == 1:   # one image per class: a square-ish block, each image titled
-    cells = [(c, np.flatnonzero(hard == c)[0], name(c)) for c in classes]
-    cols = int(np.ceil(np.sqrt(len(cells))))
-    rows = int(np.ceil(len(cells) / cols))
+    cols = int(np.ceil(np.sqrt(len(classes))))
+    rows = int(np.ceil(len(classes) / cols))
+    cells = [(i // cols, i % cols, c, np.flatnonzero(hard == c)[0], name(c))
+             for i, c in enumerate(classes)]
   else:           # a row per class, named on the left
-    cells = [(c, k, None) for c in classes for k in np.flatnonzero(hard == c)[:cols]]
     rows = len(classes)
+    cells = [(i, j, c, k, None) for i, c in enumerate(classes)
+             for j, k in enumerate(np.flatnonzero(hard == c)[:cols])]
   plt, fig, _ = _figure(width=1.0 + 1.1 * cols, height=1.1 * rows + 0.3)
   fig.clf()
   grey = pixels.shape[-1] == 1
-  slot = {}
-  for c, k, title in cells:
-    row = classes.index(c) if title is None else len(slot) // cols
-    col = sum(1 for key in slot if key[0] == row) if title is None else len(slot) % cols
-    slot[(row, col)] = (c, k, title)
-  for (row, col), (c, k, title) in slot.items():
+  for row, col, c, k, title in cells:
     ax = fig.add_subplot(rows, cols, row * cols + col + 1)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -1,4 +1,5 @@
 """The run report: a page made from a workdir's files only."""
+import io
 import json
 import os
 import subprocess
@@ -75,6 +76,14 @@ def test_the_report_shows_what_the_run_wrote(tmp_path):
   report.write_report(str(work))
   names = os.listdir(work)
   assert "report" in names and not [n for n in names if ".tmp." in n or ".old." in n]
+
+
+def test_one_image_per_class_is_drawn_as_a_block_not_a_column():
+  block = report.synset_png(np.zeros((10, 28, 28, 1)), np.arange(10), None)
+  rows = report.synset_png(np.zeros((20, 28, 28, 1)), np.repeat(np.arange(10), 2), None)
+  with Image.open(io.BytesIO(block)) as a, Image.open(io.BytesIO(rows)) as b:
+    assert 0.5 < a.size[0] / a.size[1] < 2       # 4 x 3 images
+    assert b.size[1] > 2 * b.size[0]             # 10 rows of 2
 
 
 def test_an_evaluation_under_way_is_reported_with_what_it_finished(tmp_path):
