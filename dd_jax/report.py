@@ -28,6 +28,7 @@ import numpy as np
 
 from dd_jax.data import sources
 from dd_jax.errors import ConfigError
+from dd_jax.metadata import read_npz
 
 REPORT_DIR = "report"
 # The metrics plotted over outer steps (TensorBoard tag -> title), when a run has them.
@@ -111,8 +112,7 @@ class RunFiles:
     synset = None
     path = os.path.join(workdir, "synset.npz")
     if os.path.exists(path):
-      with np.load(path, allow_pickle=False) as f:
-        synset = {k: f[k] for k in f.files}
+      synset = read_npz(path)
       synset["meta"] = json.loads(str(synset.get("meta", "{}")))
       if not identity and "data" in synset["meta"]:
         identity = {"data": synset["meta"]["data"]}
@@ -177,10 +177,13 @@ def _figure(width=6.0, height=3.2):
   return plt, fig, ax
 
 
-def _png(plt, fig) -> bytes:
+def _png(plt, fig, trim: bool = False) -> bytes:
+  """The figure as PNG bytes (closed after): laid out tight, or with its empty border
+  trimmed (`trim`, for grids of images)."""
   buf = io.BytesIO()
-  fig.tight_layout()
-  fig.savefig(buf, format="png")
+  if not trim:
+    fig.tight_layout()
+  fig.savefig(buf, format="png", bbox_inches="tight" if trim else None)
   plt.close(fig)
   return buf.getvalue()
 
@@ -253,10 +256,7 @@ def synset_png(pixels: np.ndarray, labels: np.ndarray, class_names) -> bytes:
       ax.set_title(title, fontsize=8)
     elif col == 0:
       ax.set_ylabel(name(c), rotation=0, ha="right", va="center", fontsize=8)
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", bbox_inches="tight")
-  plt.close(fig)
-  return buf.getvalue()
+  return _png(plt, fig, trim=True)
 
 
 # ----- the page -----

@@ -12,17 +12,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
-# One persistent XLA compilation cache for this test session, made before JAX is
-# imported: the xdist workers and every child process (CLI runs, launch/local.sh, the
-# 8-device checks) inherit it, so a program compiled by one test is read back by the
-# next (as the command line does with ~/.cache/dd_jax/xla, see dd_jax.cli).
-_OWN_CACHE = None
 # The tests' programs are small and compiling them is most of the suite's time: XLA's
 # backend (LLVM) optimisation is turned off for them (the same programs, compiled ~1/3
 # faster, run a little slower). Benchmarks and runs keep the default.
 FAST_COMPILE = "--xla_backend_optimization_level=0"
 if FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+
+# One persistent XLA compilation cache for this test session, made before JAX is
+# imported: the xdist workers and every child process (CLI runs, launch/local.sh, the
+# 8-device checks) inherit it, so a program compiled by one test is read back by the
+# next (as the command line does with ~/.cache/dd_jax/xla, see dd_jax.cli).
+_OWN_CACHE = None
 if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
   _OWN_CACHE = tempfile.mkdtemp(prefix="dd_jax_test_xla_")
   os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
