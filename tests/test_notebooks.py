@@ -11,12 +11,14 @@ from tests.conftest import FAST_COMPILE, ROOT
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
 
 
-def _execute(name, tmp_path):
+def _execute(name, tmp_path, optimise=False):
   """Runs notebooks/<name>.ipynb in a fresh kernel (a cell error fails the test);
-  returns the text it printed and how many images it displayed."""
+  returns the text it printed and how many images it displayed. `optimise`: XLA
+  optimises as for a user (for a notebook whose time is running, not compiling)."""
   nb = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), as_version=4)
-  # The notebooks' time is running, not compiling: XLA optimises as for a user.
-  flags = os.environ.get("XLA_FLAGS", "").replace(FAST_COMPILE, "").strip()
+  flags = os.environ.get("XLA_FLAGS", "")
+  if optimise:
+    flags = flags.replace(FAST_COMPILE, "").strip()
   env = dict(os.environ, DD_JAX_RUNS=str(tmp_path), DD_JAX_REPO=ROOT,
              PYTHONPATH=ROOT, DD_JAX_NOTEBOOK_SMALL="1", XLA_FLAGS=flags)
   client = NotebookClient(nb, timeout=900, kernel_name="python3",
@@ -49,14 +51,25 @@ def test_the_losses_notebook_lowers_the_matching_loss_with_our_functions_only(tm
   code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
   assert set(re.findall(r"from dd_jax[.\w]* import \w+|import dd_jax\S*", code)) == {
       "from dd_jax import losses"}         # nothing else of ours
-  text, images = _execute("losses_in_your_own_code", tmp_path)
+  text, images = _execute("losses_in_your_own_code", tmp_path, optimise=True)
   first, last = map(float, re.search(r"matching loss ([\d.]+) -> ([\d.]+)", text).groups())
   assert last < first
   real, distilled = map(float, re.search(r"real ([\d.]+), distilled ([\d.]+)", text).groups())
   assert 0.1 < real <= 1 and 0.1 < distilled <= 1 and images == 1
 
 
-@pytest.mark.parametrize("name", ["quickstart", "losses_in_your_own_code"])
+def test_the_gan_notebook_trains_a_prior_and_keeps_the_nearest_layer(tmp_path):
+  text, images = _execute("gan_prior", tmp_path)
+  assert re.search(r"pixel MSE ([\d.]+) -> ([\d.]+)", text)
+  distances = {int(k): float(v) for k, v in re.findall(r"layer (\d): distance ([\d.]+)", text)}
+  assert sorted(distances) == [1, 2, 3]     # the runlocal prior's three synthesis layers
+  chosen = int(re.search(r"chosen: layer (\d) \(by distance\)", text).group(1))
+  assert distances[chosen] == min(distances.values())
+  assert images == 3                        # the prior's samples, the images, the accuracy
+  assert os.path.exists(tmp_path / "fashion_mnist_hpd_ipc1_small" / "synset.npz")
+
+
+@pytest.mark.parametrize("name", ["quickstart", "losses_in_your_own_code", "gan_prior"])
 def test_notebooks_are_committed_without_outputs(name):
   nb = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), as_version=4)
   nbformat.validate(nb)
