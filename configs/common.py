@@ -27,43 +27,43 @@ def parse_arg(arg: str | None) -> dict[str, str]:
 
 def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.seed = 0
+  config.seed = 0                      # seeds every random draw: subsets, experts, init, steps
 
   config.data = ml_collections.ConfigDict()
-  config.data.name = "fashion_mnist"
+  config.data.name = "fashion_mnist"   # fashion_mnist | cifar10 | cifar100 | tiny_imagenet | ...
   config.data.source = "auto"          # auto | tfds | idx
   config.data.data_dir = ""            # IDX folder or tfds data_dir ("" = default)
   config.data.image_size = 0           # 0 = as stored; resize for tfds sources
-  config.data.zca = False
-  config.data.zca_epsilon = 0.1
+  config.data.zca = False              # ZCA whitening (MTT's CIFAR runs)
+  config.data.zca_epsilon = 0.1        # ZCA regulariser added to the eigenvalues
   config.data.train_per_class = 0      # 0 = all; >0 keeps that many per class (tiny runs)
   config.data.test_limit = 0           # 0 = whole test set
 
   config.model = ml_collections.ConfigDict()
-  config.model.arch = "ConvNet"
-  config.model.width = 128
-  config.model.depth = 3
-  config.model.norm = "instancenorm"
-  config.model.pooling = "avgpooling"
-  config.model.activation = "relu"
+  config.model.arch = "ConvNet"        # the net distilled against: a models.ARCHITECTURES name
+  config.model.width = 128             # ConvNet channels per layer
+  config.model.depth = 3               # ConvNet conv blocks (each conv, norm, activation, 2x2 pool)
+  config.model.norm = "instancenorm"   # instancenorm | batchnorm | layernorm | none
+  config.model.pooling = "avgpooling"   # avgpooling | maxpooling | none
+  config.model.activation = "relu"     # relu | leakyrelu | sigmoid
   config.model.conv_impl = "auto"      # auto | im2col | lax (auto: im2col on CPU)
   config.model.hidden = (128, 128)     # MLP only
 
   config.expert = ml_collections.ConfigDict()
   config.expert.dir = ""               # "" = <workdir>/experts
-  config.expert.num_experts = 100
-  config.expert.epochs = 50
-  config.expert.optimizer = "sgd"
-  config.expert.lr = 0.01
+  config.expert.num_experts = 100      # trajectories trained on the real data
+  config.expert.epochs = 50            # epochs per trajectory (one snapshot per epoch)
+  config.expert.optimizer = "sgd"      # sgd | adam
+  config.expert.lr = 0.01              # the experts' learning rate
   config.expert.lr_schedule = "constant"   # constant | step (x0.1 at half) | cosine
-  config.expert.momentum = 0.0
-  config.expert.weight_decay = 0.0
-  config.expert.batch_size = 256
+  config.expert.momentum = 0.0         # SGD momentum (MTT 0; AST's smooth experts 0.9)
+  config.expert.weight_decay = 0.0     # L2 weight decay
+  config.expert.batch_size = 256       # real images per expert step
   config.expert.dsa_strategy = DEFAULT_STRATEGY   # "none" turns DSA off
   config.expert.eval_test = True       # test accuracy after every epoch (metadata)
   config.expert.sam = "none"           # none | gsam (DATM/PAD experts: GSAM)
-  config.expert.sam_rho = 0.01
-  config.expert.sam_alpha = 0.3
+  config.expert.sam_rho = 0.01         # GSAM neighbourhood radius
+  config.expert.sam_alpha = 0.3        # GSAM surrogate-gap weight
   config.expert.sam_adaptive = True    # the official code's (always-on) adaptive SAM
   # AST's smooth experts: the CE scaled from clip_start up to 1 over the first
   # clip_epochs epochs (paper 5, code 10; 0 = off) and the gradient penalty
@@ -73,7 +73,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.expert.clip_start = 0.5
   config.expert.gp_weight = 0.0
   config.expert.gp_target = 1.0
-  config.expert.gp_norm = "sample"
+  config.expert.gp_norm = "sample"     # sample (paper: per image) | channel (code: per pixel)
   config.expert.data_schedule = "none"   # none | pad (PAD FIEX: easy-to-hard data)
   config.expert.schedule = ml_collections.ConfigDict()   # experts/schedule.py
   config.expert.schedule.initial_ratio = 0.75   # easiest fraction of each class at epoch 0
@@ -84,31 +84,31 @@ def base_config() -> ml_collections.ConfigDict:
                                        # computed first when missing
 
   config.score = ml_collections.ConfigDict()   # PAD's difficulty scores (experts/score.py)
-  config.score.method = "el2n"
+  config.score.method = "el2n"         # el2n | loss | grand (higher = harder)
   config.score.num_models = 5          # scores averaged over this many models
   config.score.epochs = 10             # each trained this long (early training)
-  config.score.lr = 0.01
-  config.score.momentum = 0.0
-  config.score.weight_decay = 0.0
-  config.score.batch_size = 256
-  config.score.dsa_strategy = "none"
+  config.score.lr = 0.01               # the scoring models' SGD lr
+  config.score.momentum = 0.0          # their SGD momentum
+  config.score.weight_decay = 0.0      # their weight decay
+  config.score.batch_size = 256        # real images per scoring step
+  config.score.dsa_strategy = "none"   # their augmentation ("none": off)
 
   config.distill = ml_collections.ConfigDict()
   config.distill.method = "mtt"        # mtt | dc (gradient matching) | dm (distribution)
-  config.distill.ipc = 1
+  config.distill.ipc = 1               # synthetic images per class
   config.distill.syn_steps = 20        # N: student steps per outer step
   config.distill.expert_epochs = 2     # M: target = expert epoch t + M
   config.distill.max_start_epoch = 20  # t ~ U{min_start_epoch .. max_start_epoch - 1}
-  config.distill.min_start_epoch = 0
+  config.distill.min_start_epoch = 0   # lower bound of the start epoch t
   # DATM's expanding window: the upper bound grows from current_max_start_epoch to
   # max_start_epoch over the first expansion_end outer steps (0 = fixed window).
   config.distill.current_max_start_epoch = 0
   config.distill.expansion_end = 0
   config.distill.iterations = 5_000    # outer steps
   config.distill.lr_img = 1_000.0      # SGD on the images
-  config.distill.img_momentum = 0.5
+  config.distill.img_momentum = 0.5    # SGD momentum on the images
   config.distill.lr_lr = 1e-5          # SGD on the student lr
-  config.distill.lr_momentum = 0.5
+  config.distill.lr_momentum = 0.5     # SGD momentum on the student lr
   config.distill.lr_teacher = 0.01     # initial student lr (the experts' lr)
   config.distill.syn_lr_param = "linear"   # linear (official, clamped) | log
   config.distill.min_syn_lr = 1e-6     # floor for the linear parameterisation
@@ -119,16 +119,16 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.label_epoch = -1      # label experts' snapshot epoch (-1 = last)
   config.distill.label_experts = 0     # how many experts give labels (0 = all)
   config.distill.lr_y = 2.0            # SGD on the soft labels
-  config.distill.label_momentum = 0.9
+  config.distill.label_momentum = 0.9   # SGD momentum on the soft labels
   config.distill.loss_threshold = 0.0  # DATM: skip updates when loss > it (0 = never)
-  config.distill.dsa_strategy = DEFAULT_STRATEGY
+  config.distill.dsa_strategy = DEFAULT_STRATEGY   # DSA on the student's batches ("none": off)
   # DC / DM (distill/backbones.py): real images per class and match; DC's loop lengths
   # (0 = the official values by IPC); with expert.data_schedule="pad" (FIEX) the real
   # batches follow the scheduler, one scheduler epoch per `schedule_steps` outer steps.
   # Their nets train and evaluate at distill.lr_teacher.
-  config.distill.batch_real = 256
-  config.distill.dc_outer_loop = 0
-  config.distill.dc_inner_loop = 0
+  config.distill.batch_real = 256      # real images per class per match
+  config.distill.dc_outer_loop = 0     # DC: matches per net (0 = by IPC)
+  config.distill.dc_inner_loop = 0     # DC: net steps between matches (0 = by IPC)
   config.distill.schedule_steps = 10
   config.distill.param_mask = "none"   # none | depth | loss (PAD FIEM)
   config.distill.param_mask_ratio = 0.0   # fraction of the flattened params dropped
@@ -143,20 +143,20 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.inner_momentum = 0.0  # the student's heavy-ball momentum (AST code 0.9)
   config.distill.kmeans_clusters = 10  # pix_init="kmeans": K = min(ipc, this) per class
   config.distill.kmeans_features = "penultimate"   # penultimate (paper) | logits (code)
-  # pixels, or glad: latents of the GAN prior (`gan` section) rendered through it
-  config.distill.parameterization = "pixels"
+
+  config.distill.parameterization = "pixels"   # pixels | glad (GAN latents, gan section) | hpd
   config.distill.remat = True          # rematerialise student steps in the backward pass
   config.distill.remat_policy = "nothing"   # what remat keeps: nothing | dots | dots_no_batch
-  # Expert segments matched per outer step (vmapped over the mesh's expert axis, the
-  # matching loss averaged); 1 = MTT.
+  # experts_per_step: expert segments matched per outer step (vmapped over the mesh's
+  # expert axis, the matching loss averaged); 1 = MTT.
   config.distill.experts_per_step = 1
   config.distill.eval_every = 500      # 0 = never (the export still happens at the end)
-  config.distill.log_every = 10
-  config.distill.checkpoint_every = 100
-  config.distill.keep_checkpoints = 2
+  config.distill.log_every = 10        # outer steps between metric writes
+  config.distill.checkpoint_every = 100   # outer steps between checkpoints
+  config.distill.keep_checkpoints = 2   # checkpoints kept (older ones deleted)
   config.distill.snapshot_cache_mb = 1_024   # expert snapshots kept in memory
-  # A run whose estimated memory per device (dd_jax/plan.py) exceeds this is refused:
-  # 0 = the device's memory, -1 = no check.
+  # memory_limit_mb: a run whose estimated memory per device (dd_jax/plan.py) exceeds
+  # it is refused; 0 = the device's memory, -1 = no check.
   config.distill.memory_limit_mb = 0
   config.distill.max_bad_steps = 10    # consecutive non-finite steps before giving up
 
@@ -165,13 +165,13 @@ def base_config() -> ml_collections.ConfigDict:
   # distill value for every subset, else one value per subset.
   config.seqmatch = ml_collections.ConfigDict()
   config.seqmatch.subsets = ()         # images per class of each subset (sum = ipc); () = off
-  config.seqmatch.min_start_epochs = ()
-  config.seqmatch.max_start_epochs = ()
-  config.seqmatch.syn_steps = ()
-  config.seqmatch.iterations = ()
-  config.seqmatch.lr_img = ()
-  config.seqmatch.lr_lr = ()
-  config.seqmatch.lr_teacher = ()
+  config.seqmatch.min_start_epochs = ()   # per subset: distill.min_start_epoch
+  config.seqmatch.max_start_epochs = ()   # per subset: distill.max_start_epoch
+  config.seqmatch.syn_steps = ()       # per subset: distill.syn_steps
+  config.seqmatch.iterations = ()      # per subset: distill.iterations
+  config.seqmatch.lr_img = ()          # per subset: distill.lr_img
+  config.seqmatch.lr_lr = ()           # per subset: distill.lr_lr
+  config.seqmatch.lr_teacher = ()      # per subset: distill.lr_teacher
   # shared: every subset matches the same experts (its own start window, the paper);
   # warm_start: subset k > 1 matches experts trained from nets first trained on the
   # earlier subsets (the official code), warm_start_epochs per earlier subset.
@@ -182,35 +182,35 @@ def base_config() -> ml_collections.ConfigDict:
   # fits to the run's data (trained first when `dir` has none), "random" = the same
   # architecture seeded (GLaD's random prior), or the folder of a converted StyleGAN-XL.
   config.gan = ml_collections.ConfigDict()
-  config.gan.prior = "trained"
+  config.gan.prior = "trained"         # trained | random | a converted generator's folder
   config.gan.class_map = ()            # prior class of each data class (ImageNet subsets)
   config.gan.dir = ""                  # "" = <workdir>/prior
   config.gan.resolution = 32           # power of two; images are resized to the data's
-  config.gan.num_layers = 4
-  config.gan.channel_base = 1024
-  config.gan.channel_max = 32
-  config.gan.w_dim = 64
-  config.gan.z_dim = 32
+  config.gan.num_layers = 4            # synthesis layers before ToRGB
+  config.gan.channel_base = 1024       # per-layer channels: min(base / 2 / cutoff, channel_max)
+  config.gan.channel_max = 32          # at most this many channels per layer
+  config.gan.w_dim = 64                # style vector w size
+  config.gan.z_dim = 32                # latent z size
   config.gan.margin = 2                # feature-map border in px (StyleGAN3: 10; see gan/build.py)
   config.gan.mapping_lr_multiplier = 1.0   # StyleGAN: 0.01 (its mapping learns 100x slower)
   config.gan.train_steps = 800         # the small prior's training (a conditional VAE)
-  config.gan.batch_size = 32
-  config.gan.lr = 2e-3
+  config.gan.batch_size = 32           # real images per prior training step
+  config.gan.lr = 2e-3                 # Adam lr of the prior's training
   config.gan.recon_sigma = 0.25        # decoder noise: reconstruction weight 1/(2 sigma^2)
   config.gan.class_weight = 10.0       # auxiliary class terms (samples show their class)
-  config.gan.encoder_width = 32
+  config.gan.encoder_width = 32        # the VAE encoder's ConvNet width
   config.gan.calibrate_every = 20      # steps between magnitude_ema re-estimates
-  config.gan.log_every = 20
+  config.gan.log_every = 20            # prior steps between log lines
 
   # GLaD (distill/latent.py): f after the first `layer` generator layers, W+ latents;
   # SGD momentum 0.5 with separate lrs (GLaD's MTT values: lr_w 10, lr_f 10,000).
   config.glad = ml_collections.ConfigDict()
   config.glad.layer = -1               # -1: the prior's middle layer
-  config.glad.lr_w = 10.0
-  config.glad.lr_f = 10_000.0
-  config.glad.momentum = 0.5
+  config.glad.lr_w = 10.0              # SGD lr of the style vectors w
+  config.glad.lr_f = 10_000.0          # SGD lr of the feature map f
+  config.glad.momentum = 0.5           # SGD momentum of both
   config.glad.init = "sample"          # sample (z ~ N(0, I)) | average (class mean of w)
-  config.glad.average_samples = 1000
+  config.glad.average_samples = 1000   # z draws per class for init="average"
   config.glad.chunk = 10               # images rendered together (rematerialised)
   config.glad.clip = 10.0              # |f| at initialisation
 
@@ -218,37 +218,37 @@ def base_config() -> ml_collections.ConfigDict:
   # layer from start_layer, steps_per_layer outer steps each (paper: MTT/DC 100, DM
   # 10-20), the recorded latents chosen by the class-relevant feature distance.
   config.hpd = ml_collections.ConfigDict()
-  config.hpd.start_layer = 1
-  config.hpd.steps_per_layer = 100
+  config.hpd.start_layer = 1           # the first layer distilled
+  config.hpd.steps_per_layer = 100     # outer steps at each layer
   config.hpd.select = "distance"       # distance (paper) | last (the released code)
-  config.hpd.real_per_class = 100
+  config.hpd.real_per_class = 100      # real images per class for the selection distance
 
   # Devices (dd_jax/sharding.py): the inner batch split over `data` devices, the
   # experts_per_step segments over `experts` devices. data=-1: as many as divide the batch.
   config.mesh = ml_collections.ConfigDict()
-  config.mesh.data = -1
-  config.mesh.experts = 1
+  config.mesh.data = -1                # devices splitting the batch (-1: all that divide it)
+  config.mesh.experts = 1              # devices splitting the experts_per_step segments
 
   # Multi-process runs (dd_jax/distributed.py; each field also from DD_JAX_* variables).
   config.distributed = ml_collections.ConfigDict()
   config.distributed.coordinator = ""  # host:port of process 0
-  config.distributed.num_processes = 1
-  config.distributed.process_id = 0
+  config.distributed.num_processes = 1   # processes in the run
+  config.distributed.process_id = 0    # this process's rank (0 writes the outputs)
   config.distributed.auto = False      # JAX finds them (Cloud TPU VM slices, SLURM)
 
   config.eval = ml_collections.ConfigDict()
-  config.eval.models = ("ConvNet",)
-  config.eval.num_nets = 5
-  config.eval.epochs = 1000
+  config.eval.models = ("ConvNet",)    # architectures trained on the set (models.ARCHITECTURES)
+  config.eval.num_nets = 5             # nets per architecture (mean +- std reported)
+  config.eval.epochs = 1000            # epochs each (lr x0.1 at half, as the official code)
   config.eval.lr = 0.01                # for real subsets; distilled sets use their lr
-  config.eval.momentum = 0.9
-  config.eval.weight_decay = 5e-4
-  config.eval.batch_size = 256
-  config.eval.dsa_strategy = DEFAULT_STRATEGY
+  config.eval.momentum = 0.9           # SGD momentum
+  config.eval.weight_decay = 5e-4      # L2 weight decay
+  config.eval.batch_size = 256         # images per step
+  config.eval.dsa_strategy = DEFAULT_STRATEGY   # DSA while training ("none": off)
   config.eval.source = "random_real"   # random_real | path to a synthetic-set .npz
-  config.eval.ipc = 10
-  config.eval.seed = 0
-  config.eval.chunk_epochs = 100
+  config.eval.ipc = 10                 # random_real: real images per class
+  config.eval.seed = 0                 # seeds the nets and the random_real subset
+  config.eval.chunk_epochs = 100       # epochs per compiled call (a divisor of epochs; 0 = 100)
   return config
 
 
