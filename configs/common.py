@@ -158,6 +158,10 @@ def base_config() -> ml_collections.ConfigDict:
   # memory_limit_mb: a run whose estimated memory per device (dd_jax/plan.py) exceeds
   # it is refused; 0 = the device's memory, -1 = no check.
   config.distill.memory_limit_mb = 0
+  # A step with a non-finite loss, lr or images is rolled back inside the compiled step
+  # and every later update of the images, lr and labels is scaled by
+  # nonfinite_lr_factor (1 = no reduction); max_bad_steps such steps in a row stop the run.
+  config.distill.nonfinite_lr_factor = 0.5
   config.distill.max_bad_steps = 10    # consecutive non-finite steps before giving up
 
   # SeqMatch (distill/seqmatch.py): the IPC budget split into subsets distilled one

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging as pylogging
 import os
+import re
 import sys
 from typing import Callable
 
@@ -54,6 +55,60 @@ def use_compilation_cache() -> str | None:
   return folder
 
 
+def _flag_of(argv: list[str], name: str) -> str:
+  """The --config.<...> flag of `argv` that sets a field called `name`."""
+  for arg in argv:
+    flag = arg.split("=", 1)[0]
+    if flag.startswith("--config.") and flag.rsplit(".", 1)[-1] == name:
+      return flag
+  return f"--config...{name}"
+
+
+def flag_error(e: Exception, argv: list[str]) -> str:
+  """One line for a command line whose flags or config file cannot be read."""
+  text = str(e).strip()
+  if isinstance(e, AttributeError):   # ml_collections: an override of an unknown field
+    words = re.findall(r"'(\w+)'|\"(\w+)\"", text.replace("\\", ""))
+    names = [a or b for a, b in words]
+    unknown = names[0] if names else "?"
+    hint = (f" (did you mean {names[1]}?)" if len(names) > 1 and "Did you mean" in text
+            else "")
+    return str(ConfigError(_flag_of(argv, unknown), f"no such config field{hint}",
+                           "see docs/config.md for every field"))
+  if isinstance(e, OSError) and "config file" in text:   # a --config file that is missing
+    path = re.findall(r"No such file or directory: '([^']+)'", text)
+    return str(ConfigError("--config", f"cannot load {path[0] if path else text.splitlines()[0]}",
+                           "give a file in configs/ (configs/<dataset>_<method>.py[:variant])"))
+  first = text.splitlines()[0] if text else type(e).__name__
+  missing = re.search(r"Flag (--\w+) must have a value other than None", first)
+  if missing:
+    return str(ConfigError(missing.group(1), "not given",
+                           "give --config=configs/<dataset>_<method>.py[:variant] and "
+                           "--workdir=<run folder>"))
+  flag, _, problem = first.partition(": ")
+  problem = problem.rstrip(".")
+  flag = flag.removeprefix("flag ").split("=", 1)[0]
+  if "Error whilst parsing config file" in problem:   # get_config raised: its last line
+    last = [l for l in text.splitlines() if re.match(r"^\s*\w+Error: ", l)]
+    problem = last[-1].strip().split(": ", 1)[1] if last else problem
+    return str(ConfigError(flag, problem, "use a variant the file's docstring lists"))
+  return str(ConfigError(flag or "flags", problem or first,
+                         "give the field a value of its type (see docs/config.md)"))
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with the config file loaded here: a bad flag, an unknown
+  field, a missing config file or a variant the file refuses is one line and exit 2."""
+  try:
+    rest = flags.FLAGS(argv)
+    if "config" in flags.FLAGS:
+      "seed" in flags.FLAGS.config   # pylint: disable=pointless-statement  (loads it now)
+    return rest
+  except (flags.Error, AttributeError, OSError, ValueError, TypeError, KeyError) as e:
+    print(f"error: {flag_error(e, argv)}", file=sys.stderr)
+    sys.exit(2)
+
+
 @contextlib.contextmanager
 def cli_errors():
   """Turns a ConfigError into one line on stderr and exit status 2."""
@@ -82,4 +137,4 @@ def run_with_config(command: Callable[[ml_collections.ConfigDict, str], str]) ->
                    jax.devices(), cache or f"off ({XLA_CACHE_ENV}=off)")
       print(command(flags.FLAGS.config, flags.FLAGS.workdir))
 
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -25,10 +25,21 @@ def write_npz_atomic(path: str, **arrays) -> None:
   write_bytes_atomic(path, buf.getvalue())
 
 
-def read_npz(path: str) -> dict[str, np.ndarray]:
-  """Every array of an .npz (no pickles)."""
-  with np.load(path, allow_pickle=False) as f:
-    return {k: f[k] for k in f.files}
+def read_npz(path: str, field: str | None = None, fix: str = "") -> dict[str, np.ndarray]:
+  """Every array of an .npz, read now. Pickled (object) arrays are refused, never
+  unpickled. With `field`, a missing, truncated or pickle-bearing file is one
+  ConfigError naming the file, `field` and `fix`."""
+  import zipfile
+  from dd_jax.errors import ConfigError
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      return {k: f[k] for k in f.files}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    if field is None:
+      raise
+    reason = ("it holds pickled objects, which are never loaded" if "pickle" in str(e)
+              else f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": "))
+    raise ConfigError(field, f"{path} is not a readable .npz ({reason})", fix) from None
 
 
 def read_json(path: str, field: str, fix: str) -> Any:

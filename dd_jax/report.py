@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from dd_jax import faults
 from dd_jax.data import sources
 from dd_jax.errors import ConfigError
 from dd_jax.metadata import read_npz
@@ -443,12 +444,14 @@ def write_report(workdir: str) -> str:
   run = RunFiles.read(workdir)
   page, images = render(run)
   final = os.path.join(workdir, REPORT_DIR)
+  for leftover in glob.glob(f"{final}.tmp.*") + glob.glob(f"{final}.old.*"):
+    shutil.rmtree(leftover, ignore_errors=True)   # from a writer that was killed
   tmp = f"{final}.tmp.{os.getpid()}"
-  shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(tmp)
   for name, data in images.items():
     with open(os.path.join(tmp, name), "wb") as f:
       f.write(data)
+  faults.point("distill.report")
   with open(os.path.join(tmp, "index.html"), "w", encoding="utf-8") as f:
     f.write(page)
   old = f"{final}.old.{os.getpid()}"

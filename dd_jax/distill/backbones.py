@@ -25,6 +25,7 @@ import optax
 from dd_jax import training
 from dd_jax.distill import matching
 from dd_jax.distill.state import DistillState
+from dd_jax.distill.state import after_step, scaled
 from dd_jax.distill.step import all_finite, keep_if
 from dd_jax.experts.schedule import DataSchedule
 
@@ -46,6 +47,7 @@ class MatchingSettings:
   lr_net: float
   batch_train: int
   blocks: tuple[int, ...]    # DM: extra block outputs matched (PAD FIEM)
+  nonfinite_lr_factor: float = 0.5   # update scale x this after a rolled-back step
 
   @classmethod
   def from_config(cls, d, num_classes: int, blocks: tuple[int, ...] = ()):
@@ -53,7 +55,8 @@ class MatchingSettings:
     return cls(method=d.method, num_classes=num_classes, ipc=d.ipc, lr_img=d.lr_img,
                img_momentum=d.img_momentum, dsa_strategy=d.dsa_strategy,
                outer_loop=outer if d.method == "dc" else 1, inner_loop=inner,
-               lr_net=d.lr_teacher, batch_train=256, blocks=blocks)
+               lr_net=d.lr_teacher, batch_train=256, blocks=blocks,
+               nonfinite_lr_factor=d.nonfinite_lr_factor)
 
 
 def dc_loops(d) -> tuple[int, int]:
@@ -97,7 +100,7 @@ def make_step(model: nn.Module, s: MatchingSettings, space=None, latent_tx=None)
       loss, g = jax.value_and_grad(loss_fn)(rendered, net.params, x_train[idx], kmatch, mask)
       g = pullback(g)[0]
       upd, img_opt = img_tx.update(g, img_opt, images)
-      images = optax.apply_updates(images, upd)
+      images = optax.apply_updates(images, scaled(upd, state.update_scale))
       if s.method == "dc" and s.inner_loop:
         def train(net, k):
           net, _, _ = net_epoch(net, jnp.float32(s.lr_net),
@@ -113,9 +116,10 @@ def make_step(model: nn.Module, s: MatchingSettings, space=None, latent_tx=None)
         (real_idx, jax.random.split(kloop, s.outer_loop), last))
     finite = jnp.all(jnp.isfinite(losses)) & all_finite(images)
     kept = keep_if(finite, state.replace(images=images, img_opt=img_opt), state)
-    kept = kept.replace(step=state.step + 1, rng=rng)
+    kept = kept.replace(step=state.step + 1, rng=rng,
+                        update_scale=after_step(state, finite, s.nonfinite_lr_factor))
     return kept, {"loss": jnp.mean(losses), "finite": finite,
-                  "grad_norm_images": jnp.mean(norms)}
+                  "grad_norm_images": jnp.mean(norms), "update_scale": kept.update_scale}
 
   return step
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 from PIL import Image
 
+from dd_jax import faults
 from dd_jax.data.preprocess import Preprocessor
 from dd_jax.metadata import write_bytes_atomic, write_json_atomic
 
@@ -73,6 +74,7 @@ def save_synset(prefix: str, images: np.ndarray, labels: np.ndarray, lr: float,
   np.savez(buf, images=images, pixels=pixels, labels=labels, lr=np.float32(lr),
            meta=np.array(meta_json))
   write_bytes_atomic(paths["npz"], buf.getvalue())
+  faults.point("distill.export")
   write_json_atomic(paths["json"], meta)
   scale = max(1, 128 // images.shape[1])
   write_bytes_atomic(paths["png"], to_png_bytes(class_grid(pixels, labels, num_classes),

@@ -24,7 +24,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from dd_jax import distributed, losses, models, plan, report, sharding, summaries
+from dd_jax import disk, distributed, faults, integrity, losses, models, plan, report
+from dd_jax import sharding, summaries
 from dd_jax.data import augment, pipeline
 from dd_jax.distill import backbones, export, latent, matching, representative, segments
 from dd_jax.distill import labels as labels_lib
@@ -49,7 +50,7 @@ RESUMABLE_FIELDS = {
     "expert": ("dir", "eval_test"),
     "distill": ("iterations", "eval_every", "log_every", "checkpoint_every",
                 "keep_checkpoints", "snapshot_cache_mb", "max_bad_steps",
-                "memory_limit_mb"),
+                "nonfinite_lr_factor", "memory_limit_mb"),
     "eval": None,  # the whole section
     "score": None,
 }
@@ -67,6 +68,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
                                   "keep_checkpoints": 1, "max_bad_steps": 1})
   require(d.lr_img > 0, "distill.lr_img", f"is {d.lr_img}", "use a positive value")
   require(d.lr_lr >= 0, "distill.lr_lr", f"is {d.lr_lr}", "use 0 (fixed lr) or more")
+  require(0 < d.nonfinite_lr_factor <= 1, "distill.nonfinite_lr_factor",
+          f"is {d.nonfinite_lr_factor}", "use a factor in (0, 1]: 1 keeps the lrs, 0.5 halves "
+          "them after each non-finite step")
   require(d.lr_teacher > 0, "distill.lr_teacher", f"is {d.lr_teacher}",
           "start the student lr at a positive value (the expert lr)")
   require(d.pix_init in state_lib.PIX_INITS, "distill.pix_init", f"unknown {d.pix_init!r}",
@@ -244,13 +248,36 @@ def _checkpoint_manager(run_dir: str, keep: int) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                          enable_async_checkpointing=True)
   return ocp.CheckpointManager(os.path.join(run_dir, "ckpt"), options=options,
-                               item_names=("state",))
+                               item_names=("state", "integrity"))
 
 
 def _save(manager: ocp.CheckpointManager, state: state_lib.DistillState) -> None:
+  """Saves `state` (asynchronously) with the checksum `_restore` checks."""
   step = int(state.step)
   if manager.latest_step() != step:
-    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        integrity=ocp.args.JsonSave({"state_crc32": integrity.checksum(state)})))
+    faults.point("distill.checkpoint")
+
+
+def _restore(manager: ocp.CheckpointManager, step: int, target, run_dir: str):
+  """The state saved at `step`, checked against its recorded checksum; a checkpoint that
+  cannot be read or does not match is refused with what to delete."""
+  folder = os.path.join(run_dir, "ckpt", str(step))
+  earlier = [s for s in manager.all_steps() if s < step]
+  fix = (f"delete {folder} to resume from step {max(earlier)}" if earlier else
+         f"delete {os.path.join(run_dir, 'ckpt')} to start the distillation over")
+  recorded = None
+  if os.path.isdir(os.path.join(folder, "integrity")):   # older checkpoints have none
+    recorded = integrity.restore(
+        lambda: manager.restore(step, args=ocp.args.Composite(
+            integrity=ocp.args.JsonRestore())).integrity,
+        folder, "distill", fix)["state_crc32"]
+  return integrity.restore(
+      lambda: manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target))).state,
+      folder, "distill", fix, recorded)
 
 
 class StagedRun:
@@ -305,6 +332,8 @@ class Distiller:
       kept = sum(int(m.sum()) for m in jax.tree.leaves(self.mask))
       logging.info("parameter mask %s %.2f: %d of %d parameters matched", d.param_mask,
                    d.param_mask_ratio, kept, layout.num_params)
+    if not plan_only:
+      self._check_disk()
     self.reader = self.placement = None
     self.space = self.prior = self.latent_tx = None
     if d.parameterization in ("glad", "hpd"):
@@ -330,6 +359,21 @@ class Distiller:
     self.eval_seconds = 0.0   # kept out of the steps/s and ETA figures
     self.evals = (store.read_json(self.evals_path) if os.path.exists(self.evals_path)
                   else [])
+
+  def _check_disk(self) -> None:
+    """Refuses a workdir this process cannot write to, or whose disk cannot hold the
+    run's experts, checkpoints and exports: before any expert, prior or step."""
+    config, d, p = self.config, self.config.distill, self.prepared
+    disk.check_writable(self.workdir)
+    images = (p.num_classes * d.ipc * int(np.prod(p.x_train.shape[1:])) * 4
+              * (2 if d.img_momentum else 1))
+    needs = {"checkpoints": (d.keep_checkpoints + 1) * images, "exports": 3 * images}
+    if d.method == "mtt":
+      needs["experts"] = expert_train.disk_needs(
+          config, expert_train.expert_dir(config, self.workdir), disk.tree_bytes(self.abstract))
+    disk.check_space(self.workdir, needs, "--workdir",
+                     "free space, choose a --workdir on a larger disk, or lower "
+                     "expert.num_experts / distill.keep_checkpoints")
 
   def _prepare_trajectories(self) -> None:
     """MTT: experts (trained if missing), their snapshots, the compiled unroll step."""
@@ -385,6 +429,7 @@ class Distiller:
       return self._match_step(state, step)
     idx = jnp.asarray(self.real.indices(step, self.matching.outer_loop))
     state, metrics = self.step_fn(state, self.x_train, idx, self.mask, self.prior)
+    faults.point("distill.step")   # dispatched, still computing
     return state, jax.device_get(metrics), f"{d.method} step {step}"
 
   def _match_step(self, state, step: int):
@@ -409,6 +454,7 @@ class Distiller:
                                   self.batch_stats, self.mask, put(middles, sharding),
                                   put(scale, sharding), self.frozen, self.prior)
     where = "; ".join(f"expert {e}, start epoch {t}" for e, t in segs)
+    faults.point("distill.step")   # dispatched, still computing
     return state, jax.device_get(metrics), where
 
   def memory_plan(self) -> plan.MemoryPlan:
@@ -539,6 +585,7 @@ class Distiller:
       record[arch] = {"mean": result.mean, "std": result.std,
                       "accuracies": result.accuracies.tolist(),
                       "seconds": round(result.seconds, 3)}
+      faults.point("distill.evaluate")
       scalars = {f"eval/{arch}/accuracy": result.mean, f"eval/{arch}/std": result.std}
       if self.stage is not None and self.stage.sequential:
         seq = protocol.evaluate_sequential(
@@ -603,13 +650,14 @@ class Distiller:
       # processes wrote them; the target needs shapes only (no K-Means, no experts).
       target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=where),
                             self._state_like())
-      state = manager.restore(latest, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(target))).state
+      state = _restore(manager, latest, target, self.run_dir)
       logging.info("resuming distillation from step %d", latest)
     elif state is None:
       state = self.initial_state()
     state = (self.placement.put(state, where) if self.placement
              else jax.device_put(state, where))
+    if latest is None:
+      faults.point("distill.start")
     writer = summaries.create_writer(self.workdir)
     writer.write_hparams({k: v for k, v in d.items() if isinstance(v, (int, float, str))})
     start_step, start_time, bad = int(state.step), time.perf_counter(), 0
@@ -621,8 +669,10 @@ class Distiller:
         state, metrics, where = self._step(state, step)
         if not metrics["finite"]:
           bad += 1
-          logging.warning("step %d: matching loss or gradients not finite (%s): step "
-                          "skipped, state kept", step, where)
+          logging.warning("step %d: matching loss, gradients or update not finite (%s): "
+                          "step rolled back; updates now scaled by %.3g "
+                          "(distill.nonfinite_lr_factor=%g)", step, where,
+                          metrics["update_scale"], d.nonfinite_lr_factor)
           if bad >= d.max_bad_steps:
             _save(manager, state)
             raise ConfigError(

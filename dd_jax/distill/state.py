@@ -34,6 +34,8 @@ class DistillState:
   label_opt: optax.OptState   # soft labels' optimiser state; EmptyState for hard labels
   step: Array            # int32 scalar: outer steps done
   rng: PRNGKey           # advanced every step
+  update_scale: Array    # f32 scalar multiplying every outer update (images, lr, labels):
+                         # 1, times distill.nonfinite_lr_factor after each rolled-back step
 
 
 def lr_to_param(lr, parameterisation: str) -> Array:
@@ -89,4 +91,15 @@ def create(distill_config, images, labels: np.ndarray, seed: int,
                       label_opt=label_optimizer(d).init(labels) if soft
                       else optax.EmptyState(),
                       step=jnp.zeros((), jnp.int32),
-                      rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1))
+                      rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1),
+                      update_scale=jnp.ones((), jnp.float32))
+
+
+def scaled(updates, scale: Array):
+  """Optimiser updates times the state's update_scale (a lower lr, momentum kept)."""
+  return jax.tree.map(lambda u: u * scale.astype(u.dtype), updates)
+
+
+def after_step(state: DistillState, finite: Array, factor: float) -> Array:
+  """The update scale after a step: kept when it was finite, times `factor` if not."""
+  return jnp.where(finite, state.update_scale, state.update_scale * factor)

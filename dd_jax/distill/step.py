@@ -1,9 +1,11 @@
 """One outer distillation step: unroll the student from an expert snapshot, match the
 later snapshot, update images and lr with optax.
 
-A step whose loss or gradients are not finite changes nothing but the step counter and
-the rng (the state rolls back inside the compiled step); the loop counts such steps,
-logs a warning, and stops with a clear error when they keep coming. With DATM's
+A step whose loss, gradients or updated images / lr / labels are not finite changes
+nothing but the step counter, the rng and the update scale (the state rolls back inside
+the compiled step; every later update is scaled by `nonfinite_lr_factor` once more); the
+loop counts such steps, logs a warning, and stops with a clear error when they keep
+coming. With DATM's
 `loss_threshold`, a step whose loss exceeds it is skipped the same way (not an error).
 With soft labels, the label logits get their own SGD update from the same loss.
 
@@ -29,7 +31,8 @@ import optax
 
 from dd_jax import losses, training
 from dd_jax.data import augment
-from dd_jax.distill.state import DistillState, label_optimizer, optimizers, param_to_lr
+from dd_jax.distill.state import (DistillState, after_step, label_optimizer, optimizers,
+                                  param_to_lr, scaled)
 
 Params = Any
 Mask = Any
@@ -58,6 +61,7 @@ class StepSettings:
   expert_epochs: int        # M (AST's intermediate points need it)
   inner_momentum: float     # AST code: heavy-ball momentum of the student (0 = SGD)
   intermediate: str         # AST: none | equal | proportional weights of the k < M matches
+  nonfinite_lr_factor: float   # update scale x this after a non-finite (rolled-back) step
   perturb_rho: float        # AST: weight perturbation of the start (0 = off)
   perturb_style: str        # filter (paper) | tensor (official code)
   experts_per_step: int     # segments matched per outer step (vmapped, loss averaged)
@@ -203,14 +207,16 @@ def make_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=No
     g_img, g_lr = grads[:2]
     if pullback is not None:
       g_img = pullback(g_img)[0]
+    scale = state.update_scale
     upd, img_opt = img_tx.update(g_img, state.img_opt, state.images)
-    images = optax.apply_updates(state.images, upd)
+    images = optax.apply_updates(state.images, scaled(upd, scale))
     upd, lr_opt = lr_tx.update(g_lr, state.lr_opt, state.lr_param)
-    lr_param = optax.apply_updates(state.lr_param, upd)
+    lr_param = optax.apply_updates(state.lr_param, scaled(upd, scale))
     updated = dict(images=images, img_opt=img_opt, lr_param=lr_param, lr_opt=lr_opt)
     if soft:
       upd, label_opt = label_tx.update(grads[2], state.label_opt, state.labels)
-      updated.update(labels=optax.apply_updates(state.labels, upd), label_opt=label_opt)
+      updated.update(labels=optax.apply_updates(state.labels, scaled(upd, scale)),
+                     label_opt=label_opt)
     finite = jnp.isfinite(loss) & all_finite((grads, updated["images"],
                                                updated["lr_param"], updated["labels"]
                                                if soft else ()))
@@ -222,8 +228,10 @@ def make_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=No
                else jnp.zeros((), bool))
     apply = finite & ~skipped
     kept = keep_if(apply, state.replace(**updated), state)
-    kept = kept.replace(step=state.step + 1, rng=rng)
+    kept = kept.replace(step=state.step + 1, rng=rng,
+                        update_scale=after_step(state, finite, settings.nonfinite_lr_factor))
     metrics = {"loss": loss, "finite": finite, "skipped": skipped & finite,
+               "update_scale": kept.update_scale,
                "lr_clamped": clamped & apply,
                "syn_lr": param_to_lr(kept.lr_param, settings.syn_lr_param),
                "grad_norm_images": optax.tree.norm(g_img),

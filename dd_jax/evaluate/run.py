@@ -16,13 +16,14 @@ from absl import logging
 import ml_collections
 import numpy as np
 
-from dd_jax import models
+from dd_jax import disk, models
 from dd_jax.data import augment, indexing, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
 from dd_jax.evaluate.protocol import EvalResult, evaluate_sequential, evaluate_synset
-from dd_jax.metadata import read_json, spec_difference, write_json_atomic
+from dd_jax.metadata import read_json, read_npz, spec_difference, write_json_atomic
 
 PROGRESS = "eval_progress.json"
+SYNSET_FIX = "give a synthetic set dd_jax wrote (<workdir>/synset.npz), or 'random_real'"
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -39,12 +40,12 @@ def load_synset(path: str, prepared: pipeline.Prepared) -> tuple[np.ndarray, np.
   """Images, labels and learned lr of a stored synthetic set, checked against the data."""
   require(os.path.exists(path), "eval.source", f"{path} does not exist",
           "give the path of a synthetic set .npz or 'random_real'")
-  with np.load(path, allow_pickle=False) as f:
-    require("images" in f and "labels" in f, "eval.source",
-            f"{path} has no 'images'/'labels' arrays", "save the set with both arrays")
-    images, labels = f["images"], f["labels"]
-    lr = float(f["lr"]) if "lr" in f else None
-    meta = json.loads(str(f["meta"])) if "meta" in f else None
+  f = read_npz(path, "eval.source", SYNSET_FIX)
+  require("images" in f and "labels" in f, "eval.source",
+          f"{path} has no 'images'/'labels' arrays", "save the set with both arrays")
+  images, labels = f["images"], f["labels"]
+  lr = float(f["lr"]) if "lr" in f else None
+  meta = json.loads(str(f["meta"])) if "meta" in f else None
   if meta is not None and "data" in meta:
     diff = spec_difference(meta["data"], prepared.describe())
     if diff:
@@ -59,9 +60,9 @@ def load_synset(path: str, prepared: pipeline.Prepared) -> tuple[np.ndarray, np.
 def sequential_stages(path: str, num_classes: int) -> list | None:
   """SeqMatch sets: the stages S1, S1+S2, ... with each subset's learned lr, read from
   the set's metadata (None for other sets). Rows are subset after subset."""
-  with np.load(path, allow_pickle=False) as f:
-    meta = json.loads(str(f["meta"])) if "meta" in f else {}
-    images, labels = f["images"].astype(np.float32), f["labels"]
+  f = read_npz(path, "eval.source", SYNSET_FIX)
+  meta = json.loads(str(f["meta"])) if "meta" in f else {}
+  images, labels = f["images"].astype(np.float32), f["labels"]
   seq = meta.get("seqmatch")
   if not seq:
     return None
@@ -104,6 +105,7 @@ def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
   stages = (sequential_stages(ev.source, prepared.num_classes)
             if ev.source != "random_real" else None)
   key = progress_key(config, prepared, images, labels, lr)
+  disk.check_writable(workdir)   # results are written there: know now, not after hours
   progress_path = os.path.join(workdir, PROGRESS)
   progress = read_json(progress_path, "eval", f"delete {progress_path} to evaluate every "
                        "architecture again") if os.path.exists(progress_path) else {}

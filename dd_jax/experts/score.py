@@ -29,7 +29,7 @@ import optax
 from dd_jax import models, training
 from dd_jax.data import augment, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
-from dd_jax.metadata import spec_difference, write_bytes_atomic
+from dd_jax.metadata import read_npz, spec_difference, write_bytes_atomic
 
 METHODS = ("el2n", "loss", "grand")   # higher = harder for each
 
@@ -141,9 +141,12 @@ def load_ranking(path: str, prepared: pipeline.Prepared, field: str) -> list[np.
   this data (train split); a ConfigError naming `field` otherwise."""
   require(os.path.exists(path), field, f"{path} does not exist",
           "compute scores first: python -m dd_jax.experts.score")
-  with np.load(path, allow_pickle=False) as f:
-    ranking, sizes = f["ranking"], f["class_sizes"]
-    meta = json.loads(str(f["meta"]))
+  f = read_npz(path, field, f"delete {path} and compute the scores again "
+               "(python -m dd_jax.experts.score)")
+  require("ranking" in f and "class_sizes" in f and "meta" in f, field,
+          f"{path} is not a score file", "give a file python -m dd_jax.experts.score wrote")
+  ranking, sizes = f["ranking"], f["class_sizes"]
+  meta = json.loads(str(f["meta"]))
   if meta.get("split") != "train":
     raise ConfigError(field, f"{path} scores the {meta.get('split')!r} split",
                       "score the training split")

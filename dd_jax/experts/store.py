@@ -10,7 +10,9 @@ Layout of an expert folder:
 
 Orbax commits each step atomically, so an interrupted run leaves only whole epochs; the
 writer resumes after the latest one. The reader restores only the items and epochs a
-caller asks for, against an abstract target (nothing else is read from disk).
+caller asks for, against an abstract target (nothing else is read from disk). Each
+epoch's metrics record a CRC-32 of its parameters (`params_crc32`), checked on every
+read: a damaged checkpoint is refused with the expert folder to delete.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from dd_jax import metadata
+from dd_jax import faults, integrity, metadata
 from dd_jax.errors import ConfigError
 from dd_jax.metadata import spec_difference, write_json_atomic
 
@@ -59,10 +61,35 @@ def expert_path(directory: str, index: int) -> str:
   return os.path.join(directory, f"expert_{index:03d}")
 
 
+def count_complete(directory: str) -> int:
+  """How many trajectories in `directory` are complete (0 if it does not exist)."""
+  if not os.path.isdir(directory):
+    return 0
+  count = 0
+  for name in os.listdir(directory):
+    meta = os.path.join(directory, name, META_FILE)
+    if name.startswith("expert_") and os.path.exists(meta):
+      count += bool(read_json(meta).get("complete"))
+  return count
+
+
 def _manager(path: str, create: bool) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(create=create, enable_async_checkpointing=True)
   return ocp.CheckpointManager(os.path.join(path, "ckpt"), options=options,
                                item_names=ITEMS)
+
+
+def _damaged(path: str) -> str:
+  return (f"delete {path} and run the same command again: that expert is trained again "
+          f"(the others are kept)")
+
+
+def _recorded_crc(meta: dict, epoch: int) -> str | None:
+  """The checksum recorded for `epoch` (None for experts written before it was)."""
+  for m in meta.get("metrics", ()):
+    if m["epoch"] == epoch:
+      return m.get("params_crc32")
+  return None
 
 
 def _train_state(state) -> dict:
@@ -109,9 +136,9 @@ class TrajectoryWriter:
     if jax.tree.leaves(extra):  # Orbax refuses empty items (plain SGD, no batch norm)
       items["train_state"] = ocp.args.StandardSave(extra)
     self._manager.save(epoch, args=ocp.args.Composite(**items))
-    if metrics is not None:
-      self.meta["metrics"].append({"epoch": epoch, **metrics})
-      write_json_atomic(os.path.join(self.path, META_FILE), self.meta)
+    self.meta["metrics"].append({"epoch": epoch, **(metrics or {}),
+                                 "params_crc32": integrity.checksum(state.params)})
+    write_json_atomic(os.path.join(self.path, META_FILE), self.meta)
 
   def restore(self, epoch: int, like_state):
     """The training state after `epoch`, restored onto the structure of `like_state`."""
@@ -119,7 +146,10 @@ class TrajectoryWriter:
     extra = _train_state(like_state)
     if jax.tree.leaves(extra):
       items["train_state"] = ocp.args.StandardRestore(extra)
-    restored = self._manager.restore(epoch, args=ocp.args.Composite(**items))
+    restored = integrity.restore(
+        lambda: self._manager.restore(epoch, args=ocp.args.Composite(**items)),
+        os.path.join(self.path, "ckpt", str(epoch)), "expert.dir", _damaged(self.path),
+        _recorded_crc(self.meta, epoch), lambda r: r["params"])
     state = like_state.replace(params=restored["params"])
     if "train_state" in items:
       state = state.replace(**restored["train_state"])
@@ -127,6 +157,7 @@ class TrajectoryWriter:
 
   def finish(self, **summary) -> None:
     self._manager.wait_until_finished()
+    faults.point("expert.finish")
     self.meta.update(summary, complete=True)
     write_json_atomic(os.path.join(self.path, META_FILE), self.meta)
 
@@ -151,6 +182,7 @@ class ExpertReader:
                      if name.startswith("expert_") and name[len("expert_"):].isdigit())
     self.experts = [i for i in indices if self._is_complete(i)]
     self._managers: dict[int, ocp.CheckpointManager] = {}
+    self._meta: dict[int, dict] = {}
 
   def _is_complete(self, index: int) -> bool:
     meta = os.path.join(expert_path(self.directory, index), META_FILE)
@@ -167,15 +199,20 @@ class ExpertReader:
     if not 0 <= epoch <= self.epochs:
       raise ConfigError("epoch", f"epoch {epoch} is outside the stored 0..{self.epochs}",
                         "ask for an epoch the trajectory has")
+    path = expert_path(self.directory, expert)
     if expert not in self._managers:
-      self._managers[expert] = _manager(expert_path(self.directory, expert), create=False)
+      self._managers[expert] = _manager(path, create=False)
+      self._meta[expert] = self.metadata(expert)
     # Onto this process's first device: the stored sharding names the writer's device,
     # which another process of a multi-process run does not have.
     local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=local),
                           abstract_params)
-    restored = self._managers[expert].restore(epoch, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(target)))
+    restored = integrity.restore(
+        lambda: self._managers[expert].restore(epoch, args=ocp.args.Composite(
+            params=ocp.args.StandardRestore(target))),
+        os.path.join(path, "ckpt", str(epoch)), "expert.dir", _damaged(path),
+        _recorded_crc(self._meta[expert], epoch), lambda r: r.params)
     return restored.params
 
   def close(self) -> None:

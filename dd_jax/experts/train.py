@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dd_jax import losses, models, training
+from dd_jax import disk, faults, losses, models, training
 from dd_jax.data import augment, pipeline
 from dd_jax.errors import require, require_at_least
 from dd_jax.experts import schedule as schedule_lib
@@ -133,6 +133,15 @@ def expert_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
   return config.expert.dir or os.path.join(workdir, "experts")
 
 
+def disk_needs(config: ml_collections.ConfigDict, directory: str, param_bytes: int) -> int:
+  """Bytes the missing experts will take: every epoch's parameters and the optimiser
+  state saved with them (to resume)."""
+  e = config.expert
+  slots = 2 if e.optimizer == "adam" else int(bool(e.momentum))
+  missing = max(0, e.num_experts - store.count_complete(directory))
+  return missing * (e.epochs + 1) * param_bytes * (1 + slots)
+
+
 def train_experts(config: ml_collections.ConfigDict, workdir: str,
                   prepared: pipeline.Prepared | None = None, warm_start=None) -> str:
   """Trains (or finishes) `expert.num_experts` trajectories; returns their folder.
@@ -149,6 +158,13 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
     schedule = schedule_lib.DataSchedule.from_config(e.schedule)
   spec = expert_spec(config, prepared, digest, warm_start)
   directory = expert_dir(config, workdir)
+  disk.check_writable(directory, "expert.dir" if e.dir else "--workdir")
+  abstract = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), prepared.x_train[:1],
+                                               train=False)["params"])
+  disk.check_space(directory, {"experts": disk_needs(config, directory,
+                                                     disk.tree_bytes(abstract))},
+                   "expert.num_experts", "free space, point expert.dir at a larger disk, "
+                   "or train fewer experts (expert.num_experts) or epochs (expert.epochs)")
   store.prepare_directory(directory, spec)  # refuses a mismatched folder before compute
 
   tx = training.direction(e.optimizer, e.momentum, e.weight_decay)
@@ -203,7 +219,9 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
                  "seconds": round(time.perf_counter() - t0, 3)}
       if e.eval_test:
         metrics["test_acc"] = float(accuracy(state.params, state.batch_stats, x_test, y_test))
+      faults.point("expert.epoch")
       writer.save(epoch, state, metrics)
+      faults.point("expert.checkpoint")
       epochs_run += 1
       done = index * e.epochs + epoch
       elapsed = time.perf_counter() - start_time

@@ -19,7 +19,6 @@ Params: {"mapping": {"embed"?, "embed_proj"?: {weight, bias}, "fc0": ..., "w_avg
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 import jax
@@ -201,16 +200,17 @@ def load(directory: str) -> tuple[dict, Params]:
   """(spec, params) of a generator folder written by `save` (or the converter)."""
   import os
   spec_path = os.path.join(directory, "spec.json")
-  require(os.path.exists(spec_path), "gan.path", f"{directory} has no spec.json",
-          "give a folder written by python -m dd_jax.gan.convert or dd_jax.gan.train")
-  with open(spec_path) as f:
-    spec = json.load(f)
+  from dd_jax.metadata import read_json, read_npz
+  fix = ("give a folder written by python -m dd_jax.gan.convert or dd_jax.gan.train "
+         "(a damaged one: delete it and convert or train again)")
+  require(os.path.exists(spec_path), "gan.prior", f"{directory} has no spec.json", fix)
+  spec = read_json(spec_path, "gan.prior", fix)
   params: dict = {}
-  with np.load(os.path.join(directory, "params.npz"), allow_pickle=False) as f:
-    for name in f.files:
-      node = params
-      *parents, leaf = name.split(".")
-      for part in parents:
-        node = node.setdefault(part, {})
-      node[leaf] = jnp.asarray(f[name])
+  for name, value in read_npz(os.path.join(directory, "params.npz"), "gan.prior",
+                              fix).items():
+    node = params
+    *parents, leaf = name.split(".")
+    for part in parents:
+      node = node.setdefault(part, {})
+    node[leaf] = jnp.asarray(value)
   return spec, params
