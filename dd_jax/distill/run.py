@@ -273,11 +273,11 @@ def _restore(manager: ocp.CheckpointManager, step: int, target, run_dir: str):
     recorded = integrity.restore(
         lambda: manager.restore(step, args=ocp.args.Composite(
             integrity=ocp.args.JsonRestore())).integrity,
-        folder, "distill", fix)["state_crc32"]
+        folder, "--workdir", fix)["state_crc32"]
   return integrity.restore(
       lambda: manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target))).state,
-      folder, "distill", fix, recorded)
+      folder, "--workdir", fix, recorded)
 
 
 class StagedRun:
