@@ -67,15 +67,18 @@ def init_state(model: nn.Module, key: PRNGKey, sample: Array,
 
 
 def apply(model: nn.Module, state_params: Params, batch_stats: Params, x: Array,
-          train: bool) -> tuple[Array, Params]:
-  """Logits and the (possibly updated) batch statistics."""
+          train: bool, dropout_key: PRNGKey | None = None) -> tuple[Array, Params]:
+  """Logits and the (possibly updated) batch statistics; `dropout_key` turns on the
+  dropout of nets that have it (ViT) when training."""
   variables = {"params": state_params}
+  rngs = {"dropout": dropout_key} if train and dropout_key is not None else {}
   if batch_stats:
     variables["batch_stats"] = batch_stats
     if train:
-      logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+      logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"],
+                                    rngs=rngs)
       return logits, updates["batch_stats"]
-  return model.apply(variables, x, train=train), batch_stats
+  return model.apply(variables, x, train=train, rngs=rngs), batch_stats
 
 
 # A shuffled epoch as [num_batches, B] indices and a validity mask (last batch padded).
@@ -161,9 +164,11 @@ def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_s
     x = augment.dsa(key, clean, dsa_strategy)
     y = labels[idx]
     weights = mask.astype(x.dtype)
+    dropout_key = jax.random.fold_in(key, 1)
 
     def loss_fn(params):
-      logits, new_stats = apply(model, params, state.batch_stats, x, train=True)
+      logits, new_stats = apply(model, params, state.batch_stats, x, train=True,
+                                dropout_key=dropout_key)
       per_sample = loss(logits, y)
       value = scale * jnp.sum(per_sample * weights) / jnp.sum(weights)
       if penalty is not None:

@@ -15,6 +15,7 @@ from dd_jax.models.classic import AlexNet, LeNet, MLP, VGG11
 from dd_jax.models.convnet import ConvNet
 from dd_jax.models.layers import CONV_IMPLS, NORMS
 from dd_jax.models.resnet import ResNet18
+from dd_jax.models.vit import ViT
 
 # name -> constructor(num_classes, **overrides). Variants fix a field of the base model.
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
@@ -30,6 +31,8 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "ResNet18": ResNet18,
     "ResNet18BN": functools.partial(ResNet18, norm="batchnorm"),
     "MLP": MLP,
+    "ViT": ViT,   # GLaD's ViTCIFAR: patch 4, dim 512, depth 6
+    "ViTTiny": functools.partial(ViT, dim=128, depth=4, heads=4, dim_head=32, mlp_dim=256),
 }
 
 # Fields each family accepts from the config's `model` section.
@@ -40,6 +43,7 @@ _FIELDS = {
     VGG11: ("norm", "conv_impl"),
     ResNet18: ("norm", "conv_impl"),
     MLP: ("hidden",),
+    ViT: (),
 }
 
 
