@@ -253,6 +253,13 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.ipc = 10                 # random_real: real images per class
   config.eval.seed = 0                 # seeds the nets and the random_real subset
   config.eval.chunk_epochs = 100       # epochs per compiled call (a divisor of epochs; 0 = 100)
+  # kd: knowledge-distillation evaluation (dd_jax/evaluate/kd.py), reported beside the
+  # ordinary protocol: the nets also train on the set against a teacher's softened
+  # outputs (kd_temperature T; the loss T^2 x KL), the teacher being expert 0's last
+  # epoch in kd_teacher ("" = the run's experts).
+  config.eval.kd = False
+  config.eval.kd_temperature = 4.0
+  config.eval.kd_teacher = ""
   return config
 
 

@@ -151,25 +151,36 @@ def clipped_ce_scale(epoch: int, ramp_epochs: int, start: float = 0.5) -> float:
 
 def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_size: int,
                      dsa_strategy: str, loss: Callable[[Array, Array], Array] = cross_entropy,
-                     sam: GSAM | None = None, penalty: GradientPenalty | None = None):
-  """Returns epoch(state, lr, images, labels, key, loss_scale=1) -> (state, mean_loss,
-  accuracy). With `sam`, each gradient is replaced by GSAM's direction (two gradients per
-  batch); `loss_scale` multiplies the data loss (AST's clipped CE, traced: no recompile);
-  `penalty` adds AST's gradient penalty (the reported loss includes both)."""
+                     sam: GSAM | None = None, penalty: GradientPenalty | None = None,
+                     teacher: nn.Module | None = None, temperature: float = 1.0):
+  """Returns epoch(state, lr, images, labels, key, loss_scale=1, teacher_variables=None)
+  -> (state, mean_loss, accuracy). With `sam`, each gradient is replaced by GSAM's
+  direction (two gradients per batch); `loss_scale` multiplies the data loss (AST's
+  clipped CE, traced: no recompile); `penalty` adds AST's gradient penalty (the reported
+  loss includes both). With a `teacher` (knowledge distillation), the targets of each
+  augmented batch are the teacher's logits on it: the loss is T^2 x the soft cross-entropy
+  of the student's logits / T to softmax(teacher's / T) (KL up to a constant), `labels`
+  only count the training accuracy."""
 
   def train_step(carry, batch):
-    state, lr, images, labels, scale = carry
+    state, lr, images, labels, scale, teacher_variables = carry
     idx, mask, key = batch
     clean = images[idx]
     x = augment.dsa(key, clean, dsa_strategy)
     y = labels[idx]
     weights = mask.astype(x.dtype)
     dropout_key = jax.random.fold_in(key, 1)
+    targets = y
+    if teacher is not None:
+      targets = teacher.apply(teacher_variables, x, train=False) / temperature
 
     def loss_fn(params):
       logits, new_stats = apply(model, params, state.batch_stats, x, train=True,
                                 dropout_key=dropout_key)
-      per_sample = loss(logits, y)
+      if teacher is not None:
+        per_sample = temperature ** 2 * loss(logits / temperature, targets)
+      else:
+        per_sample = loss(logits, targets)
       value = scale * jnp.sum(per_sample * weights) / jnp.sum(weights)
       if penalty is not None:
         value = value + penalty(
@@ -187,16 +198,17 @@ def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_s
     hard = y if y.ndim == 1 else jnp.argmax(y, -1)
     correct = jnp.sum((jnp.argmax(logits, -1) == hard) * weights)
     state = NetState(params=params, batch_stats=new_stats, opt_state=opt_state)
-    return (state, lr, images, labels, scale), (value * jnp.sum(weights), correct)
+    return ((state, lr, images, labels, scale, teacher_variables),
+            (value * jnp.sum(weights), correct))
 
   def epoch(state: NetState, lr: Array, images: Array, labels: Array, key: PRNGKey,
-            loss_scale: Array | float = 1.0):
+            loss_scale: Array | float = 1.0, teacher_variables=None):
     kplan, kaug = jax.random.split(key)
     idx, mask = batch_plan(kplan, images.shape[0], batch_size)
     keys = jax.random.split(kaug, idx.shape[0])
     scale = jnp.asarray(loss_scale, jnp.float32)
     (state, *_), (losses, correct) = jax.lax.scan(
-        train_step, (state, lr, images, labels, scale), (idx, mask, keys))
+        train_step, (state, lr, images, labels, scale, teacher_variables), (idx, mask, keys))
     n = images.shape[0]
     return state, jnp.sum(losses) / n, jnp.sum(correct) / n
 

@@ -51,21 +51,41 @@ def _chunk_length(epochs: int, limit: int = 100) -> int:
   return max(d for d in range(1, min(epochs, limit) + 1) if epochs % d == 0)
 
 
+@dataclasses.dataclass(frozen=True)
+class Teacher:
+  """Knowledge-distillation evaluation: the student nets learn the softened outputs
+  (temperature T) of this net, trained on the real data, instead of the labels."""
+  model: object              # a flax module (hashable)
+  variables: object          # its variables ({"params": ...[, "batch_stats": ...]})
+  temperature: float = 4.0
+
+  def __hash__(self):        # the compiled programs depend on the module and T only
+    return hash((self.model, self.temperature))
+
+  def __eq__(self, other):
+    return (isinstance(other, Teacher) and (self.model, self.temperature) ==
+            (other.model, other.temperature))
+
+
 def _compiled(model, momentum: float, weight_decay: float, batch_size: int,
-              dsa_strategy: str, chunk: int, nets=None):
+              dsa_strategy: str, chunk: int, nets=None, teacher: Teacher | None = None):
   """Jitted init / chunk-of-epochs / accuracy functions, built once per setting so that
   repeated evaluations (every K distillation steps) reuse their compilations. `nets`:
   the sharding of the nets' leading axis over devices (sharding.nets_sharding), or
-  None on one device."""
+  None on one device. With a `teacher`, the chunk takes its variables as an argument."""
+  kd = None if teacher is None else (teacher.model, teacher.temperature)
   return _compiled_once(model, momentum, weight_decay, batch_size, dsa_strategy, chunk,
-                        nets)
+                        nets, kd)
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_once(model, momentum, weight_decay, batch_size, dsa_strategy, chunk, nets):
+def _compiled_once(model, momentum, weight_decay, batch_size, dsa_strategy, chunk, nets,
+                   kd=None):
   tx = training.direction("sgd", momentum, weight_decay)
-  epoch_fn = jax.vmap(training.make_train_epoch(model, tx, batch_size, dsa_strategy),
-                      in_axes=(0, None, None, None, 0))
+  teacher, temperature = kd if kd is not None else (None, 1.0)
+  epoch_fn = jax.vmap(training.make_train_epoch(model, tx, batch_size, dsa_strategy,
+                                                teacher=teacher, temperature=temperature),
+                      in_axes=(0, None, None, None, 0, None, None))
 
   def placed(states):   # each device trains its own nets
     return states if nets is None else jax.lax.with_sharding_constraint(states, nets)
@@ -79,11 +99,13 @@ def _compiled_once(model, momentum, weight_decay, batch_size, dsa_strategy, chun
     return placed(states.replace(opt_state=jax.vmap(tx.init)(states.params)))
 
   @jax.jit
-  def run_chunk(states, first_epoch, decay_at, base_lr, images, labels, net_keys):
+  def run_chunk(states, first_epoch, decay_at, base_lr, images, labels, net_keys,
+                teacher_variables=None):
     def body(states, e):
       lr_e = jnp.where(e >= decay_at, 0.1 * base_lr, base_lr)
       keys = jax.vmap(lambda k: jax.random.fold_in(k, e))(net_keys)
-      states, loss, acc = epoch_fn(states, lr_e, images, labels, keys)
+      states, loss, acc = epoch_fn(states, lr_e, images, labels, keys, 1.0,
+                                   teacher_variables)
       return placed(states), (loss, acc)
     return jax.lax.scan(body, placed(states), first_epoch + jnp.arange(chunk))
 
@@ -138,7 +160,8 @@ def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: in
                     epochs: int = 1000, batch_size: int = 256, momentum: float = 0.9,
                     weight_decay: float = 5e-4,
                     dsa_strategy: str = augment.DEFAULT_STRATEGY, num_nets: int = 5,
-                    seed: int = 0, chunk_epochs: int = 0) -> EvalResult:
+                    seed: int = 0, chunk_epochs: int = 0,
+                    teacher: Teacher | None = None) -> EvalResult:
   """Trains `num_nets` fresh `arch` nets on (images, labels); test accuracy of each.
 
   Args:
@@ -151,6 +174,8 @@ def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: in
     epochs: training epochs; lr drops x0.1 at epochs // 2.
     chunk_epochs: at most this many epochs per compiled call (0: 100); the chunk is
       the largest divisor of `epochs` within it, so every call reuses one compilation.
+    teacher: knowledge distillation: the nets learn the teacher's softened outputs on
+      each augmented batch (`labels` then only count the training accuracy).
   Returns:
     An `EvalResult` with one accuracy per net.
   """
@@ -158,7 +183,7 @@ def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: in
       [(images, labels, lr)], test_images, test_labels, num_classes=num_classes, arch=arch,
       model_config=model_config, epochs=epochs, batch_size=batch_size, momentum=momentum,
       weight_decay=weight_decay, dsa_strategy=dsa_strategy, num_nets=num_nets, seed=seed,
-      chunk_epochs=chunk_epochs)
+      chunk_epochs=chunk_epochs, teacher=teacher)
 
 
 def evaluate_sequential(stages, test_images, test_labels, *, num_classes: int,
@@ -166,7 +191,8 @@ def evaluate_sequential(stages, test_images, test_labels, *, num_classes: int,
                         batch_size: int = 256, momentum: float = 0.9,
                         weight_decay: float = 5e-4,
                         dsa_strategy: str = augment.DEFAULT_STRATEGY, num_nets: int = 5,
-                        seed: int = 0, chunk_epochs: int = 0) -> EvalResult:
+                        seed: int = 0, chunk_epochs: int = 0,
+                        teacher: Teacher | None = None) -> EvalResult:
   """SeqMatch's sequential evaluation: the same nets train on each stage in turn
   (`train_sequential`); `stages` is a list of (images, labels, lr), for SeqMatch the
   growing unions S1, S1+S2, ... with each subset's learned lr. The reported accuracy
@@ -193,7 +219,8 @@ def evaluate_sequential(stages, test_images, test_labels, *, num_classes: int,
                                batch_size=batch_size, momentum=momentum,
                                weight_decay=weight_decay, dsa_strategy=dsa_strategy,
                                chunk_epochs=chunk_epochs, after_stage=after_stage,
-                               name=f"eval {arch}")
+                               name=f"eval {arch}" + (" (KD)" if teacher else ""),
+                               teacher=teacher)
   return EvalResult(arch=arch, accuracies=accs[-1], train_loss=np.asarray(losses),
                     epochs=epochs, seconds=time.perf_counter() - start,
                     stage_means=tuple(means))
@@ -208,7 +235,8 @@ def _replicated(nets):
 
 def train_sequential(model, stages, init_keys, net_keys, *, epochs: int, batch_size: int,
                      momentum: float, weight_decay: float, dsa_strategy: str,
-                     chunk_epochs: int = 0, after_stage=None, name: str = "train"):
+                     chunk_epochs: int = 0, after_stage=None, name: str = "train",
+                     teacher: Teacher | None = None):
   """Trains len(init_keys) nets (vmapped) on each (images, labels, lr) of `stages` in
   turn: `epochs` epochs per stage at its lr (x0.1 from half of the stage on), a fresh
   SGD state per stage (as the official code's new optimiser), weights and batch
@@ -218,8 +246,11 @@ def train_sequential(model, stages, init_keys, net_keys, *, epochs: int, batch_s
   chunk = _chunk_length(epochs, chunk_epochs or 100)
   nets = sharding.nets_sharding(len(init_keys))
   init, reset_optimizer, run_chunk, _ = _compiled(model, momentum, weight_decay,
-                                                  batch_size, dsa_strategy, chunk, nets)
+                                                  batch_size, dsa_strategy, chunk, nets,
+                                                  teacher)
   everywhere = _replicated(nets)
+  teacher_variables = (None if teacher is None else
+                       jax.device_put(teacher.variables, everywhere))
   if nets is not None:
     init_keys, net_keys = jax.device_put((init_keys, net_keys), nets)
   states = init(init_keys, jax.device_put(np.asarray(stages[0][0][:1], np.float32),
@@ -235,7 +266,7 @@ def train_sequential(model, stages, init_keys, net_keys, *, epochs: int, batch_s
     for first in range(offset, offset + epochs, chunk):
       states, (losses, _) = run_chunk(states, jnp.int32(first),
                                       jnp.int32(offset + epochs // 2), jnp.float32(lr),
-                                      images, labels, net_keys)
+                                      images, labels, net_keys, teacher_variables)
       done = first + chunk
       loss = float(jnp.mean(losses[-1]))   # waits for the chunk: time it after this
       elapsed = time.perf_counter() - start

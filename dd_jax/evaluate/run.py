@@ -19,6 +19,7 @@ import numpy as np
 from dd_jax import disk, models
 from dd_jax.data import augment, indexing, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
+from dd_jax.evaluate import kd
 from dd_jax.evaluate.protocol import EvalResult, evaluate_sequential, evaluate_synset
 from dd_jax.metadata import read_json, read_npz, spec_difference, write_json_atomic
 
@@ -31,6 +32,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require_at_least(ev, "eval", {"num_nets": 1, "epochs": 1, "batch_size": 1, "ipc": 1})
   require(ev.lr > 0, "eval.lr", f"is {ev.lr}", "use a positive learning rate")
   augment.check_strategy(ev.dsa_strategy, "eval.dsa_strategy")
+  require(ev.kd_temperature > 0, "eval.kd_temperature", f"is {ev.kd_temperature}",
+          "use a positive temperature (4 is common)")
   for arch in ev.models:
     require(arch in models.ARCHITECTURES, "eval.models", f"unknown architecture {arch!r}",
             f"use names from {', '.join(models.ARCHITECTURES)}")
@@ -83,9 +86,10 @@ def progress_key(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
   return h.hexdigest()[:24]
 
 
-def _record(r: EvalResult, sequential: dict | None) -> dict:
+def _record(r: EvalResult, sequential: dict | None = None, kd: dict | None = None) -> dict:
   return {"mean": r.mean, "std": r.std, "accuracies": r.accuracies.tolist(),
-          "seconds": round(r.seconds, 1), **({"sequential": sequential} if sequential else {})}
+          "seconds": round(r.seconds, 1), **({"sequential": sequential} if sequential else {}),
+          **({"kd": kd} if kd else {})}
 
 
 def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
@@ -110,7 +114,8 @@ def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
   progress = read_json(progress_path, "eval", f"delete {progress_path} to evaluate every "
                        "architecture again") if os.path.exists(progress_path) else {}
   done = progress.get("results", {}) if progress.get("key") == key else {}
-  results, sequential = [], {}
+  teacher = kd.load_teacher(config, workdir, prepared) if ev.kd else None
+  results, sequential, distilled = [], {}, {}
   for arch in ev.models:
     if arch in done:   # finished before an interruption
       rec = done[arch]
@@ -118,6 +123,8 @@ def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
                                 np.asarray(rec["train_loss"]), ev.epochs, rec["seconds"]))
       if "sequential" in rec:
         sequential[arch] = rec["sequential"]
+      if "kd" in rec:
+        distilled[arch] = rec["kd"]
       logging.info("%s (recorded in %s)", results[-1].summary(), progress_path)
       continue
     result = evaluate_synset(
@@ -140,15 +147,26 @@ def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
                           "accuracies": seq.accuracies.tolist(),
                           "stage_means": list(seq.stage_means),
                           "seconds": round(seq.seconds, 1)}
+    if teacher is not None:   # the same nets and batches, the teacher's outputs as targets
+      with_kd = evaluate_synset(
+          images, labels, prepared.x_test, prepared.y_test,
+          num_classes=prepared.num_classes, arch=arch, model_config=config.model, lr=lr,
+          epochs=ev.epochs, batch_size=ev.batch_size, momentum=ev.momentum,
+          weight_decay=ev.weight_decay, dsa_strategy=ev.dsa_strategy,
+          num_nets=ev.num_nets, seed=ev.seed, chunk_epochs=ev.chunk_epochs,
+          teacher=teacher)
+      logging.info("with KD (T=%g): %s", ev.kd_temperature, with_kd.summary())
+      distilled[arch] = {**_record(with_kd), "temperature": ev.kd_temperature}
     os.makedirs(workdir, exist_ok=True)
-    done[arch] = {**_record(result, sequential.get(arch)),
+    done[arch] = {**_record(result, sequential.get(arch), distilled.get(arch)),
                   "train_loss": result.train_loss.tolist()}
     write_json_atomic(progress_path, {"key": key, "results": done})
   os.makedirs(workdir, exist_ok=True)
   write_json_atomic(os.path.join(workdir, "eval_results.json"), {
       "source": ev.source, "ipc": ev.ipc if ev.source == "random_real" else None,
       "images": int(len(images)), "lr": lr, "epochs": ev.epochs,
-      "results": {r.arch: _record(r, sequential.get(r.arch)) for r in results}})
+      "results": {r.arch: _record(r, sequential.get(r.arch), distilled.get(r.arch))
+                  for r in results}})
   if os.path.exists(progress_path):
     os.remove(progress_path)
   return results

@@ -80,6 +80,16 @@ def _eval(source_maker):
   return case
 
 
+def _eval_set(**fields):
+  """A case that sets eval fields and evaluates."""
+  def case(shared, tmp_path):
+    config = _config(*shared)
+    with config.unlocked():
+      config.eval.update(fields)
+    eval_run.evaluate_from_config(config, str(tmp_path / "eval"))
+  return case
+
+
 def _npz(tmp_path, **arrays):
   path = str(tmp_path / "set.npz")
   np.savez(path, **arrays)
@@ -208,6 +218,10 @@ CASES = {
     "a synthetic set of another dataset": (
         _eval(lambda t: _npz(t, images=np.zeros((10, 32, 32, 3), np.float32),
                              labels=np.arange(10))), "eval.source", "(32, 32, 3)"),
+    "a KD temperature of zero": (_eval_set(kd=True, kd_temperature=0.0),
+                                 "eval.kd_temperature", "is 0.0"),
+    "a KD teacher folder without experts": (_eval_set(kd=True, kd_teacher="/nonexistent/x"),
+                                            "eval.kd_teacher", "holds no experts"),
     # experts
     "experts of another model": (_experts(_other_width), "expert.dir", "model"),
     "a truncated expert metadata file": (_experts(_truncated_metadata), "expert.dir",
