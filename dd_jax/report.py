@@ -173,8 +173,10 @@ def _figure(width=6.0, height=3.2):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  from matplotlib.ticker import MaxNLocator  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(width, height), dpi=100)
   ax.grid(alpha=0.3)
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # outer steps are whole
   return plt, fig, ax
 
 
@@ -207,8 +209,10 @@ def accuracy_png(evals: dict[str, list]) -> bytes | None:
   for folder, records in evals.items():
     archs = sorted({k for r in records for k, v in r.items() if isinstance(v, dict)})
     for arch in archs:
-      rows = sorted((r["step"], r[arch]["mean"], r[arch]["std"]) for r in records
-                    if arch in r)
+      # A SeqMatch subset's or H-PD layer's steps count on from the earlier ones, as
+      # in the loss curves (records before that was written have their own steps).
+      rows = sorted((r.get("global_step", r["step"]), r[arch]["mean"], r[arch]["std"])
+                    for r in records if arch in r)
       label = arch if len(evals) == 1 else f"{folder} {arch}"
       lines.append((label, np.array(rows)))
   if not lines:

@@ -573,7 +573,7 @@ class Distiller:
     started = time.perf_counter()
     step, lr = int(state.step), self.syn_lr(state)
     images, labels = self.synset(state)
-    record = {"step": step, "lr": lr}
+    record = {"step": step, "global_step": self.step_offset + step, "lr": lr}
     settings = dict(num_classes=p.num_classes, model_config=self.config.model,
                     epochs=ev.epochs, batch_size=ev.batch_size, momentum=ev.momentum,
                     weight_decay=ev.weight_decay, dsa_strategy=ev.dsa_strategy,

@@ -30,6 +30,8 @@ def _load(path):
 
 def test_layers_run_in_order_carrying_ws_and_the_best_layer_is_exported(shared, tmp_path):
   config = _hpd(shared)
+  with config.unlocked():
+    config.distill.eval_every = 2
   work = str(tmp_path / "hpd")
   summary = run.distill(config, work)
   layers = [_load(os.path.join(work, "distill", f"layer_{k}.npz")) for k in (2, 3)]
@@ -45,6 +47,12 @@ def test_layers_run_in_order_carrying_ws_and_the_best_layer_is_exported(shared, 
   assert record["chosen"]["layer"] == best and f"layer {best} chosen" in summary
   got = _synset(work)
   assert got["images"].shape == (10, 28, 28, 1) and f'"layer": {best}' in got["meta"].item()
+  # Each layer's evaluations count their steps on from the earlier layers' (the report's
+  # accuracy curve shares the loss curves' x axis).
+  with open(os.path.join(work, "distill", "layer_3", "evals.json")) as f:
+    evals = json.load(f)
+  per_layer = config.hpd.steps_per_layer
+  assert [e["global_step"] - e["step"] for e in evals] == [per_layer] * len(evals)
   # A second call finds every layer done and changes nothing.
   run.distill(config, work)
   np.testing.assert_array_equal(_synset(work)["images"], got["images"])
