@@ -59,13 +59,6 @@ class Teacher:
   variables: object          # its variables ({"params": ...[, "batch_stats": ...]})
   temperature: float = 4.0
 
-  def __hash__(self):        # the compiled programs depend on the module and T only
-    return hash((self.model, self.temperature))
-
-  def __eq__(self, other):
-    return (isinstance(other, Teacher) and (self.model, self.temperature) ==
-            (other.model, other.temperature))
-
 
 def _compiled(model, momentum: float, weight_decay: float, batch_size: int,
               dsa_strategy: str, chunk: int, nets=None, teacher: Teacher | None = None):

@@ -61,16 +61,22 @@ def expert_path(directory: str, index: int) -> str:
   return os.path.join(directory, f"expert_{index:03d}")
 
 
+def indices(directory: str) -> list[int]:
+  """The expert indices that have a folder in `directory` (none if it does not exist)."""
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name[len("expert_"):]) for name in os.listdir(directory)
+                if name.startswith("expert_") and name[len("expert_"):].isdigit())
+
+
+def is_complete(directory: str, index: int) -> bool:
+  meta = os.path.join(expert_path(directory, index), META_FILE)
+  return os.path.exists(meta) and bool(read_json(meta).get("complete"))
+
+
 def count_complete(directory: str) -> int:
   """How many trajectories in `directory` are complete (0 if it does not exist)."""
-  if not os.path.isdir(directory):
-    return 0
-  count = 0
-  for name in os.listdir(directory):
-    meta = os.path.join(directory, name, META_FILE)
-    if name.startswith("expert_") and os.path.exists(meta):
-      count += bool(read_json(meta).get("complete"))
-  return count
+  return sum(is_complete(directory, i) for i in indices(directory))
 
 
 def _manager(path: str, create: bool) -> ocp.CheckpointManager:
@@ -178,15 +184,9 @@ class ExpertReader:
     self.directory = directory
     self.spec = read_json(os.path.join(directory, SPEC_FILE))
     self.epochs = int(self.spec["epochs"])
-    indices = sorted(int(name[len("expert_"):]) for name in os.listdir(directory)
-                     if name.startswith("expert_") and name[len("expert_"):].isdigit())
-    self.experts = [i for i in indices if self._is_complete(i)]
+    self.experts = [i for i in indices(directory) if is_complete(directory, i)]
     self._managers: dict[int, ocp.CheckpointManager] = {}
     self._meta: dict[int, dict] = {}
-
-  def _is_complete(self, index: int) -> bool:
-    meta = os.path.join(expert_path(self.directory, index), META_FILE)
-    return os.path.exists(meta) and bool(read_json(meta).get("complete"))
 
   def metadata(self, expert: int) -> dict:
     return read_json(os.path.join(expert_path(self.directory, expert), META_FILE))
