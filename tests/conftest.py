@@ -104,11 +104,11 @@ def _release_compiled_programs():
 
 
 # Files whose tests start child processes (8-device and two-process runs, notebook
-# kernels, the killed-and-resumed runs; minutes each):
+# kernels; minutes each):
 # run first, so that the two xdist workers (--dist loadfile, files handed out in
 # collection order) do not end with one of them alone on these.
 START_FIRST = ("tests/test_sharding.py", "tests/distill/test_multiprocess.py",
-               "tests/test_notebooks.py", "tests/test_faults.py")
+               "tests/test_notebooks.py")
 
 
 def pytest_collection_modifyitems(config, items):
