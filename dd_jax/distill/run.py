@@ -491,7 +491,7 @@ class Distiller:
             momentum=ev.momentum, weight_decay=ev.weight_decay,
             dsa_strategy=ev.dsa_strategy, num_nets=ev.num_nets,
             chunk_epochs=ev.chunk_epochs))
-    size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(self.abstract))
+    size = disk.tree_bytes(self.abstract)
     touched = config.expert.num_experts * (d.max_start_epoch + d.expert_epochs)
     snapshots = min(int(d.snapshot_cache_mb * plan.MiB), touched * size)
     on_cpu = jax.local_devices()[0].platform == "cpu"
