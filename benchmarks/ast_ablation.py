@@ -1,7 +1,13 @@
 """Fashion-MNIST AST measurements in the shape of the paper's Tables VII and VIII.
 
 python benchmarks/ast_ablation.py --root=/tmp/ast_ablation [--ipc=1,10] [--arms=...]
-  [--experts=2] [--epochs=6] [--skip-distill]
+  [--experts=2] [--epochs=6] [--skip-distill] [--kinds=sgd,momentum,smooth]
+  [--train-per-class=0] [--iterations=500] [--syn-steps=20] [--eval-epochs-1=1000]
+
+The budget flags shrink the whole study for one CPU session (every figure printed names
+what it ran on): --train-per-class keeps that many real images of each class for the
+experts and the distillation (the test set stays whole); --kinds trains only some expert
+kinds, so two processes can train them side by side before the arms.
 
 Part 1 (Table VII): experts of the same length with plain SGD, SGD + momentum 0.9 and
 AST's smooth recipe (momentum + the CE scaled 0.5 -> 1 over 5 epochs + gradient penalty
@@ -34,31 +40,35 @@ ARMS = ("mtt", "+smooth", "+init", "+balance", "+inter", "+perturb")
 # Optional arm (--arms=...,+inner): AST with the official code's inner momentum 0.9,
 # whose student moves like the momentum experts it matches.
 EXTRA = ("+inner",)
-BUDGET = ["--config.distill.syn_steps=20", "--config.distill.expert_epochs=2",
-          "--config.distill.max_start_epoch=2", "--config.distill.iterations=500",
-          "--config.distill.lr_img=1000", "--config.distill.eval_every=0",
+BUDGET = ["--config.distill.expert_epochs=2",
+          "--config.distill.max_start_epoch=2", "--config.distill.lr_img=1000", "--config.distill.eval_every=0",
           "--config.distill.checkpoint_every=50", "--config.eval.batch_size=256"]
 LR_LR = {1: 1e-7, 10: 1e-5}
 BATCH_SYN = {1: 0, 10: 10}
 
 
-def expert_flags(kind: str, root: str, num: int, epochs: int, ipc: int = 1) -> list[str]:
+def expert_flags(kind: str, root: str, num: int, epochs: int, ipc: int = 1,
+                 train_per_class: int = 0) -> list[str]:
   variant = ",".join([f"ipc={ipc}", *EXPERTS[kind]])
   return [f"--config={CONFIG}:{variant}", *EXPERT_FLAGS.get(kind, []),
           f"--config.expert.num_experts={num}", f"--config.expert.epochs={epochs}",
-          f"--config.expert.dir={root}/experts_{kind}"]
+          f"--config.expert.dir={root}/experts_{kind}",
+          f"--config.data.train_per_class={train_per_class}"]
 
 
 def arm_flags(arm: str, ipc: int, root: str, num: int, epochs: int,
-              eval_epochs: int = 1000) -> list[str]:
+              eval_epochs: int = 1000, train_per_class: int = 0, iterations: int = 500,
+              syn_steps: int = 20) -> list[str]:
   """Arm k switches on the first k pieces (cumulative, as the paper's Table VIII)."""
   on = set(PIECES[:ARMS.index(arm)]) if arm in ARMS else set(PIECES)
   variant = ",".join([f"ipc={ipc}"] + [f"{p}=0" for p in PIECES if p not in on])
   kind = "smooth" if "smooth" in on else "sgd"
-  flags = expert_flags(kind, root, num, epochs, ipc)
+  flags = expert_flags(kind, root, num, epochs, ipc, train_per_class)
   flags[0] = f"--config={CONFIG}:{variant}"
   inner = ["--config.distill.inner_momentum=0.9"] if arm == "+inner" else []
   return [*flags, *BUDGET, f"--config.distill.lr_lr={LR_LR[ipc]}",
+          f"--config.distill.syn_steps={syn_steps}",
+          f"--config.distill.iterations={iterations}",
           f"--config.distill.batch_syn={BATCH_SYN[ipc]}", *inner,
           f"--config.eval.epochs={eval_epochs}"]
 
@@ -72,13 +82,25 @@ def main():
   p.add_argument("--epochs", type=int, default=6, help="epochs per expert")
   p.add_argument("--skip-distill", action="store_true", help="part 1 only")
   p.add_argument("--eval-epochs-10", type=int, default=300,
-                 help="evaluation epochs at IPC 10 (IPC 1: the protocol's 1000)")
+                 help="evaluation epochs at IPC 10")
+  p.add_argument("--eval-epochs-1", type=int, default=1000,
+                 help="evaluation epochs at IPC 1 (the protocol's 1000)")
+  p.add_argument("--kinds", default=",".join(EXPERTS), help="expert kinds to train")
+  p.add_argument("--train-per-class", type=int, default=0,
+                 help="real training images per class (0 = all)")
+  p.add_argument("--iterations", type=int, default=500, help="outer steps per arm")
+  p.add_argument("--syn-steps", type=int, default=20, help="student steps N per segment")
   args = p.parse_args()
   os.makedirs(args.root, exist_ok=True)
   print(common.machine(), flush=True)
-  for kind in EXPERTS:
+  kinds = args.kinds.split(",")
+  unknown = [k for k in kinds if k not in EXPERTS]
+  if unknown:
+    sys.exit(f"--kinds: unknown {unknown}; use some of {', '.join(EXPERTS)}")
+  for kind in kinds:
     secs = common.run_module(["dd_jax.experts", *expert_flags(kind, args.root, args.experts,
-                                                              args.epochs),
+                                                              args.epochs, 1,
+                                                              args.train_per_class),
                               f"--workdir={args.root}"],
                              os.path.join(args.root, f"experts_{kind}.log"))
     print(f"experts {kind}: {args.experts} x {args.epochs} epochs ({secs / 60:.1f} min "
@@ -86,7 +108,7 @@ def main():
   report = os.path.join(args.root, "report.md")
   if os.path.exists(report):
     os.remove(report)
-  common.run_module(["dd_jax.experts.report", *[f"{args.root}/experts_{k}" for k in EXPERTS]],
+  common.run_module(["dd_jax.experts.report", *[f"{args.root}/experts_{k}" for k in kinds]],
                     report)
   with open(report) as f:
     print(f.read(), flush=True)
@@ -99,9 +121,10 @@ def main():
   for ipc in map(int, args.ipc.split(",")):
     for arm in arms:
       work = os.path.join(args.root, f"ipc{ipc}_{arm.lstrip('+')}")
-      eval_epochs = args.eval_epochs_10 if ipc >= 10 else 1000
+      eval_epochs = args.eval_epochs_10 if ipc >= 10 else args.eval_epochs_1
       mean, std, t = common.distill_and_evaluate(
-          work, arm_flags(arm, ipc, args.root, args.experts, args.epochs, eval_epochs))
+          work, arm_flags(arm, ipc, args.root, args.experts, args.epochs, eval_epochs,
+                          args.train_per_class, args.iterations, args.syn_steps))
       rows.append((ipc, arm, mean, std, t))
       print(common.describe(ipc, arm, mean, std, t), flush=True)
   print("\n" + common.table(rows, arms))

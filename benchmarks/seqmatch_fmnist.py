@@ -13,8 +13,11 @@ step). The optional arm `seqmatch-one-window` gives both subsets the whole windo
 ordinary protocol, and for SeqMatch also the sequential one (one net on S1 for 1000
 epochs at lr_1, then S1+S2 for 1000 epochs at lr_2).
 
---mtt points at an existing MTT arm of the same budget (e.g. the PAD ablation's) so it is
-not distilled twice; each arm resumes in its own workdir.
+--mtt points at an existing MTT arm of the same budget (e.g. the PAD ablation's, or the
+AST ablation's IPC 10 `mtt` arm run with the same budget flags) so it is not distilled
+twice; each arm resumes in its own workdir. The budget flags (--train-per-class,
+--iterations: the total, split evenly over the two subsets, --syn-steps, --eval-epochs)
+shrink the study for one CPU session.
 """
 import argparse
 import json
@@ -29,16 +32,22 @@ ARMS = ("mtt", "seqmatch", "seqmatch-one-window")
 WINDOWS = {"seqmatch": ("(0,1)", "(1,2)"), "seqmatch-one-window": ("(0,0)", "(2,2)")}
 
 
-def arm_flags(arm: str, experts: str) -> list[str]:
+def arm_flags(arm: str, experts: str, train_per_class: int = 0, iterations: int = 500,
+              syn_steps: int = 20, eval_epochs: int = 1000) -> list[str]:
+  budget = [f"--config.data.train_per_class={train_per_class}",
+            f"--config.distill.syn_steps={syn_steps}",
+            f"--config.eval.epochs={eval_epochs}"]
   if arm == "mtt":
-    return pad_ablation.arm_flags("mtt", 10, "", experts)
+    return [*pad_ablation.arm_flags("mtt", 10, "", experts), *budget,
+            f"--config.distill.iterations={iterations}"]
   low, high = WINDOWS[arm]
+  half = iterations // 2
   return ["--config=configs/fashion_mnist_seqmatch.py:ipc=10", *pad_ablation.BUDGET,
           "--config.distill.lr_lr=1e-5", "--config.distill.batch_syn=10",
-          "--config.seqmatch.iterations=(250,250)",
+          f"--config.seqmatch.iterations=({half},{iterations - half})",
           f"--config.seqmatch.min_start_epochs={low}",
           f"--config.seqmatch.max_start_epochs={high}",
-          f"--config.expert.dir={experts}"]
+          f"--config.expert.dir={experts}", *budget]
 
 
 def main():
@@ -48,6 +57,12 @@ def main():
                  help="plain SGD experts of the budget (trained there when missing)")
   p.add_argument("--mtt", default="", help="workdir of an MTT arm of the same budget")
   p.add_argument("--arms", default="mtt,seqmatch")
+  p.add_argument("--train-per-class", type=int, default=0,
+                 help="real training images per class (0 = all)")
+  p.add_argument("--iterations", type=int, default=500, help="outer steps in all")
+  p.add_argument("--syn-steps", type=int, default=20, help="student steps N per segment")
+  p.add_argument("--eval-epochs", type=int, default=1000,
+                 help="evaluation epochs (each stage of the sequential protocol too)")
   args = p.parse_args()
   os.makedirs(args.root, exist_ok=True)
   print(common.machine(), flush=True)
@@ -58,7 +73,9 @@ def main():
   lines = ["| arm | ordinary | sequential (after S1, after S1+S2) |", "|---|---|---|"]
   for arm in arms:
     work = (args.mtt if arm == "mtt" and args.mtt else os.path.join(args.root, arm))
-    mean, std, t = common.distill_and_evaluate(work, arm_flags(arm, args.experts))
+    mean, std, t = common.distill_and_evaluate(
+        work, arm_flags(arm, args.experts, args.train_per_class, args.iterations,
+                        args.syn_steps, args.eval_epochs))
     print(common.describe(10, arm, mean, std, t), flush=True)
     with open(os.path.join(work, "eval_results.json")) as f:
       seq = json.load(f)["results"]["ConvNet"].get("sequential")

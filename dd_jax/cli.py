@@ -64,6 +64,13 @@ def _flag_of(argv: list[str], name: str) -> str:
   return f"--config...{name}"
 
 
+# What to give for a required flag left out.
+MISSING_FLAG_FIXES = {
+    "--config": "give --config=configs/<dataset>_<method>.py[:variant]",
+    "--workdir": "give --workdir=<run folder>",
+}
+
+
 def flag_error(e: Exception, argv: list[str]) -> str:
   """One line for a command line whose flags or config file cannot be read."""
   text = str(e).strip()
@@ -80,11 +87,14 @@ def flag_error(e: Exception, argv: list[str]) -> str:
     return str(ConfigError("--config", f"cannot load {path[0] if path else text.splitlines()[0]}",
                            "give a file in configs/ (configs/<dataset>_<method>.py[:variant])"))
   first = text.splitlines()[0] if text else type(e).__name__
+  if isinstance(e, flags.UnrecognizedFlagError):   # a flag the command does not define
+    return str(ConfigError(f"--{e.flagname}", "no such flag",
+                           "--help lists the command's flags"))
   missing = re.search(r"Flag (--\w+) must have a value other than None", first)
   if missing:
-    return str(ConfigError(missing.group(1), "not given",
-                           "give --config=configs/<dataset>_<method>.py[:variant] and "
-                           "--workdir=<run folder>"))
+    flag = missing.group(1)
+    return str(ConfigError(flag, "not given", MISSING_FLAG_FIXES.get(
+        flag, f"give {flag}=<value> (--help lists the flags)")))
   flag, _, problem = first.partition(": ")
   problem = problem.rstrip(".")
   flag = flag.removeprefix("flag ").split("=", 1)[0]

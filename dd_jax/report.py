@@ -477,7 +477,7 @@ def main():
     with cli.cli_errors():
       print(write_report(flags.FLAGS.workdir))
 
-  app.run(run)
+  app.run(run, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

@@ -105,3 +105,13 @@ def test_a_folder_without_a_run_is_one_clear_error(tmp_path):
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 2 and "Traceback" not in out.stderr
   assert out.stderr.strip().splitlines()[-1].startswith("error: --workdir: ")
+
+
+def test_the_report_commands_flag_errors_are_one_line():
+  for argv, expected in ((["--workdir=/tmp", "--wrokdir=/tmp"], "error: --wrokdir: no such flag"),
+                         ([], "error: --workdir: not given. Fix: give --workdir=")):
+    out = subprocess.run([sys.executable, "-m", "dd_jax.report", *argv], cwd=ROOT,
+                         env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-1500:]
+    assert out.stderr.strip().splitlines()[-1].startswith(expected), out.stderr[-500:]

@@ -203,6 +203,10 @@ CASES = {
                                         "nope_mtt.py"),
     "a variant the file does not have": (_flags(f"--config={CONFIG}:ipc=7"), "--config",
                                          "ipc=7"),
+    "a flag the command does not have": (_flags(f"--config={CONFIG}:runlocal",
+                                                "--worrkdir=/tmp/x"), "--worrkdir",
+                                         "no such flag"),
+    "no config file given": (_flags(), "--config", "not given"),
     # data
     "a data folder that is not there": (_set(data__data_dir="/nonexistent/fmnist"),
                                         "data.data_dir", "does not exist"),
