@@ -14,7 +14,9 @@ layers 1..4 (500 in all), the recorded latents with the smallest class-relevant
 distance exported. --prior is a trained prior folder (benchmarks/gan_prior.py writes
 one; python -m dd_jax.gan.train too); --mtt an existing pixel MTT arm of this budget
 (its synset.npz is evaluated here again, across architectures). Every set: 5 nets x
-1000 epochs per architecture. Each arm resumes in <root>/<arm>.
+1000 epochs per architecture. Each arm resumes in <root>/<arm>. The budget flags
+(--train-per-class, --iterations, --syn-steps, --eval-epochs, --num-experts,
+--expert-epochs) shrink the study for one CPU session, as in ast_ablation.py.
 """
 import argparse
 import os
@@ -29,13 +31,28 @@ ARMS = ("mtt", "glad", "hpd")
 MODELS = "ConvNet,AlexNet,VGG11,ResNet18"
 
 
-def distill_flags(arm: str, experts: str, prior: str) -> list[str]:
+# H-PD's layers on the small prior: 1..4 (4 synthesis layers + ToRGB).
+HPD_LAYERS = 4
+
+
+def distill_flags(arm: str, experts: str, prior: str, budget: argparse.Namespace) -> list[str]:
+  """The arm's `dd_jax.main` flags on the budget: `budget` holds train_per_class,
+  iterations (H-PD: split evenly over its layers), syn_steps, eval_epochs, num_experts,
+  expert_epochs."""
+  b = budget
+  shared = [f"--config.data.train_per_class={b.train_per_class}",
+            f"--config.expert.num_experts={b.num_experts}",
+            f"--config.expert.epochs={b.expert_epochs}",
+            f"--config.distill.syn_steps={b.syn_steps}",
+            f"--config.distill.iterations={b.iterations}",
+            f"--config.eval.epochs={b.eval_epochs}"]
   if arm == "mtt":
-    return pad_ablation.arm_flags("mtt", 1, "", experts)
+    return [*pad_ablation.arm_flags("mtt", 1, "", experts), *shared]
   variant = "ipc=1,glad=1" if arm == "glad" else "ipc=1"
   return [f"--config=configs/fashion_mnist_hpd.py:{variant}", *pad_ablation.BUDGET,
           f"--config.distill.lr_lr={pad_ablation.LR_LR[1]}", f"--config.gan.dir={prior}",
-          "--config.hpd.steps_per_layer=125", f"--config.expert.dir={experts}"]
+          f"--config.hpd.steps_per_layer={b.iterations // HPD_LAYERS}",
+          f"--config.expert.dir={experts}", *shared]
 
 
 def step_seconds(root: str, arm: str) -> str:
@@ -57,6 +74,14 @@ def main() -> None:
   p.add_argument("--mtt", default="", help="an existing pixel MTT arm (its synset.npz)")
   p.add_argument("--arms", default=",".join(ARMS))
   p.add_argument("--models", default=MODELS)
+  p.add_argument("--train-per-class", type=int, default=0,
+                 help="real training images per class (0 = all)")
+  p.add_argument("--iterations", type=int, default=500,
+                 help="outer steps per arm (H-PD: split evenly over its 4 layers)")
+  p.add_argument("--syn-steps", type=int, default=20, help="student steps N per segment")
+  p.add_argument("--eval-epochs", type=int, default=1000, help="evaluation epochs")
+  p.add_argument("--num-experts", type=int, default=3, help="experts (of --experts)")
+  p.add_argument("--expert-epochs", type=int, default=3, help="epochs per expert")
   args = p.parse_args()
   os.makedirs(args.root, exist_ok=True)
   print(common.machine(), flush=True)
@@ -68,7 +93,7 @@ def main() -> None:
     t = time.perf_counter()
     quoted = ",".join(f"'{m}'" for m in args.models.split(","))
     table[arm] = common.run_arm(os.path.join(args.root, arm),
-                                distill_flags(arm, args.experts, args.prior),
+                                distill_flags(arm, args.experts, args.prior, args),
                                 (f"--config.eval.models=({quoted},)",), source)
     tm = table[arm]["timing"]
     print(f"{arm:<5} distil {tm['distill_s'] / 60:.1f} min ({step_seconds(args.root, arm)}), "

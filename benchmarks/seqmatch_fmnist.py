@@ -16,8 +16,9 @@ epochs at lr_1, then S1+S2 for 1000 epochs at lr_2).
 --mtt points at an existing MTT arm of the same budget (e.g. the PAD ablation's, or the
 AST ablation's IPC 10 `mtt` arm run with the same budget flags) so it is not distilled
 twice; each arm resumes in its own workdir. The budget flags (--train-per-class,
---iterations: the total, split evenly over the two subsets, --syn-steps, --eval-epochs)
-shrink the study for one CPU session.
+--iterations: the total, split evenly over the two subsets, --syn-steps, --eval-epochs,
+--num-experts, --expert-epochs: the experts' count and length) shrink the study for one
+CPU session.
 """
 import argparse
 import json
@@ -33,8 +34,11 @@ WINDOWS = {"seqmatch": ("(0,1)", "(1,2)"), "seqmatch-one-window": ("(0,0)", "(2,
 
 
 def arm_flags(arm: str, experts: str, train_per_class: int = 0, iterations: int = 500,
-              syn_steps: int = 20, eval_epochs: int = 1000) -> list[str]:
+              syn_steps: int = 20, eval_epochs: int = 1000, num_experts: int = 3,
+              expert_epochs: int = 3) -> list[str]:
   budget = [f"--config.data.train_per_class={train_per_class}",
+            f"--config.expert.num_experts={num_experts}",
+            f"--config.expert.epochs={expert_epochs}",
             f"--config.distill.syn_steps={syn_steps}",
             f"--config.eval.epochs={eval_epochs}"]
   if arm == "mtt":
@@ -63,6 +67,8 @@ def main():
   p.add_argument("--syn-steps", type=int, default=20, help="student steps N per segment")
   p.add_argument("--eval-epochs", type=int, default=1000,
                  help="evaluation epochs (each stage of the sequential protocol too)")
+  p.add_argument("--num-experts", type=int, default=3, help="experts (of --experts)")
+  p.add_argument("--expert-epochs", type=int, default=3, help="epochs per expert")
   args = p.parse_args()
   os.makedirs(args.root, exist_ok=True)
   print(common.machine(), flush=True)
@@ -75,7 +81,8 @@ def main():
     work = (args.mtt if arm == "mtt" and args.mtt else os.path.join(args.root, arm))
     mean, std, t = common.distill_and_evaluate(
         work, arm_flags(arm, args.experts, args.train_per_class, args.iterations,
-                        args.syn_steps, args.eval_epochs))
+                        args.syn_steps, args.eval_epochs, args.num_experts,
+                        args.expert_epochs))
     print(common.describe(10, arm, mean, std, t), flush=True)
     with open(os.path.join(work, "eval_results.json")) as f:
       seq = json.load(f)["results"]["ConvNet"].get("sequential")

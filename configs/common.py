@@ -182,6 +182,23 @@ def base_config() -> ml_collections.ConfigDict:
   config.seqmatch.experts = "shared"
   config.seqmatch.warm_start_epochs = 1000
 
+  # IDC (distill.method="idc", distill/idc.py): multi-formation images condensed by
+  # gradient matching, the matching net also trained on real data between matches. It
+  # uses distill.lr_img, img_momentum (per-class SGD steps, in pixel units), batch_real
+  # (real images of a class per match and per net step) and lr_teacher (evaluation lr).
+  config.idc = ml_collections.ConfigDict()
+  config.idc.factor = 1                # each stored image decodes into factor^2 images (1 = off)
+  config.idc.distance = "mse"          # mse | l1: summed over the conv kernels' gradients
+  config.idc.matches = 100             # matches per outer step (the official inner_loop)
+  config.idc.max_syn = 128             # decoded images of a class per match (random above)
+  config.idc.match_strategy = "color_crop_cutout"   # every op in turn, one draw for real+syn
+  config.idc.net_strategy = "color_crop"   # the net's real batches: every op, per-sample draws
+  config.idc.net_steps = 8             # net SGD steps on real batches after each match
+  config.idc.net_lr = 0.01             # the matching net's SGD lr
+  config.idc.net_momentum = 0.9        # ... its momentum
+  config.idc.net_weight_decay = 5e-4   # ... its weight decay
+  config.idc.cutmix_prob = 0.5         # CutMix (Beta(1, 1) boxes) on the net's real batches
+
   # The GAN prior (dd_jax/gan): "trained" = the small generator python -m dd_jax.gan.train
   # fits to the run's data (trained first when `dir` has none), "random" = the same
   # architecture seeded (GLaD's random prior), or the folder of a converted StyleGAN-XL.
@@ -384,6 +401,32 @@ def matching(method: str, iterations: int, lr_img: float, schedule_steps: int
       config.expert.data_schedule = "pad"
     if switch(args, "fiem", default=False):
       d.param_mask, d.param_mask_ratio = "depth", d.param_mask_ratio or 0.25
+
+  return apply
+
+
+def idc(lr_base: float, size_base: int, distance: str, net_images: int,
+        factor: int = 2, iterations: int = 2_000
+        ) -> Callable[[ml_collections.ConfigDict, dict], None]:
+  """IDC (Kim et al.) with the official reproduce settings: multi-formation `factor`,
+  lr_img = lr_base x ipc/10 x (size/size_base)^2, SGD momentum 0.5 on the images, 100
+  matches per outer step, 64 real images per class and match, the net trained on
+  `net_images` real images (batches of 64) after each match; evaluation batch 64 at lr
+  0.01. Variants: `factor=<f>` (1: no multi-formation)."""
+
+  def apply(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
+    d, i = config.distill, config.idc
+    i.factor = int(args.get("factor", factor))
+    i.distance = distance
+    size = {"fashion_mnist": 28, "mnist": 28}.get(config.data.name, 32)
+    d.method, d.img_momentum, d.lr_teacher, d.batch_real = "idc", 0.5, 0.01, 64
+    d.lr_img = lr_base * d.ipc / 10 * (size / size_base) ** 2
+    i.net_steps = -(-net_images // d.batch_real)
+    config.eval.batch_size = 64
+    if args.get("runlocal"):
+      d.batch_real, i.matches, i.net_steps, i.max_syn = 8, 2, 1, 8
+    else:
+      d.iterations, d.eval_every = iterations, iterations // 5
 
   return apply
 

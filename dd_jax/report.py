@@ -141,7 +141,9 @@ def method_summary(config: dict) -> str:
   """The method switches a config turns on, in words."""
   d = config.get("distill", {})
   parts = [{"mtt": "trajectory matching (MTT)", "dc": "gradient matching (DC)",
-            "dm": "distribution matching (DM)"}.get(d.get("method"), str(d.get("method")))]
+            "dm": "distribution matching (DM)",
+            "idc": "gradient matching with multi-formation (IDC)"}.get(
+                d.get("method"), str(d.get("method")))]
   if d.get("parameterization") in ("glad", "hpd"):
     parts.append({"glad": "GLaD latents", "hpd": "H-PD progressive latents"}[
         d["parameterization"]])

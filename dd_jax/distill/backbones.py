@@ -31,7 +31,7 @@ from dd_jax.experts.schedule import DataSchedule
 
 Params = Any
 Mask = Any
-METHODS = ("mtt", "dc", "dm")
+METHODS = ("mtt", "dc", "dm", "idc")   # idc: distill/idc.py
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,8 @@ import orbax.checkpoint as ocp
 from dd_jax import disk, distributed, faults, integrity, losses, models, plan, report
 from dd_jax import sharding, summaries
 from dd_jax.data import augment, pipeline
-from dd_jax.distill import backbones, export, latent, matching, representative, segments
+from dd_jax.distill import backbones, export, idc, latent, matching, multiformation
+from dd_jax.distill import representative, segments
 from dd_jax.distill import labels as labels_lib
 from dd_jax.distill import state as state_lib
 from dd_jax.distill.step import StepSettings, compiled_step
@@ -199,12 +200,22 @@ def validate_matching(config: ml_collections.ConfigDict) -> None:
   require(d.param_mask in ("none", "depth"), "distill.param_mask",
           f"{d.param_mask!r} ranks trajectory-matching errors, which {d.method} has none of",
           "use 'depth' (PAD's FIEM) or 'none'")
+  require(d.method != "idc" or d.param_mask == "none", "distill.param_mask",
+          "IDC matches every conv kernel's gradient; no parameter mask applies",
+          "use distill.param_mask='none'")
   require(config.model.arch == "ConvNet" and config.model.norm != "batchnorm",
           "model.arch", f"{d.method} here matches the ConvNet family without batch norm "
           f"(got {config.model.arch}, norm {config.model.norm})",
           "use model.arch='ConvNet' with instancenorm or none")
   require_at_least(d, "distill", {"batch_real": 1, "dc_outer_loop": 0, "dc_inner_loop": 0,
                                   "schedule_steps": 1})
+
+
+def validate_against_data(config: ml_collections.ConfigDict,
+                          prepared: pipeline.Prepared) -> None:
+  """What needs the data's shapes (before anything is written): IDC's factor."""
+  if config.distill.method == "idc":
+    idc.validate(config, prepared.x_train.shape[1:])
 
 
 def run_identity(config: ml_collections.ConfigDict, prepared: pipeline.Prepared) -> dict:
@@ -216,6 +227,8 @@ def run_identity(config: ml_collections.ConfigDict, prepared: pipeline.Prepared)
     else:
       for f in fields:
         cfg.get(section, {}).pop(f, None)
+  if config.distill.method != "idc":   # unused; and runs begun before it existed resume
+    cfg.pop("idc", None)
   return {"config": cfg, "data": prepared.describe()}
 
 
@@ -289,6 +302,7 @@ class StagedRun:
     validate(config)
     self.config, self.workdir = config, workdir
     self.prepared = prepared or pipeline.prepare(config.data)
+    validate_against_data(config, self.prepared)
     self.run_dir = os.path.join(workdir, "distill")
     self.identity = run_identity(config, self.prepared)
     check_workdir(self.run_dir, self.identity)
@@ -308,6 +322,7 @@ class Distiller:
     self.config, self.workdir, self.stage = config, workdir, stage
     self.plan_only = plan_only
     self.prepared = prepared or pipeline.prepare(config.data)
+    validate_against_data(config, self.prepared)
     self.run_dir = stage.run_dir if stage else os.path.join(workdir, "distill")
     self.step_offset = stage.step_offset if stage else 0
     frozen = stage.frozen() if stage else None
@@ -367,7 +382,9 @@ class Distiller:
     disk.check_writable(self.workdir)
     images = (p.num_classes * d.ipc * int(np.prod(p.x_train.shape[1:])) * 4
               * (2 if d.img_momentum else 1))
-    needs = {"checkpoints": (d.keep_checkpoints + 1) * images, "exports": 3 * images}
+    decoded = self.config.idc.factor ** 2 if d.method == "idc" else 1
+    needs = {"checkpoints": (d.keep_checkpoints + 1) * images,
+             "exports": 3 * images * decoded}
     if d.method == "mtt":
       needs["experts"] = expert_train.disk_needs(
           config, expert_train.expert_dir(config, self.workdir), disk.tree_bytes(self.abstract))
@@ -407,8 +424,16 @@ class Distiller:
                                  self.latent_tx, self.placement)
 
   def _prepare_matching(self) -> None:
-    """DC/DM: no experts; real batches per class (PAD's scheduled windows with FIEX)."""
+    """DC/DM/IDC: no experts; real batches per class (PAD's scheduled windows with FIEX
+    for DC/DM)."""
     config, d, p = self.config, self.config.distill, self.prepared
+    self.x_train = jax.device_put(jnp.asarray(p.x_train), jax.devices()[0])
+    if d.method == "idc":
+      self.idc = idc.IDCSettings.from_config(config, p.num_classes, p.pre)
+      self.real = idc.RealIndices(p.y_train, p.num_classes, self.idc, config.seed)
+      self.step_fn = idc.compiled_step(self.model, self.idc)
+      self.y_train = jax.device_put(jnp.asarray(p.y_train, jnp.int32), jax.devices()[0])
+      return
     ranked, schedule = None, None
     if config.expert.data_schedule == "pad":
       ranked = expert_train.data_ranking(config, self.workdir, p)[0]
@@ -420,13 +445,18 @@ class Distiller:
     self.matching = backbones.MatchingSettings.from_config(d, p.num_classes, blocks)
     self.step_fn = backbones.compiled_step(self.model, self.matching, self.space,
                                            self.latent_tx)
-    self.x_train = jax.device_put(jnp.asarray(p.x_train), jax.devices()[0])
 
   def _step(self, state, step: int):
     """One outer step of the configured method: (state, metrics, where it matched)."""
     d = self.config.distill
     if d.method == "mtt":
       return self._match_step(state, step)
+    if d.method == "idc":
+      real_idx, net_idx = self.real.indices(step)
+      state, metrics = self.step_fn(state, self.x_train, self.y_train,
+                                    jnp.asarray(real_idx), jnp.asarray(net_idx))
+      faults.point("distill.step")
+      return state, jax.device_get(metrics), f"{d.method} step {step}"
     idx = jnp.asarray(self.real.indices(step, self.matching.outer_loop))
     state, metrics = self.step_fn(state, self.x_train, idx, self.mask, self.prior)
     faults.point("distill.step")   # dispatched, still computing
@@ -523,6 +553,9 @@ class Distiller:
     p, seed = self.prepared, self.config.seed
 
     def plain():
+      if d.method == "idc":   # IDC's "mix": ipc x factor^2 real images shrunk into tiles
+        return idc.mix_init(p.x_train, p.y_train, p.num_classes, d.ipc,
+                            self.config.idc.factor, seed)
       return state_lib.initial_images(p.x_train, p.y_train, p.num_classes, d.ipc,
                                       d.pix_init, seed)
 
@@ -564,6 +597,10 @@ class Distiller:
     else:
       images = np.asarray(state.images)
     labels = np.asarray(state.labels)
+    if self.config.distill.method == "idc":   # the decoded images are the training set
+      factor = self.config.idc.factor
+      images = np.asarray(multiformation.decode(jnp.asarray(images), factor))
+      labels = np.asarray(multiformation.decode_labels(jnp.asarray(labels), factor))
     return self.stage.union(images, labels) if self.stage else (images, labels)
 
   def evaluate(self, state, writer) -> dict:

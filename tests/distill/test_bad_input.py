@@ -190,6 +190,8 @@ CASES = {
     "more devices than there are": (_set(mesh__data=3), "mesh.data", "devices"),
     "subsets that do not sum to the ipc": (_set(seqmatch__subsets=(1, 2)),
                                            "seqmatch.subsets", "sum"),
+    "a multi-formation factor that does not divide the image": (
+        _set(distill__method="idc", idc__factor=3), "idc.factor", "does not divide"),
     "unknown parameterisation": (_set(distill__parameterization="latent"),
                                  "distill.parameterization", "unknown"),
     "non-finite lr factor out of range": (_set(distill__nonfinite_lr_factor=2.0),
