@@ -412,7 +412,8 @@ def idc(lr_base: float, size_base: int, distance: str, net_images: int,
   lr_img = lr_base x ipc/10 x (size/size_base)^2, SGD momentum 0.5 on the images, 100
   matches per outer step, 64 real images per class and match, the net trained on
   `net_images` real images (batches of 64) after each match; evaluation batch 64 at lr
-  0.01. Variants: `factor=<f>` (1: no multi-formation)."""
+  0.01. Variants: `factor=<f>` (1: no multi-formation), `seq=1` (SeqMatch-IDC: the IPC
+  in two subsets distilled one after another, the outer steps split between them)."""
 
   def apply(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
     d, i = config.distill, config.idc
@@ -427,6 +428,15 @@ def idc(lr_base: float, size_base: int, distance: str, net_images: int,
       d.batch_real, i.matches, i.net_steps, i.max_syn = 8, 2, 1, 8
     else:
       d.iterations, d.eval_every = iterations, iterations // 5
+    if switch(args, "seq", default=False):
+      if args.get("runlocal"):   # two subsets of one stored image per class
+        d.ipc = config.eval.ipc = 2
+        d.lr_img = lr_base * d.ipc / 10 * (size / size_base) ** 2
+      if d.ipc < 2:
+        raise ValueError(f"seq=1 splits the IPC into two subsets; ipc={d.ipc} cannot be")
+      first = d.ipc - d.ipc // 2
+      config.seqmatch.subsets = (first, d.ipc - first)
+      config.seqmatch.iterations = (d.iterations - d.iterations // 2, d.iterations // 2)
 
   return apply
 

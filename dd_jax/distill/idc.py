@@ -68,11 +68,14 @@ class IDCSettings:
   clip: tuple[tuple[float, ...], tuple[float, ...]] | None   # per-channel (low, high)
   grad_scale: tuple[float, ...] | None   # per channel: 1 / std^2 (pixel-space updates)
   nonfinite_lr_factor: float = 0.5
+  frozen_per_class: int = 0  # SeqMatch: stored images per class of the earlier subsets
 
   @classmethod
-  def from_config(cls, config, num_classes: int, pre) -> "IDCSettings":
+  def from_config(cls, config, num_classes: int, pre,
+                  frozen_per_class: int = 0) -> "IDCSettings":
     """From the config's `distill` and `idc` sections; `pre` (the data's Preprocessor)
-    maps the [0, 1] clip into the input space (no clip with ZCA)."""
+    maps the [0, 1] clip into the input space (no clip with ZCA); `frozen_per_class`:
+    SeqMatch's earlier subsets, stored images per class."""
     d, i = config.distill, config.idc
     clip = grad_scale = None
     if not config.data.zca:
@@ -86,11 +89,12 @@ class IDCSettings:
                net_lr=i.net_lr, net_momentum=i.net_momentum,
                net_weight_decay=i.net_weight_decay, net_steps=i.net_steps,
                cutmix_prob=i.cutmix_prob, clip=clip, grad_scale=grad_scale,
-               nonfinite_lr_factor=d.nonfinite_lr_factor)
+               nonfinite_lr_factor=d.nonfinite_lr_factor, frozen_per_class=frozen_per_class)
 
   @property
   def decoded_per_class(self) -> int:
-    return self.ipc * self.factor * self.factor
+    """Decoded images of a class in a match: the earlier subsets' and this run's."""
+    return (self.frozen_per_class + self.ipc) * self.factor * self.factor
 
   @property
   def syn_per_match(self) -> int:
@@ -179,12 +183,19 @@ def cutmix(key: PRNGKey, x: Array, prob: float, beta: float = 1.0
 
 
 def class_match_loss(model: nn.Module, s: IDCSettings, images: Array, params: Params,
-                     real: Array, c, key: PRNGKey) -> Array:
+                     real: Array, c, key: PRNGKey, frozen: Array | None = None) -> Array:
   """Class `c`'s IDC loss as a function of all stored images [C * ipc, H, W, ch] (class
   grouped): its stored images decoded, at most `max_syn` of them (a random subset),
-  matched against the real batch [B, H, W, ch] of the class."""
+  matched against the real batch [B, H, W, ch] of the class. SeqMatch: `frozen`
+  [C * frozen_per_class, ...] (class grouped) earlier subsets join the class's synthetic
+  side, decoded, without gradients."""
   stored = jax.lax.dynamic_slice_in_dim(images, c * s.ipc, s.ipc)
   decoded = multiformation.decode(stored, s.factor)
+  if s.frozen_per_class:
+    earlier = jax.lax.dynamic_slice_in_dim(frozen, c * s.frozen_per_class,
+                                           s.frozen_per_class)
+    decoded = jnp.concatenate(
+        [multiformation.decode(jax.lax.stop_gradient(earlier), s.factor), decoded])
   kpick, kaug = jax.random.split(key)
   if s.syn_per_match < s.decoded_per_class:
     decoded = decoded[jax.random.permutation(kpick, s.decoded_per_class)[:s.syn_per_match]]
@@ -229,14 +240,15 @@ def pixel_gradient(g: Array, grad_scale) -> Array:
 
 def make_step(model: nn.Module, s: IDCSettings):
   """Returns step(state, x_train, y_train, real_idx [matches, C, B], net_idx
-  [matches, net_steps, B]) -> (state, metrics): one IDC outer step."""
+  [matches, net_steps, B], frozen=None) -> (state, metrics): one IDC outer step
+  (`frozen`: SeqMatch's earlier subsets, class grouped, `s.frozen_per_class` each)."""
   img_tx = optax.sgd(s.lr_img, momentum=s.img_momentum or None)
   net_tx = training.direction("sgd", s.net_momentum, s.net_weight_decay)
   net_step = make_net_step(model, s)
   class_loss = functools.partial(class_match_loss, model, s)
 
   def step(state: DistillState, x_train: Array, y_train: Array, real_idx: Array,
-           net_idx: Array):
+           net_idx: Array, frozen: Array | None = None):
     key, rng = jax.random.split(state.rng)
     kinit, kloop = jax.random.split(key)
     net = training.init_state(model, kinit, x_train[:1], net_tx)
@@ -250,7 +262,8 @@ def make_step(model: nn.Module, s: IDCSettings):
       def one_class(carry, inputs):
         images, img_opt = carry
         c, cidx, kc = inputs
-        loss, g = jax.value_and_grad(class_loss)(images, net.params, x_train[cidx], c, kc)
+        loss, g = jax.value_and_grad(class_loss)(images, net.params, x_train[cidx], c, kc,
+                                                 frozen)
         upd, img_opt = img_tx.update(pixel_gradient(g, s.grad_scale), img_opt, images)
         images = optax.apply_updates(images, scaled(upd, state.update_scale))
         return (images, img_opt), (loss, optax.tree.norm(g))

@@ -429,7 +429,12 @@ class Distiller:
     config, d, p = self.config, self.config.distill, self.prepared
     self.x_train = jax.device_put(jnp.asarray(p.x_train), jax.devices()[0])
     if d.method == "idc":
-      self.idc = idc.IDCSettings.from_config(config, p.num_classes, p.pre)
+      self.idc_frozen = None   # SeqMatch's earlier subsets, class grouped
+      if self.frozen is not None:
+        order = np.argsort(np.asarray(self.frozen[1]), kind="stable")
+        self.idc_frozen = jnp.asarray(np.asarray(self.frozen[0])[order])
+      earlier = 0 if self.idc_frozen is None else len(self.idc_frozen) // p.num_classes
+      self.idc = idc.IDCSettings.from_config(config, p.num_classes, p.pre, earlier)
       self.real = idc.RealIndices(p.y_train, p.num_classes, self.idc, config.seed)
       self.step_fn = idc.compiled_step(self.model, self.idc)
       self.y_train = jax.device_put(jnp.asarray(p.y_train, jnp.int32), jax.devices()[0])
@@ -454,7 +459,8 @@ class Distiller:
     if d.method == "idc":
       real_idx, net_idx = self.real.indices(step)
       state, metrics = self.step_fn(state, self.x_train, self.y_train,
-                                    jnp.asarray(real_idx), jnp.asarray(net_idx))
+                                    jnp.asarray(real_idx), jnp.asarray(net_idx),
+                                    self.idc_frozen)
       faults.point("distill.step")
       return state, jax.device_get(metrics), f"{d.method} step {step}"
     idx = jnp.asarray(self.real.indices(step, self.matching.outer_loop))
@@ -597,11 +603,21 @@ class Distiller:
     else:
       images = np.asarray(state.images)
     labels = np.asarray(state.labels)
-    if self.config.distill.method == "idc":   # the decoded images are the training set
-      factor = self.config.idc.factor
-      images = np.asarray(multiformation.decode(jnp.asarray(images), factor))
-      labels = np.asarray(multiformation.decode_labels(jnp.asarray(labels), factor))
+    if self.config.distill.method == "idc":   # decoded, subset after subset (SeqMatch)
+      parts = [(e.images, e.labels) for e in self.stage.earlier] if self.stage else []
+      decoded = [self.decode_set(*part) for part in parts + [(images, labels)]]
+      return (np.concatenate([x for x, _ in decoded]),
+              np.concatenate([y for _, y in decoded]))
     return self.stage.union(images, labels) if self.stage else (images, labels)
+
+  def decode_set(self, images, labels) -> tuple[np.ndarray, np.ndarray]:
+    """The images a net trains on: IDC's stored images decoded (factor^2 each), the
+    others as they are."""
+    if self.config.distill.method != "idc":
+      return np.asarray(images), np.asarray(labels)
+    factor = self.config.idc.factor
+    return (np.asarray(multiformation.decode(jnp.asarray(images), factor)),
+            np.asarray(multiformation.decode_labels(jnp.asarray(labels), factor)))
 
   def evaluate(self, state, writer) -> dict:
     """The evaluation protocol on the current set (with SeqMatch also the sequential
@@ -626,7 +642,9 @@ class Distiller:
       scalars = {f"eval/{arch}/accuracy": result.mean, f"eval/{arch}/std": result.std}
       if self.stage is not None and self.stage.sequential:
         seq = protocol.evaluate_sequential(
-            self.stage.sequence(state.images, state.labels, lr), p.x_test, p.y_test,
+            [(*self.decode_set(x, y), r)
+             for x, y, r in self.stage.sequence(state.images, state.labels, lr)],
+            p.x_test, p.y_test,
             arch=arch, **settings)
         logging.info("%sstep %d sequential eval %s", self._where(), step, seq.summary())
         record[arch]["sequential"] = {"mean": seq.mean, "std": seq.std,
@@ -650,6 +668,9 @@ class Distiller:
     images, labels = self.synset(state)
     if self.stage is not None:   # SeqMatch's subsets and lrs, H-PD's layer
       meta.update(self.stage.export_meta(self.syn_lr(state)))
+      if self.config.distill.method == "idc" and "seqmatch" in meta:   # decoded rows
+        meta["seqmatch"]["subsets"] = [n * self.config.idc.factor ** 2
+                                       for n in meta["seqmatch"]["subsets"]]
     pixels = p.pre.invert(images)
     if not distributed.is_primary():   # process 0 writes; the others know the names
       self.exported, self.exported_step = export.synset_paths(prefix), int(state.step)

@@ -163,10 +163,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(d.parameterization == "pixels", "distill.parameterization",
           "SeqMatch with GLaD latents is not available yet",
           "use distill.parameterization='pixels' with seqmatch.subsets")
-  require(d.method == "mtt", "distill.method", f"SeqMatch matches trajectories, not "
-          f"{d.method}", "use distill.method='mtt', or seqmatch.subsets=() for DC/DM")
+  require(d.method in ("mtt", "idc"), "distill.method", f"SeqMatch runs on trajectory "
+          f"matching (mtt) or IDC, not {d.method}",
+          "use distill.method='mtt' or 'idc', or seqmatch.subsets=() for DC/DM")
+  require(d.method == "mtt" or s.experts == "shared", _field("experts"),
+          f"{s.experts!r} warm-starts expert trajectories, which {d.method} has none of",
+          "use seqmatch.experts='shared'")
   stored = config.expert.epochs
-  for k in range(count):
+  for k in range(count if d.method == "mtt" else 0):   # start windows: trajectories only
     lo, hi = _value(config, "min_start_epochs", k), _value(config, "max_start_epochs", k)
     require(0 <= lo < hi, _field("min_start_epochs", k),
             f"subset {k + 1}'s window starts at {lo}, its max_start_epoch is {hi}",

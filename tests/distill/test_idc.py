@@ -176,3 +176,38 @@ def test_the_idc_section_is_part_of_an_idc_runs_identity_only(shared):
   with config.unlocked():
     config.data = mtt.data
   assert run.run_identity(config, prepared)["config"]["idc"]["factor"] == 2
+
+
+def test_earlier_subsets_join_a_class_loss_without_taking_gradients():
+  model, params = _net()
+  s = _settings(frozen_per_class=1, max_syn=100)
+  images = jax.random.normal(jax.random.PRNGKey(2), (6, 8, 8, 1))
+  frozen = jax.random.normal(jax.random.PRNGKey(8), (3, 8, 8, 1))
+  real = jax.random.normal(jax.random.PRNGKey(3), (4, 8, 8, 1))
+  key = jax.random.PRNGKey(4)
+  loss = lambda fz: idc.class_match_loss(model, s, images, params, real, 1, key, fz)
+  assert float(loss(frozen)) != float(loss(frozen.at[1].multiply(-1.0)))   # class 1's joins
+  assert float(loss(frozen)) == float(loss(frozen.at[0].multiply(-1.0)))   # class 0's not
+  assert float(jnp.max(jnp.abs(jax.grad(loss)(frozen)))) == 0.0
+
+
+def test_seqmatch_on_idc_freezes_subset_one_and_exports_rows_subset_after_subset(shared,
+                                                                               tmp_path):
+  from dd_jax.evaluate import run as eval_run
+  from dd_jax.metadata import read_npz
+  from tests.conftest import tiny_idx_config
+  config = fashion_mnist_idc.get_config("runlocal,seq=1")
+  with config.unlocked():
+    config.data = tiny_idx_config(shared[0]).data
+    config.model.width = 8
+    config.distill.eval_every = 0
+  work = str(tmp_path / "seq")
+  run.distill(config, work)
+  first = read_npz(str(tmp_path / "seq" / "distill" / "subset_1.npz"))
+  initial = read_npz(str(tmp_path / "seq" / "distill" / "initial.npz"))
+  assert not np.array_equal(first["images"], initial["images"][::2])   # subset 1 moved
+  out = _synset(work)
+  decoded_first = np.asarray(multiformation.decode(jnp.asarray(first["images"]), 2))
+  np.testing.assert_array_equal(out["images"][:40], decoded_first)   # bit-identical
+  stages = eval_run.sequential_stages(str(tmp_path / "seq" / "synset.npz"), 10)
+  assert [len(x) for x, _, _ in stages] == [40, 80]
