@@ -114,14 +114,22 @@ def make_step(model: nn.Module, s: MatchingSettings, space=None, latent_tx=None)
     (images, img_opt, _), (losses, norms) = jax.lax.scan(
         match, (state.images, state.img_opt, net),
         (real_idx, jax.random.split(kloop, s.outer_loop), last))
-    finite = jnp.all(jnp.isfinite(losses)) & all_finite(images)
-    kept = keep_if(finite, state.replace(images=images, img_opt=img_opt), state)
-    kept = kept.replace(step=state.step + 1, rng=rng,
-                        update_scale=after_step(state, finite, s.nonfinite_lr_factor))
-    return kept, {"loss": jnp.mean(losses), "finite": finite,
-                  "grad_norm_images": jnp.mean(norms), "update_scale": kept.update_scale}
+    return finish_step(state, images, img_opt, rng, losses, norms, s.nonfinite_lr_factor)
 
   return step
+
+
+def finish_step(state: DistillState, images, img_opt, rng, losses, norms,
+                nonfinite_lr_factor: float):
+  """The end of a matching step (DC/DM/IDC): the new images kept only when every loss and
+  image is finite (else rolled back, the update scale lowered), step and rng advanced;
+  (state, metrics)."""
+  finite = jnp.all(jnp.isfinite(losses)) & all_finite(images)
+  kept = keep_if(finite, state.replace(images=images, img_opt=img_opt), state)
+  kept = kept.replace(step=state.step + 1, rng=rng,
+                      update_scale=after_step(state, finite, nonfinite_lr_factor))
+  return kept, {"loss": jnp.mean(losses), "finite": finite,
+                "grad_norm_images": jnp.mean(norms), "update_scale": kept.update_scale}
 
 
 class RealBatches:

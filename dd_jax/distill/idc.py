@@ -35,9 +35,8 @@ import optax
 
 from dd_jax import training
 from dd_jax.data import augment, indexing
-from dd_jax.distill import multiformation
-from dd_jax.distill.state import DistillState, after_step, scaled
-from dd_jax.distill.step import all_finite, keep_if
+from dd_jax.distill import backbones, multiformation
+from dd_jax.distill.state import DistillState, scaled
 from dd_jax.errors import require, require_at_least
 
 Array = jax.Array
@@ -283,12 +282,8 @@ def make_step(model: nn.Module, s: IDCSettings):
     (images, img_opt, _), (losses, norms) = jax.lax.scan(
         match, (start, state.img_opt, net),
         (real_idx, net_idx, jax.random.split(kloop, s.matches)))
-    finite = jnp.all(jnp.isfinite(losses)) & all_finite(images)
-    kept = keep_if(finite, state.replace(images=images, img_opt=img_opt), state)
-    kept = kept.replace(step=state.step + 1, rng=rng,
-                        update_scale=after_step(state, finite, s.nonfinite_lr_factor))
-    return kept, {"loss": jnp.mean(losses), "finite": finite,
-                  "grad_norm_images": jnp.mean(norms), "update_scale": kept.update_scale}
+    return backbones.finish_step(state, images, img_opt, rng, losses, norms,
+                                 s.nonfinite_lr_factor)
 
   return step
 
