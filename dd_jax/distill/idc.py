@@ -201,10 +201,15 @@ def class_match_loss(model: nn.Module, s: IDCSettings, images: Array, params: Pa
   return match_loss(model, params, real, decoded, c, kaug, s.match_strategy, s.distance)
 
 
+def net_optimizer(s: IDCSettings):
+  """The matching net's SGD direction (momentum, weight decay; the lr applied after)."""
+  return training.direction("sgd", s.net_momentum, s.net_weight_decay)
+
+
 def make_net_step(model: nn.Module, s: IDCSettings):
   """net_step(net, x [B, ...], y [B], key) -> net: one SGD step on a real batch
   (per-sample augmentation, then CutMix)."""
-  tx = training.direction("sgd", s.net_momentum, s.net_weight_decay)
+  tx = net_optimizer(s)
 
   def net_step(net: training.NetState, x: Array, y: Array, key: PRNGKey):
     kaug, kmix = jax.random.split(key)
@@ -242,7 +247,7 @@ def make_step(model: nn.Module, s: IDCSettings):
   [matches, net_steps, B], frozen=None) -> (state, metrics): one IDC outer step
   (`frozen`: SeqMatch's earlier subsets, class grouped, `s.frozen_per_class` each)."""
   img_tx = optax.sgd(s.lr_img, momentum=s.img_momentum or None)
-  net_tx = training.direction("sgd", s.net_momentum, s.net_weight_decay)
+  net_tx = net_optimizer(s)
   net_step = make_net_step(model, s)
   class_loss = functools.partial(class_match_loss, model, s)
 
