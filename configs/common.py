@@ -270,6 +270,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.ipc = 10                 # random_real: real images per class
   config.eval.seed = 0                 # seeds the nets and the random_real subset
   config.eval.chunk_epochs = 100       # epochs per compiled call (a divisor of epochs; 0 = 100)
+  # protocol: how the nets train: "mtt" (lr x0.1 at half, one DSA op per batch) or "idc"
+  # (IDC's: lr x0.2 at 2/3 and 5/6, CutMix p 0.5, flip and color on every batch plus one
+  # other DSA op).
+  config.eval.protocol = "mtt"
   # kd: knowledge-distillation evaluation (dd_jax/evaluate/kd.py), reported beside the
   # ordinary protocol: the nets also train on the set against a teacher's softened
   # outputs (kd_temperature T; the loss T^2 x KL), the teacher being expert 0's last
@@ -411,8 +415,9 @@ def idc(lr_base: float, size_base: int, distance: str, net_images: int,
   """IDC (Kim et al.) with the official reproduce settings: multi-formation `factor`,
   lr_img = lr_base x ipc/10 x (size/size_base)^2, SGD momentum 0.5 on the images, 100
   matches per outer step, 64 real images per class and match, the net trained on
-  `net_images` real images (batches of 64) after each match; evaluation batch 64 at lr
-  0.01. Variants: `factor=<f>` (1: no multi-formation), `seq=1` (SeqMatch-IDC: the IPC
+  `net_images` real images (batches of 64) after each match; evaluation by IDC's protocol
+  (eval.protocol "idc": batch 64 at lr 0.01, lr x0.2 at 2/3 and 5/6, CutMix, its DSA
+  without cutout, and without flip for MNIST). Variants: `factor=<f>` (1: no multi-formation), `seq=1` (SeqMatch-IDC: the IPC
   in two subsets distilled one after another, the outer steps split between them)."""
 
   def apply(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
@@ -423,7 +428,9 @@ def idc(lr_base: float, size_base: int, distance: str, net_images: int,
     d.method, d.img_momentum, d.lr_teacher, d.batch_real = "idc", 0.5, 0.01, 64
     d.lr_img = lr_base * d.ipc / 10 * (size / size_base) ** 2
     i.net_steps = -(-net_images // d.batch_real)
-    config.eval.batch_size = 64
+    config.eval.batch_size, config.eval.protocol = 64, "idc"
+    config.eval.dsa_strategy = ("color_crop_scale_rotate" if config.data.name == "mnist"
+                                else "color_crop_flip_scale_rotate")
     if args.get("runlocal"):
       d.batch_real, i.matches, i.net_steps, i.max_syn = 8, 2, 1, 8
     else:

@@ -152,7 +152,8 @@ def clipped_ce_scale(epoch: int, ramp_epochs: int, start: float = 0.5) -> float:
 def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_size: int,
                      dsa_strategy: str, loss: Callable[[Array, Array], Array] = cross_entropy,
                      sam: GSAM | None = None, penalty: GradientPenalty | None = None,
-                     teacher: nn.Module | None = None, temperature: float = 1.0):
+                     teacher: nn.Module | None = None, temperature: float = 1.0,
+                     dsa_mode: str = "one", cutmix_prob: float = 0.0):
   """Returns epoch(state, lr, images, labels, key, loss_scale=1, teacher_variables=None)
   -> (state, mean_loss, accuracy). With `sam`, each gradient is replaced by GSAM's
   direction (two gradients per batch); `loss_scale` multiplies the data loss (AST's
@@ -160,14 +161,21 @@ def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_s
   loss includes both). With a `teacher` (knowledge distillation), the targets of each
   augmented batch are the teacher's logits on it: the loss is T^2 x the soft cross-entropy
   of the student's logits / T to softmax(teacher's / T) (KL up to a constant), `labels`
-  only count the training accuracy."""
+  only count the training accuracy. `dsa_mode` "idc" augments as IDC's evaluation
+  (`augment.dsa_idc`); `cutmix_prob` > 0 then pastes a CutMix box into the batch with
+  that probability, the loss weighted between the two images' labels by area (with a
+  teacher, its outputs on the mixed batch are the targets)."""
 
   def train_step(carry, batch):
     state, lr, images, labels, scale, teacher_variables = carry
     idx, mask, key = batch
     clean = images[idx]
-    x = augment.dsa(key, clean, dsa_strategy)
+    x = augment.augment_batch(dsa_mode, key, clean, dsa_strategy)
     y = labels[idx]
+    partner, kept = y, 1.0
+    if cutmix_prob > 0:
+      x, perm, kept = augment.cutmix(jax.random.fold_in(key, 2), x, cutmix_prob)
+      partner = y[perm]
     weights = mask.astype(x.dtype)
     dropout_key = jax.random.fold_in(key, 1)
     targets = y
@@ -179,6 +187,8 @@ def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_s
                                 dropout_key=dropout_key)
       if teacher is not None:
         per_sample = temperature ** 2 * loss(logits / temperature, targets)
+      elif cutmix_prob > 0:
+        per_sample = kept * loss(logits, targets) + (1.0 - kept) * loss(logits, partner)
       else:
         per_sample = loss(logits, targets)
       value = scale * jnp.sum(per_sample * weights) / jnp.sum(weights)

@@ -170,3 +170,60 @@ def dsa(key: PRNGKey, x: Array, strategy: str | Sequence[str] = DEFAULT_STRATEGY
   choice = jax.random.randint(kchoice, (), 0, len(names))
   branches = [lambda k, v, f=AUGMENTATIONS[n]: f(k, v) for n in names]
   return jax.lax.switch(choice, branches, kop, x)
+
+
+# IDC's evaluation DiffAug (single=False): these ops apply to every batch, in this order
+# around the one op drawn from the rest of the strategy (crop, scale, rotate).
+ALWAYS_FIRST = ("flip", "color")
+ALWAYS_LAST = ("cutout",)
+DSA_MODES = ("one", "idc")
+
+
+def dsa_idc(key: PRNGKey, x: Array, strategy: str | Sequence[str] = DEFAULT_STRATEGY
+            ) -> Array:
+  """IDC's augmentation of an evaluation batch (its DiffAug with single=False, per-sample
+  draws): flip and color (those in `strategy`) on every batch, then ONE op drawn from
+  the strategy's others, then cutout if listed. Differentiable like `dsa`."""
+  if not enabled(strategy):
+    return x
+  names = parse_strategy(strategy) if isinstance(strategy, str) else tuple(strategy)
+  first = [n for n in ALWAYS_FIRST if n in names]
+  last = [n for n in ALWAYS_LAST if n in names]
+  rest = tuple(n for n in names if n not in ALWAYS_FIRST + ALWAYS_LAST)
+  keys = jax.random.split(key, len(first) + len(last) + 1)
+  for k, name in zip(keys, first):
+    x = AUGMENTATIONS[name](k, x)
+  if rest:
+    x = dsa(keys[len(first)], x, rest)
+  for k, name in zip(keys[len(first) + 1:], last):
+    x = AUGMENTATIONS[name](k, x)
+  return x
+
+
+def augment_batch(mode: str, key: PRNGKey, x: Array, strategy: str | Sequence[str]) -> Array:
+  """A training batch's augmentation: mode "one" (`dsa`, the MTT/DC family's) or "idc"
+  (`dsa_idc`)."""
+  return dsa_idc(key, x, strategy) if mode == "idc" else dsa(key, x, strategy)
+
+
+def cutmix(key: PRNGKey, x: Array, prob: float, beta: float = 1.0
+           ) -> tuple[Array, Array, Array]:
+  """CutMix of a batch (applied with probability `prob`): a box of area ~ (1 - lam),
+  lam ~ Beta(beta, beta), pasted from a permutation of the batch. Returns the images,
+  the permutation and the weight of the original labels (1 when not applied)."""
+  n, h, w, _ = x.shape
+  kdo, klam, kperm, ky, kx = jax.random.split(key, 5)
+  lam = jax.random.beta(klam, beta, beta)
+  cut = jnp.sqrt(1.0 - lam)
+  ch, cw = (cut * h).astype(jnp.int32), (cut * w).astype(jnp.int32)
+  cy, cx = jax.random.randint(ky, (), 0, h), jax.random.randint(kx, (), 0, w)
+  y0, y1 = jnp.clip(cy - ch // 2, 0, h), jnp.clip(cy + ch // 2, 0, h)
+  x0, x1 = jnp.clip(cx - cw // 2, 0, w), jnp.clip(cx + cw // 2, 0, w)
+  rows, cols = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
+  box = ((rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1))[None, :, :, None]
+  perm = jax.random.permutation(kperm, n)
+  apply = jax.random.uniform(kdo) < prob
+  box = box & apply
+  mixed = jnp.where(box, x[perm], x)
+  kept = 1.0 - jnp.sum(box) / (h * w)
+  return mixed, perm, kept

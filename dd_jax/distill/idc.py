@@ -158,29 +158,6 @@ def match_loss(model: nn.Module, params: Params, real: Array, syn: Array, c, key
   return kernel_distance(g_real, g_syn, distance)
 
 
-def cutmix(key: PRNGKey, x: Array, prob: float, beta: float = 1.0
-           ) -> tuple[Array, Array, Array]:
-  """CutMix of a batch (applied with probability `prob`): a box of area ~ (1 - lam),
-  lam ~ Beta(beta, beta), pasted from a permutation of the batch. Returns the images,
-  the permutation and the weight of the original labels (1 when not applied)."""
-  n, h, w, _ = x.shape
-  kdo, klam, kperm, ky, kx = jax.random.split(key, 5)
-  lam = jax.random.beta(klam, beta, beta)
-  cut = jnp.sqrt(1.0 - lam)
-  ch, cw = (cut * h).astype(jnp.int32), (cut * w).astype(jnp.int32)
-  cy, cx = jax.random.randint(ky, (), 0, h), jax.random.randint(kx, (), 0, w)
-  y0, y1 = jnp.clip(cy - ch // 2, 0, h), jnp.clip(cy + ch // 2, 0, h)
-  x0, x1 = jnp.clip(cx - cw // 2, 0, w), jnp.clip(cx + cw // 2, 0, w)
-  rows, cols = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
-  box = ((rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1))[None, :, :, None]
-  perm = jax.random.permutation(kperm, n)
-  apply = jax.random.uniform(kdo) < prob
-  box = box & apply
-  mixed = jnp.where(box, x[perm], x)
-  kept = 1.0 - jnp.sum(box) / (h * w)
-  return mixed, perm, kept
-
-
 def class_match_loss(model: nn.Module, s: IDCSettings, images: Array, params: Params,
                      real: Array, c, key: PRNGKey, frozen: Array | None = None) -> Array:
   """Class `c`'s IDC loss as a function of all stored images [C * ipc, H, W, ch] (class
@@ -214,7 +191,7 @@ def make_net_step(model: nn.Module, s: IDCSettings):
   def net_step(net: training.NetState, x: Array, y: Array, key: PRNGKey):
     kaug, kmix = jax.random.split(key)
     x = augment_all(kaug, x, s.net_strategy, shared=False)
-    x, perm, kept = cutmix(kmix, x, s.cutmix_prob)
+    x, perm, kept = augment.cutmix(kmix, x, s.cutmix_prob)
 
     def loss_fn(params):
       logits, _ = training.apply(model, params, {}, x, train=True)

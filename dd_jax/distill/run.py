@@ -526,7 +526,7 @@ class Distiller:
             model_config=config.model, epochs=ev.epochs, batch_size=ev.batch_size,
             momentum=ev.momentum, weight_decay=ev.weight_decay,
             dsa_strategy=ev.dsa_strategy, num_nets=ev.num_nets,
-            chunk_epochs=ev.chunk_epochs))
+            chunk_epochs=ev.chunk_epochs, protocol=ev.protocol))
     size = disk.tree_bytes(self.abstract)
     touched = config.expert.num_experts * (d.max_start_epoch + d.expert_epochs)
     snapshots = min(int(d.snapshot_cache_mb * plan.MiB), touched * size)
@@ -628,9 +628,7 @@ class Distiller:
     images, labels = self.synset(state)
     record = {"step": step, "global_step": self.step_offset + step, "lr": lr}
     settings = dict(num_classes=p.num_classes, model_config=self.config.model,
-                    epochs=ev.epochs, batch_size=ev.batch_size, momentum=ev.momentum,
-                    weight_decay=ev.weight_decay, dsa_strategy=ev.dsa_strategy,
-                    num_nets=ev.num_nets, seed=ev.seed, chunk_epochs=ev.chunk_epochs)
+                    **protocol.settings(ev))
     for arch in ev.models:
       result = protocol.evaluate_synset(images, labels, p.x_test, p.y_test, arch=arch,
                                         lr=lr, **settings)

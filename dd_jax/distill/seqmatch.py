@@ -116,9 +116,12 @@ class WarmStart:
       h.update(np.ascontiguousarray(labels).tobytes())
       h.update(np.float64(lr).tobytes())
     ev = self.eval_config
-    return {"subsets": h.hexdigest()[:16], "epochs": self.epochs,
+    spec = {"subsets": h.hexdigest()[:16], "epochs": self.epochs,
             "momentum": ev.momentum, "weight_decay": ev.weight_decay,
             "batch_size": ev.batch_size, "dsa_strategy": ev.dsa_strategy}
+    if ev.protocol != "mtt":   # folders stored before the field existed stay valid
+      spec["protocol"] = ev.protocol
+    return spec
 
   def __call__(self, model, key: jax.Array, sample) -> tuple:
     """(params, batch_stats) of a net from `key` trained on the stages."""
@@ -129,7 +132,7 @@ class WarmStart:
         model, self.stages, key[None], jax.random.fold_in(key, 1)[None],
         epochs=self.epochs, batch_size=ev.batch_size, momentum=ev.momentum,
         weight_decay=ev.weight_decay, dsa_strategy=ev.dsa_strategy,
-        chunk_epochs=ev.chunk_epochs, name="warm start")
+        chunk_epochs=ev.chunk_epochs, name="warm start", protocol=ev.protocol)
     first = lambda tree: jax.tree.map(lambda x: x[0], tree)
     return first(states.params), first(states.batch_stats)
 

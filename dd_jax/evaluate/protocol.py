@@ -5,6 +5,12 @@ every batch, lr x0.1 from half the epochs on, test accuracy at the end; `num_net
 (5 by default) are trained together under `jax.vmap`, epochs run inside `lax.scan` in
 chunks (one compilation, progress between chunks). Hard (int) or soft (float logits)
 labels.
+
+`protocol="idc"` is IDC's evaluation instead (its train.py, as its argument.py sets it
+for 28/32 px sets): lr x0.2 at 2/3 and again at 5/6 of the epochs (MultiStepLR), CutMix
+with probability 0.5 (Beta(1, 1) boxes, partner from a permutation of the batch) after
+the augmentation, and its DiffAug: flip and color on every batch, one of the other ops
+(`augment.dsa_idc`). Its batch size and epochs are the config's (the IDC configs: 64).
 """
 from __future__ import annotations
 
@@ -46,6 +52,39 @@ class EvalResult:
             f"({len(self.accuracies)} nets, {self.epochs} epochs, {self.seconds:.0f}s)")
 
 
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  """How a protocol trains an evaluation net beyond the shared SGD settings."""
+  milestones: tuple[tuple[int, int], ...]   # lr decays at epochs * a // b for each (a, b)
+  gamma: float                               # ... by this factor each time
+  dsa_mode: str                              # augment.augment_batch's mode
+  cutmix_prob: float
+
+
+RECIPES = {"mtt": Recipe(((1, 2),), 0.1, "one", 0.0),
+           "idc": Recipe(((2, 3), (5, 6)), 0.2, "idc", 0.5)}
+
+
+def lr_milestones(protocol: str, epochs: int, offset: int = 0) -> np.ndarray:
+  """The epochs (counted from `offset`, a stage's first) from which the lr decays."""
+  return np.asarray([offset + epochs * a // b for a, b in RECIPES[protocol].milestones],
+                    np.int32)
+
+
+def epoch_lr(base_lr, epoch, milestones, gamma: float):
+  """The lr of `epoch`: base_lr x gamma for each milestone it has reached (traceable)."""
+  return base_lr * gamma ** jnp.sum(epoch >= milestones)
+
+
+def settings(ev) -> dict:
+  """The keyword arguments of `evaluate_synset` / `evaluate_sequential` that the config's
+  `eval` section sets (lr, models and the source aside)."""
+  return dict(epochs=ev.epochs, batch_size=ev.batch_size, momentum=ev.momentum,
+              weight_decay=ev.weight_decay, dsa_strategy=ev.dsa_strategy,
+              num_nets=ev.num_nets, seed=ev.seed, chunk_epochs=ev.chunk_epochs,
+              protocol=ev.protocol)
+
+
 def _chunk_length(epochs: int, limit: int = 100) -> int:
   """Largest divisor of `epochs` up to `limit`: equal chunks, one compilation."""
   return max(d for d in range(1, min(epochs, limit) + 1) if epochs % d == 0)
@@ -61,23 +100,26 @@ class Teacher:
 
 
 def _compiled(model, momentum: float, weight_decay: float, batch_size: int,
-              dsa_strategy: str, chunk: int, nets=None, teacher: Teacher | None = None):
+              dsa_strategy: str, chunk: int, nets=None, teacher: Teacher | None = None,
+              protocol: str = "mtt"):
   """Jitted init / chunk-of-epochs / accuracy functions, built once per setting so that
   repeated evaluations (every K distillation steps) reuse their compilations. `nets`:
   the sharding of the nets' leading axis over devices (sharding.nets_sharding), or
   None on one device. With a `teacher`, the chunk takes its variables as an argument."""
   kd = None if teacher is None else (teacher.model, teacher.temperature)
   return _compiled_once(model, momentum, weight_decay, batch_size, dsa_strategy, chunk,
-                        nets, kd)
+                        nets, kd, RECIPES[protocol])
 
 
 @functools.lru_cache(maxsize=32)
 def _compiled_once(model, momentum, weight_decay, batch_size, dsa_strategy, chunk, nets,
-                   kd=None):
+                   kd, recipe: Recipe):
   tx = training.direction("sgd", momentum, weight_decay)
   teacher, temperature = kd if kd is not None else (None, 1.0)
   epoch_fn = jax.vmap(training.make_train_epoch(model, tx, batch_size, dsa_strategy,
-                                                teacher=teacher, temperature=temperature),
+                                                teacher=teacher, temperature=temperature,
+                                                dsa_mode=recipe.dsa_mode,
+                                                cutmix_prob=recipe.cutmix_prob),
                       in_axes=(0, None, None, None, 0, None, None))
 
   def placed(states):   # each device trains its own nets
@@ -92,10 +134,10 @@ def _compiled_once(model, momentum, weight_decay, batch_size, dsa_strategy, chun
     return placed(states.replace(opt_state=jax.vmap(tx.init)(states.params)))
 
   @jax.jit
-  def run_chunk(states, first_epoch, decay_at, base_lr, images, labels, net_keys,
+  def run_chunk(states, first_epoch, milestones, base_lr, images, labels, net_keys,
                 teacher_variables=None):
     def body(states, e):
-      lr_e = jnp.where(e >= decay_at, 0.1 * base_lr, base_lr)
+      lr_e = epoch_lr(base_lr, e, milestones, recipe.gamma)
       keys = jax.vmap(lambda k: jax.random.fold_in(k, e))(net_keys)
       states, loss, acc = epoch_fn(states, lr_e, images, labels, keys, 1.0,
                                    teacher_variables)
@@ -118,7 +160,7 @@ def eval_programs(images, labels, test_images, test_labels, *, num_classes: int,
                   arch: str = "ConvNet", model_config=None, epochs: int = 1000,
                   batch_size: int = 256, momentum: float = 0.9, weight_decay: float = 5e-4,
                   dsa_strategy: str = augment.DEFAULT_STRATEGY, num_nets: int = 5,
-                  chunk_epochs: int = 0) -> list:
+                  chunk_epochs: int = 0, protocol: str = "mtt") -> list:
   """The compiled programs `evaluate_synset` would run on sets of these shapes (arrays
   or jax.ShapeDtypeStruct), without running them: a chunk of training epochs and the
   test-set accuracy. Their `memory_analysis()` is what an evaluation needs per device
@@ -128,7 +170,7 @@ def eval_programs(images, labels, test_images, test_labels, *, num_classes: int,
   chunk = _chunk_length(epochs, chunk_epochs or 100)
   nets = sharding.nets_sharding(num_nets)
   init, _, run_chunk, _ = _compiled(model, momentum, weight_decay, batch_size,
-                                    dsa_strategy, chunk, nets)
+                                    dsa_strategy, chunk, nets, protocol=protocol)
   accuracy = _compiled(model, momentum, weight_decay, batch_size, dsa_strategy, chunk)[3]
   keys = jax.random.split(jax.random.PRNGKey(0), num_nets)
   sample = jax.ShapeDtypeStruct((1,) + tuple(images.shape[1:]), jnp.float32)
@@ -141,7 +183,8 @@ def eval_programs(images, labels, test_images, test_labels, *, num_classes: int,
     return jax.ShapeDtypeStruct(x.shape, dtype or x.dtype)
 
   scalar = jax.ShapeDtypeStruct((), jnp.int32)
-  train = run_chunk.lower(states, scalar, scalar, jax.ShapeDtypeStruct((), jnp.float32),
+  milestones = jax.ShapeDtypeStruct(lr_milestones(protocol, epochs).shape, jnp.int32)
+  train = run_chunk.lower(states, scalar, milestones, jax.ShapeDtypeStruct((), jnp.float32),
                           like(images, jnp.float32), like(labels), keys).compile()
   test = accuracy.lower(states.params, states.batch_stats, like(test_images, jnp.float32),
                         like(test_labels, jnp.int32)).compile()
@@ -154,7 +197,7 @@ def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: in
                     weight_decay: float = 5e-4,
                     dsa_strategy: str = augment.DEFAULT_STRATEGY, num_nets: int = 5,
                     seed: int = 0, chunk_epochs: int = 0,
-                    teacher: Teacher | None = None) -> EvalResult:
+                    teacher: Teacher | None = None, protocol: str = "mtt") -> EvalResult:
   """Trains `num_nets` fresh `arch` nets on (images, labels); test accuracy of each.
 
   Args:
@@ -164,11 +207,12 @@ def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: in
     num_classes: classifier width.
     arch: a name in `models.ARCHITECTURES`; model_config supplies its fields.
     lr: learning rate (the learned one for distilled sets).
-    epochs: training epochs; lr drops x0.1 at epochs // 2.
+    epochs: training epochs; lr drops x0.1 at epochs // 2 (protocol "mtt").
     chunk_epochs: at most this many epochs per compiled call (0: 100); the chunk is
       the largest divisor of `epochs` within it, so every call reuses one compilation.
     teacher: knowledge distillation: the nets learn the teacher's softened outputs on
       each augmented batch (`labels` then only count the training accuracy).
+    protocol: "mtt" (the MTT/DC family's) or "idc" (IDC's schedule, CutMix and DSA).
   Returns:
     An `EvalResult` with one accuracy per net.
   """
@@ -176,7 +220,7 @@ def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: in
       [(images, labels, lr)], test_images, test_labels, num_classes=num_classes, arch=arch,
       model_config=model_config, epochs=epochs, batch_size=batch_size, momentum=momentum,
       weight_decay=weight_decay, dsa_strategy=dsa_strategy, num_nets=num_nets, seed=seed,
-      chunk_epochs=chunk_epochs, teacher=teacher)
+      chunk_epochs=chunk_epochs, teacher=teacher, protocol=protocol)
 
 
 def evaluate_sequential(stages, test_images, test_labels, *, num_classes: int,
@@ -185,7 +229,8 @@ def evaluate_sequential(stages, test_images, test_labels, *, num_classes: int,
                         weight_decay: float = 5e-4,
                         dsa_strategy: str = augment.DEFAULT_STRATEGY, num_nets: int = 5,
                         seed: int = 0, chunk_epochs: int = 0,
-                        teacher: Teacher | None = None) -> EvalResult:
+                        teacher: Teacher | None = None,
+                        protocol: str = "mtt") -> EvalResult:
   """SeqMatch's sequential evaluation: the same nets train on each stage in turn
   (`train_sequential`); `stages` is a list of (images, labels, lr), for SeqMatch the
   growing unions S1, S1+S2, ... with each subset's learned lr. The reported accuracy
@@ -200,7 +245,7 @@ def evaluate_sequential(stages, test_images, test_labels, *, num_classes: int,
   test_images = jnp.asarray(test_images, jnp.float32)
   test_labels = jnp.asarray(test_labels, jnp.int32)
   accuracy = _compiled(model, momentum, weight_decay, batch_size, dsa_strategy,
-                       _chunk_length(epochs, chunk_epochs or 100))[3]
+                       _chunk_length(epochs, chunk_epochs or 100), protocol=protocol)[3]
   accs, means = [], []
 
   def after_stage(states):
@@ -213,7 +258,7 @@ def evaluate_sequential(stages, test_images, test_labels, *, num_classes: int,
                                weight_decay=weight_decay, dsa_strategy=dsa_strategy,
                                chunk_epochs=chunk_epochs, after_stage=after_stage,
                                name=f"eval {arch}" + (" (KD)" if teacher else ""),
-                               teacher=teacher)
+                               teacher=teacher, protocol=protocol)
   return EvalResult(arch=arch, accuracies=accs[-1], train_loss=np.asarray(losses),
                     epochs=epochs, seconds=time.perf_counter() - start,
                     stage_means=tuple(means))
@@ -229,9 +274,10 @@ def _replicated(nets):
 def train_sequential(model, stages, init_keys, net_keys, *, epochs: int, batch_size: int,
                      momentum: float, weight_decay: float, dsa_strategy: str,
                      chunk_epochs: int = 0, after_stage=None, name: str = "train",
-                     teacher: Teacher | None = None):
+                     teacher: Teacher | None = None, protocol: str = "mtt"):
   """Trains len(init_keys) nets (vmapped) on each (images, labels, lr) of `stages` in
-  turn: `epochs` epochs per stage at its lr (x0.1 from half of the stage on), a fresh
+  turn: `epochs` epochs per stage at its lr (decayed within the stage as `protocol`
+  says: "mtt" x0.1 from half of it on), a fresh
   SGD state per stage (as the official code's new optimiser), weights and batch
   statistics carried over. Epoch keys count on across stages. `after_stage(states)`
   is called after each stage. Returns (states, the last epoch's [nets] losses)."""
@@ -240,7 +286,7 @@ def train_sequential(model, stages, init_keys, net_keys, *, epochs: int, batch_s
   nets = sharding.nets_sharding(len(init_keys))
   init, reset_optimizer, run_chunk, _ = _compiled(model, momentum, weight_decay,
                                                   batch_size, dsa_strategy, chunk, nets,
-                                                  teacher)
+                                                  teacher, protocol)
   everywhere = _replicated(nets)
   teacher_variables = (None if teacher is None else
                        jax.device_put(teacher.variables, everywhere))
@@ -258,7 +304,8 @@ def train_sequential(model, stages, init_keys, net_keys, *, epochs: int, batch_s
       states = reset_optimizer(states)
     for first in range(offset, offset + epochs, chunk):
       states, (losses, _) = run_chunk(states, jnp.int32(first),
-                                      jnp.int32(offset + epochs // 2), jnp.float32(lr),
+                                      lr_milestones(protocol, epochs, offset),
+                                      jnp.float32(lr),
                                       images, labels, net_keys, teacher_variables)
       done = first + chunk
       loss = float(jnp.mean(losses[-1]))   # waits for the chunk: time it after this

@@ -20,7 +20,8 @@ from dd_jax import disk, models
 from dd_jax.data import augment, indexing, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
 from dd_jax.evaluate import kd
-from dd_jax.evaluate.protocol import EvalResult, evaluate_sequential, evaluate_synset
+from dd_jax.evaluate.protocol import (EvalResult, RECIPES, evaluate_sequential,
+                                      evaluate_synset, settings)
 from dd_jax.metadata import read_json, read_npz, spec_difference, write_json_atomic
 
 PROGRESS = "eval_progress.json"
@@ -32,6 +33,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require_at_least(ev, "eval", {"num_nets": 1, "epochs": 1, "batch_size": 1, "ipc": 1})
   require(ev.lr > 0, "eval.lr", f"is {ev.lr}", "use a positive learning rate")
   augment.check_strategy(ev.dsa_strategy, "eval.dsa_strategy")
+  require(ev.protocol in RECIPES, "eval.protocol", f"unknown {ev.protocol!r}",
+          f"use one of {', '.join(RECIPES)} (idc: IDC's lr steps, CutMix and DSA)")
   require(ev.kd_temperature > 0, "eval.kd_temperature", f"is {ev.kd_temperature}",
           "use a positive temperature (4 is common)")
   for arch in ev.models:
@@ -127,34 +130,22 @@ def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
         distilled[arch] = rec["kd"]
       logging.info("%s (recorded in %s)", results[-1].summary(), progress_path)
       continue
-    result = evaluate_synset(
-        images, labels, prepared.x_test, prepared.y_test, num_classes=prepared.num_classes,
-        arch=arch, model_config=config.model, lr=lr, epochs=ev.epochs,
-        batch_size=ev.batch_size, momentum=ev.momentum, weight_decay=ev.weight_decay,
-        dsa_strategy=ev.dsa_strategy, num_nets=ev.num_nets, seed=ev.seed,
-        chunk_epochs=ev.chunk_epochs)
+    common = dict(num_classes=prepared.num_classes, arch=arch, model_config=config.model,
+                  **settings(ev))
+    result = evaluate_synset(images, labels, prepared.x_test, prepared.y_test, lr=lr,
+                             **common)
     logging.info("%s", result.summary())
     results.append(result)
     if stages and len(stages) > 1:   # SeqMatch: also one net trained S1, S1+S2, ...
-      seq = evaluate_sequential(
-          stages, prepared.x_test, prepared.y_test, num_classes=prepared.num_classes,
-          arch=arch, model_config=config.model, epochs=ev.epochs,
-          batch_size=ev.batch_size, momentum=ev.momentum, weight_decay=ev.weight_decay,
-          dsa_strategy=ev.dsa_strategy, num_nets=ev.num_nets, seed=ev.seed,
-          chunk_epochs=ev.chunk_epochs)
+      seq = evaluate_sequential(stages, prepared.x_test, prepared.y_test, **common)
       logging.info("sequential %s", seq.summary())
       sequential[arch] = {"mean": seq.mean, "std": seq.std,
                           "accuracies": seq.accuracies.tolist(),
                           "stage_means": list(seq.stage_means),
                           "seconds": round(seq.seconds, 1)}
     if teacher is not None:   # the same nets and batches, the teacher's outputs as targets
-      with_kd = evaluate_synset(
-          images, labels, prepared.x_test, prepared.y_test,
-          num_classes=prepared.num_classes, arch=arch, model_config=config.model, lr=lr,
-          epochs=ev.epochs, batch_size=ev.batch_size, momentum=ev.momentum,
-          weight_decay=ev.weight_decay, dsa_strategy=ev.dsa_strategy,
-          num_nets=ev.num_nets, seed=ev.seed, chunk_epochs=ev.chunk_epochs,
-          teacher=teacher)
+      with_kd = evaluate_synset(images, labels, prepared.x_test, prepared.y_test, lr=lr,
+                                teacher=teacher, **common)
       logging.info("with KD (T=%g): %s", ev.kd_temperature, with_kd.summary())
       distilled[arch] = {**_record(with_kd), "temperature": ev.kd_temperature}
     os.makedirs(workdir, exist_ok=True)

@@ -99,3 +99,48 @@ def test_dsa_picks_one_op_per_call_and_none_is_identity():
   assert seen == {"flip", "cutout"}
   with pytest.raises(ValueError, match="unknown DSA op"):
     augment.dsa(jax.random.PRNGKey(0), x, "color_blur")
+
+
+def test_cutmix_pastes_one_box_from_the_permutation_and_weights_by_its_area():
+  x = jnp.arange(4, dtype=jnp.float32)[:, None, None, None] * jnp.ones((4, 10, 10, 1))
+  key = jax.random.PRNGKey(3)
+  mixed, perm, kept = augment.cutmix(key, x, prob=1.0)
+  changed = np.asarray(mixed != x)[..., 0]
+  for n in range(4):   # inside the box the pixels are the partner's, outside unchanged
+    if int(perm[n]) != n:
+      assert changed[n].sum() == round((1 - float(kept)) * 100)
+    np.testing.assert_array_equal(np.asarray(mixed[n])[changed[n]],
+                                  np.asarray(x[int(perm[n])])[changed[n]])
+  same, _, kept0 = augment.cutmix(key, x, prob=0.0)
+  np.testing.assert_array_equal(same, x)
+  assert float(kept0) == 1.0
+
+
+def _marking_ops(monkeypatch):
+  """Every op replaced by one that adds its own power of ten: the sum tells which ran."""
+  marks = {"flip": 1.0, "color": 10.0, "crop": 100.0, "scale": 1e3, "rotate": 1e4,
+           "cutout": 1e5}
+  monkeypatch.setattr(augment, "AUGMENTATIONS",
+                      {n: (lambda k, x, m=m: x + m) for n, m in marks.items()})
+  return marks
+
+
+def test_idc_dsa_applies_flip_color_and_cutout_always_and_one_other_op(monkeypatch):
+  marks = _marking_ops(monkeypatch)
+  x = jnp.zeros((2, 4, 4, 1))
+  always = marks["flip"] + marks["color"] + marks["cutout"]
+  drawn = set()
+  for seed in range(12):
+    added = float(augment.dsa_idc(jax.random.PRNGKey(seed), x, augment.DEFAULT_STRATEGY)[0, 0, 0, 0])
+    rest = added - always
+    assert rest in (marks["crop"], marks["scale"], marks["rotate"]), added
+    drawn.add(rest)
+  assert len(drawn) > 1   # the one op is drawn, not fixed
+  # The MTT family's DSA applies exactly one op of the six.
+  for seed in range(6):
+    added = float(augment.augment_batch("one", jax.random.PRNGKey(seed), x,
+                                        augment.DEFAULT_STRATEGY)[0, 0, 0, 0])
+    assert added in marks.values(), added
+  # Without geometric ops only the always-on ones run.
+  only = augment.dsa_idc(jax.random.PRNGKey(0), x, "color_flip")
+  np.testing.assert_allclose(only, x + marks["flip"] + marks["color"])

@@ -224,6 +224,8 @@ CASES = {
     "a synthetic set of another dataset": (
         _eval(lambda t: _npz(t, images=np.zeros((10, 32, 32, 3), np.float32),
                              labels=np.arange(10))), "eval.source", "(32, 32, 3)"),
+    "an unknown evaluation protocol": (_eval_set(protocol="dsa"), "eval.protocol",
+                                       "unknown 'dsa'"),
     "a KD temperature of zero": (_eval_set(kd=True, kd_temperature=0.0),
                                  "eval.kd_temperature", "is 0.0"),
     "a KD teacher folder without experts": (_eval_set(kd=True, kd_teacher="/nonexistent/x"),

@@ -55,21 +55,6 @@ def test_a_shared_draw_transforms_every_image_alike_and_per_sample_draws_do_not(
   assert not np.allclose(own[0], own[1])
 
 
-def test_cutmix_pastes_one_box_from_the_permutation_and_weights_by_its_area():
-  x = jnp.arange(4, dtype=jnp.float32)[:, None, None, None] * jnp.ones((4, 10, 10, 1))
-  key = jax.random.PRNGKey(3)
-  mixed, perm, kept = idc.cutmix(key, x, prob=1.0)
-  changed = np.asarray(mixed != x)[..., 0]
-  for n in range(4):   # inside the box the pixels are the partner's, outside unchanged
-    if int(perm[n]) != n:
-      assert changed[n].sum() == round((1 - float(kept)) * 100)
-    np.testing.assert_array_equal(np.asarray(mixed[n])[changed[n]],
-                                  np.asarray(x[int(perm[n])])[changed[n]])
-  same, _, kept0 = idc.cutmix(key, x, prob=0.0)
-  np.testing.assert_array_equal(same, x)
-  assert float(kept0) == 1.0
-
-
 def _settings(**kw):
   fields = dict(num_classes=3, ipc=2, factor=2, distance="mse", matches=1, batch_real=4,
                 max_syn=8, lr_img=0.1, img_momentum=0.0, match_strategy="color_crop_cutout",

@@ -3,10 +3,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
 from dd_jax import training
 from dd_jax.data import preprocess
-from dd_jax.evaluate import evaluate_synset
+from dd_jax.evaluate import evaluate_synset, protocol
 from tests.conftest import make_images
 
 SMALL = ml_collections.ConfigDict({"arch": "ConvNet", "width": 8, "depth": 2,
@@ -38,11 +39,13 @@ def test_nets_learn_a_separable_problem_and_are_seeded():
   assert untrained.mean < 0.5
 
 
-def test_sharp_soft_labels_train_exactly_like_hard_labels():
+@pytest.mark.parametrize("recipe", sorted(protocol.RECIPES))
+def test_sharp_soft_labels_train_exactly_like_hard_labels(recipe):
   x, y, xt, yt = _data()
   soft = 1000.0 * jax.nn.one_hot(y, 10)   # softmax is exactly one-hot in float32
-  hard = _evaluate(x, y, xt, yt, epochs=3, dsa_strategy="color_crop")
-  softr = _evaluate(x, np.asarray(soft), xt, yt, epochs=3, dsa_strategy="color_crop")
+  hard = _evaluate(x, y, xt, yt, epochs=3, dsa_strategy="color_crop", protocol=recipe)
+  softr = _evaluate(x, np.asarray(soft), xt, yt, epochs=3, dsa_strategy="color_crop",
+                    protocol=recipe)
   np.testing.assert_array_equal(hard.accuracies, softr.accuracies)
   np.testing.assert_allclose(hard.train_loss, softr.train_loss, rtol=1e-6)
 
@@ -69,3 +72,26 @@ def test_repeated_evaluations_reuse_one_compilation():
   model = models.from_config(SMALL, 10)
   _, _, run_chunk, accuracy = protocol._compiled(model, 0.9, 5e-4, 32, "none", 4)
   assert run_chunk._cache_size() == 1 and accuracy._cache_size() == 1
+
+
+def test_idc_protocol_decays_the_lr_at_two_thirds_and_five_sixths_mtt_at_half():
+  def lrs(recipe, epochs, offset=0):
+    m = protocol.lr_milestones(recipe, epochs, offset)
+    return [float(protocol.epoch_lr(1.0, offset + e, m, protocol.RECIPES[recipe].gamma))
+            for e in range(epochs)]
+  np.testing.assert_allclose(lrs("idc", 6), [1, 1, 1, 1, 0.2, 0.04], rtol=1e-6)
+  np.testing.assert_allclose(lrs("mtt", 6), [1, 1, 1, 0.1, 0.1, 0.1], rtol=1e-6)
+  np.testing.assert_allclose(lrs("idc", 6, offset=6), lrs("idc", 6), rtol=1e-6)   # a stage
+  assert protocol.lr_milestones("idc", 1000).tolist() == [666, 833]   # torch's 2E//3, 5E//6
+
+
+def test_idc_protocol_learns_is_seeded_and_trains_otherwise_than_mtt():
+  # No crop: these classes differ by 2 rows, which crop's 4-pixel shifts erase.
+  x, y, xt, yt = _data()
+  idc = _evaluate(x, y, xt, yt, dsa_strategy="color_flip", protocol="idc")
+  assert idc.mean >= 0.9, idc.summary()
+  np.testing.assert_array_equal(
+      idc.train_loss,
+      _evaluate(x, y, xt, yt, dsa_strategy="color_flip", protocol="idc").train_loss)
+  mtt = _evaluate(x, y, xt, yt, dsa_strategy="color_flip")
+  assert not np.allclose(idc.train_loss, mtt.train_loss)
