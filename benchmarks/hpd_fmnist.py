@@ -14,12 +14,15 @@ layers 1..4 (500 in all), the recorded latents with the smallest class-relevant
 distance exported. --prior is a trained prior folder (benchmarks/gan_prior.py writes
 one; python -m dd_jax.gan.train too); --mtt an existing pixel MTT arm of this budget
 (its synset.npz is evaluated here again, across architectures). Every set: 5 nets x
-1000 epochs per architecture. Each arm resumes in <root>/<arm>. The budget flags
+1000 epochs per architecture. Each arm resumes in <root>/<arm>. --step-time=K only times each arm's outer step
+(K steps, no evaluation, in <root>/steptime). The budget flags
 (--train-per-class, --iterations, --syn-steps, --eval-epochs, --num-experts,
 --expert-epochs) shrink the study for one CPU session, as in ast_ablation.py.
 """
 import argparse
 import os
+import shutil
+import statistics
 import sys
 import time
 
@@ -66,6 +69,28 @@ def step_seconds(root: str, arm: str) -> str:
   return f"{1 / rates[-1]:.2f} s/step" if rates and rates[-1] > 0 else "n/a"
 
 
+def timed_steps(root: str, arm: str, experts: str, prior: str,
+                budget: argparse.Namespace, steps: int) -> float:
+  """Seconds per outer step of `arm` on the budget: `steps` steps logged one by one in
+  <root>/steptime/<arm> (a fresh folder), the median gap between consecutive progress
+  lines from the third on (compilation and H-PD's layer changes left out)."""
+  work = os.path.join(root, "steptime", arm)
+  shutil.rmtree(work, ignore_errors=True)
+  timed = argparse.Namespace(**{**vars(budget), "iterations": steps})
+  flags = [*distill_flags(arm, experts, prior, timed), "--config.distill.log_every=1",
+           "--config.distill.eval_every=0"]
+  common.run_module(["dd_jax.main", *flags, f"--workdir={work}"], work + ".log")
+  stamps = []
+  with open(work + ".log") as f:
+    for line in f:
+      if " steps/s" in line:   # absl's prefix: I1201 23:21:18.542939 ...
+        clock = line.split()[1]
+        h, m, sec = clock.split(":")
+        stamps.append(3600 * int(h) + 60 * int(m) + float(sec))
+  gaps = [(b - a) % 86400 for a, b in zip(stamps[2:], stamps[3:])]   # past midnight too
+  return statistics.median(gaps) if gaps else float("nan")
+
+
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--root", required=True)
@@ -82,9 +107,17 @@ def main() -> None:
   p.add_argument("--eval-epochs", type=int, default=1000, help="evaluation epochs")
   p.add_argument("--num-experts", type=int, default=3, help="experts (of --experts)")
   p.add_argument("--expert-epochs", type=int, default=3, help="epochs per expert")
+  p.add_argument("--step-time", type=int, default=0,
+                 help="only time each arm's outer step over this many steps (no evaluation)")
   args = p.parse_args()
   os.makedirs(args.root, exist_ok=True)
   print(common.machine(), flush=True)
+  if args.step_time:
+    for arm in args.arms.split(","):
+      secs = timed_steps(args.root, arm, args.experts, args.prior, args, args.step_time)
+      print(f"{arm:<5} {secs:.2f} s per outer step (median of {args.step_time - 3} gaps; "
+            f"load avg now {os.getloadavg()[0]:.2f})", flush=True)
+    return
   table = {}
   for arm in args.arms.split(","):
     if arm not in ARMS:
