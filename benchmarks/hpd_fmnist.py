@@ -76,6 +76,9 @@ def timed_steps(root: str, arm: str, experts: str, prior: str,
   lines from the third on (compilation and H-PD's layer changes left out)."""
   work = os.path.join(root, "steptime", arm)
   shutil.rmtree(work, ignore_errors=True)
+  os.makedirs(os.path.dirname(work), exist_ok=True)
+  if os.path.exists(work + ".log"):
+    os.remove(work + ".log")
   timed = argparse.Namespace(**{**vars(budget), "iterations": steps})
   flags = [*distill_flags(arm, experts, prior, timed), "--config.distill.log_every=1",
            "--config.distill.eval_every=0"]
