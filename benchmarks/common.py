@@ -65,6 +65,17 @@ def distill_and_evaluate(work: str, flags: list[str]) -> tuple[float, float, dic
   return 100 * r["mean"], 100 * r["std"], arm["timing"]
 
 
+def sequential_cell(work: str) -> str:
+  """The ConvNet's sequential evaluation of an arm (SeqMatch): "mean ± std (after each
+  stage)" in %, or "-" when the arm has none."""
+  with open(os.path.join(work, "eval_results.json")) as f:
+    seq = json.load(f)["results"]["ConvNet"].get("sequential")
+  if not seq:
+    return "-"
+  stages = ", ".join(f"{100 * m:.2f}" for m in seq["stage_means"])
+  return f"{100 * seq['mean']:.2f} ± {100 * seq['std']:.2f} ({stages})"
+
+
 def describe(ipc: int, arm: str, mean: float, std: float, t: dict) -> str:
   return (f"IPC{ipc:<3} {arm:<12} {mean:.2f} +- {std:.2f}%  (run {t['distill_s'] / 60:.1f} "
           f"min incl. experts/scores, eval {t['eval_s'] / 60:.1f} min, CPU "

@@ -15,7 +15,6 @@ SeqMatch-IDC also sequentially (a net on S1, then on S1+S2). The budget flags sh
 the study for one CPU session; each arm resumes in its own workdir.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -63,12 +62,7 @@ def main() -> None:
     work = os.path.join(args.root, arm)
     mean, std, t = common.distill_and_evaluate(work, arm_flags(arm, args))
     print(common.describe(10, arm, mean, std, t), flush=True)
-    with open(os.path.join(work, "eval_results.json")) as f:
-      seq = json.load(f)["results"]["ConvNet"].get("sequential")
-    cell = "-"
-    if seq:
-      stages = ", ".join(f"{100 * m:.2f}" for m in seq["stage_means"])
-      cell = f"{100 * seq['mean']:.2f} ± {100 * seq['std']:.2f} ({stages})"
+    cell = common.sequential_cell(work)
     lines.append(f"| {arm} | {mean:.2f} ± {std:.2f} | {cell} |")
   print("\n" + "\n".join(lines))
 

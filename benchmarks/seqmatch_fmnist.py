@@ -21,7 +21,6 @@ twice; each arm resumes in its own workdir. The budget flags (--train-per-class,
 CPU session.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -84,12 +83,8 @@ def main():
                         args.syn_steps, args.eval_epochs, args.num_experts,
                         args.expert_epochs))
     print(common.describe(10, arm, mean, std, t), flush=True)
-    with open(os.path.join(work, "eval_results.json")) as f:
-      seq = json.load(f)["results"]["ConvNet"].get("sequential")
-    cell = "-"
-    if seq:
-      stages = ", ".join(f"{100 * m:.2f}" for m in seq["stage_means"])
-      cell = f"{100 * seq['mean']:.2f} ± {100 * seq['std']:.2f} ({stages})"
+    cell = common.sequential_cell(work)
+    if cell != "-":
       print(f"         sequential {cell}", flush=True)
     lines.append(f"| {arm} | {mean:.2f} ± {std:.2f} | {cell} |")
   print("\n" + "\n".join(lines))
