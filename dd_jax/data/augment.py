@@ -176,7 +176,6 @@ def dsa(key: PRNGKey, x: Array, strategy: str | Sequence[str] = DEFAULT_STRATEGY
 # around the one op drawn from the rest of the strategy (crop, scale, rotate).
 ALWAYS_FIRST = ("flip", "color")
 ALWAYS_LAST = ("cutout",)
-DSA_MODES = ("one", "idc")
 
 
 def dsa_idc(key: PRNGKey, x: Array, strategy: str | Sequence[str] = DEFAULT_STRATEGY
