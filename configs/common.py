@@ -151,7 +151,8 @@ def base_config() -> ml_collections.ConfigDict:
   # expert axis, the matching loss averaged); 1 = MTT.
   config.distill.experts_per_step = 1
   config.distill.eval_every = 500      # 0 = never (the export still happens at the end)
-  config.distill.log_every = 10        # outer steps between metric writes
+  config.distill.log_every = 10        # outer steps between metric writes (and at least
+                                       # one progress line a minute)
   config.distill.checkpoint_every = 100   # outer steps between checkpoints
   config.distill.keep_checkpoints = 2   # checkpoints kept (older ones deleted)
   config.distill.snapshot_cache_mb = 1_024   # expert snapshots kept in memory

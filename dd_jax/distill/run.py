@@ -117,6 +117,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   eval_run.validate(config)
 
 
+# A progress line at least this often, whatever distill.log_every says: one IDC step at
+# the official settings takes minutes on a CPU.
+LOG_AT_LEAST_EVERY_S = 60.0
+
 PARAMETERIZATIONS = ("pixels", "glad", "hpd")   # hpd: GLaD's latents, layer by layer
 
 
@@ -717,6 +721,7 @@ class Distiller:
     writer = summaries.create_writer(self.workdir)
     writer.write_hparams({k: v for k, v in d.items() if isinstance(v, (int, float, str))})
     start_step, start_time, bad = int(state.step), time.perf_counter(), 0
+    last_log = start_time
     self.eval_seconds = 0.0
     try:
       for step in range(start_step, d.iterations):
@@ -744,8 +749,10 @@ class Distiller:
           logging.warning("step %d: the student lr reached distill.min_syn_lr=%g and was "
                           "held there", step, d.min_syn_lr)
         done = step + 1
-        if done % d.log_every == 0 or done == d.iterations:
+        if (done % d.log_every == 0 or done == d.iterations
+            or time.perf_counter() - last_log >= LOG_AT_LEAST_EVERY_S):
           self._log(writer, done, metrics, where, start_step, start_time)
+          last_log = time.perf_counter()
         if done % d.checkpoint_every == 0:
           _save(manager, state)
       if d.eval_every and not self._evaluated(int(state.step)):

@@ -1,5 +1,6 @@
 """The distillation run: outputs, resumption, determinism, refusal of bad input."""
 import json
+import logging
 import os
 
 import jax
@@ -37,6 +38,17 @@ def test_run_writes_a_loadable_synthetic_set_and_compiles_once(shared, tmp_path)
   assert [e["step"] for e in evals] == [0, 4] and len(evals[1]["ConvNet"]["accuracies"]) == 2
   assert os.path.getsize(tmp_path / "synset.png") > 100
   assert any(n.startswith("events.out.tfevents") for n in os.listdir(tmp_path))
+
+
+@pytest.mark.parametrize("interval, logged", [(60.0, [4]), (0.0, [1, 2, 3, 4])])
+def test_slow_steps_log_progress_between_log_every_writes(shared, tmp_path, monkeypatch,
+                                                         caplog, interval, logged):
+  monkeypatch.setattr(run, "LOG_AT_LEAST_EVERY_S", interval)
+  config = _config(*shared, log_every=100)
+  with caplog.at_level(logging.INFO):
+    run.Distiller(config, str(tmp_path)).run()
+  lines = [r.getMessage() for r in caplog.records if "steps/s, ETA" in r.getMessage()]
+  assert [int(m.split()[1].split("/")[0]) for m in lines] == logged
 
 
 def _crash_at_step(monkeypatch, step, exc):
