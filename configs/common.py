@@ -199,6 +199,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.idc.net_momentum = 0.9        # ... its momentum
   config.idc.net_weight_decay = 5e-4   # ... its weight decay
   config.idc.cutmix_prob = 0.5         # CutMix (Beta(1, 1) boxes) on the net's real batches
+  config.idc.fix_iter = 1              # outer steps one matching-net start serves: 1 = a
+                                       # fresh net every step (IDC); SeqMatch-IDC's script 50
 
   # The GAN prior (dd_jax/gan): "trained" = the small generator python -m dd_jax.gan.train
   # fits to the run's data (trained first when `dir` has none), "random" = the same
@@ -418,8 +420,11 @@ def idc(lr_base: float, size_base: int, distance: str, net_images: int,
   matches per outer step, 64 real images per class and match, the net trained on
   `net_images` real images (batches of 64) after each match; evaluation by IDC's protocol
   (eval.protocol "idc": batch 64 at lr 0.01, lr x0.2 at 2/3 and 5/6, CutMix, its DSA
-  without cutout, and without flip for MNIST). Variants: `factor=<f>` (1: no multi-formation), `seq=1` (SeqMatch-IDC: the IPC
-  in two subsets distilled one after another, the outer steps split between them)."""
+  without cutout, and without flip for MNIST). Variants: `factor=<f>` (1: no multi-formation),
+  `seq=1` (SeqMatch-IDC: the IPC in two subsets distilled one after another, the outer
+  steps split between them), `seq=1,warm=1` (as the official seqmatch-idc code: subset
+  2's matching nets start from a net trained on subset 1, a new one every 50 outer
+  steps: seqmatch.experts="warm_start", idc.fix_iter=50)."""
 
   def apply(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
     d, i = config.distill, config.idc
@@ -445,6 +450,14 @@ def idc(lr_base: float, size_base: int, distance: str, net_images: int,
       first = d.ipc - d.ipc // 2
       config.seqmatch.subsets = (first, d.ipc - first)
       config.seqmatch.iterations = (d.iterations - d.iterations // 2, d.iterations // 2)
+    if switch(args, "warm", default=False):
+      if not config.seqmatch.subsets:
+        raise ValueError("warm=1 warm-starts SeqMatch-IDC's matching nets: add seq=1")
+      # The official seqmatch-idc script: every 50 outer steps a net trained (the
+      # evaluation recipe, 1000 epochs) on the earlier subsets starts the matching net.
+      config.seqmatch.experts, i.fix_iter = "warm_start", 50
+      if args.get("runlocal"):
+        config.seqmatch.warm_start_epochs = 2
 
   return apply
 

@@ -44,6 +44,7 @@ Params = Any
 PRNGKey = jax.Array
 
 DISTANCES = ("mse", "l1")
+_NET_INIT = 0x1dc   # NetInit's stream of the run seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +110,7 @@ def validate(config, image_shape) -> None:
           f"{config.distill.pix_init!r}", "use distill.pix_init='real'")
   require(i.distance in DISTANCES, "idc.distance", f"unknown {i.distance!r}",
           f"use one of {', '.join(DISTANCES)} (the official: mse for CIFAR, l1 for MNIST)")
-  require_at_least(i, "idc", {"matches": 1, "max_syn": 1, "net_steps": 0})
+  require_at_least(i, "idc", {"matches": 1, "max_syn": 1, "net_steps": 0, "fix_iter": 1})
   require(0.0 <= i.cutmix_prob <= 1.0, "idc.cutmix_prob", f"is {i.cutmix_prob}",
           "use a probability in [0, 1] (the official 0.5)")
   require(i.net_lr > 0, "idc.net_lr", f"is {i.net_lr}", "use a positive lr, e.g. 0.01")
@@ -221,18 +222,22 @@ def pixel_gradient(g: Array, grad_scale) -> Array:
 
 def make_step(model: nn.Module, s: IDCSettings):
   """Returns step(state, x_train, y_train, real_idx [matches, C, B], net_idx
-  [matches, net_steps, B], frozen=None) -> (state, metrics): one IDC outer step
-  (`frozen`: SeqMatch's earlier subsets, class grouped, `s.frozen_per_class` each)."""
+  [matches, net_steps, B], frozen=None, init=None) -> (state, metrics): one IDC outer
+  step (`frozen`: SeqMatch's earlier subsets, class grouped, `s.frozen_per_class` each;
+  `init`: the matching net's starting parameters, else a fresh net from the state's rng)."""
   img_tx = optax.sgd(s.lr_img, momentum=s.img_momentum or None)
   net_tx = net_optimizer(s)
   net_step = make_net_step(model, s)
   class_loss = functools.partial(class_match_loss, model, s)
 
   def step(state: DistillState, x_train: Array, y_train: Array, real_idx: Array,
-           net_idx: Array, frozen: Array | None = None):
+           net_idx: Array, frozen: Array | None = None, init: Params | None = None):
     key, rng = jax.random.split(state.rng)
     kinit, kloop = jax.random.split(key)
-    net = training.init_state(model, kinit, x_train[:1], net_tx)
+    if init is None:   # a fresh net every outer step (IDC's default)
+      net = training.init_state(model, kinit, x_train[:1], net_tx)
+    else:              # the block's net (`NetInit`)
+      net = training.NetState(params=init, batch_stats={}, opt_state=net_tx.init(init))
     start = clip_images(state.images, s.clip)   # once per outer step, as the official
 
     def match(carry, inputs):
@@ -273,6 +278,37 @@ def make_step(model: nn.Module, s: IDCSettings):
 @functools.lru_cache(maxsize=4)
 def compiled_step(model: nn.Module, settings: IDCSettings):
   return jax.jit(make_step(model, settings))
+
+
+class NetInit:
+  """The matching net's start when it is not a fresh net every outer step: one net per
+  block of `fix_iter` outer steps of a run (the official `--fix_iter`: a new net at
+  step 0, fix_iter, ...), fresh from (seed, step_offset, block), or with `warm_start`
+  (SeqMatch-IDC's official code) that net first trained on the earlier subsets. A
+  resumed run rebuilds the same; the current block's net is kept."""
+
+  def __init__(self, model: nn.Module, sample: Array, fix_iter: int, seed: int,
+               step_offset: int = 0, warm_start=None):
+    self.model, self.sample, self.fix_iter = model, sample, fix_iter
+    self.key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), _NET_INIT),
+                                  step_offset)
+    self.warm_start = warm_start
+    self._block, self._params = None, None
+
+  @staticmethod
+  def needed(fix_iter: int, warm_start) -> bool:
+    return fix_iter > 1 or warm_start is not None
+
+  def __call__(self, step: int) -> Params:
+    block = step // self.fix_iter
+    if block != self._block:
+      key = jax.random.fold_in(self.key, block)
+      if self.warm_start is None:
+        self._params = self.model.init(key, self.sample, train=False)["params"]
+      else:
+        self._params = self.warm_start(self.model, key, self.sample)[0]
+      self._block = block
+    return self._params
 
 
 class RealIndices:

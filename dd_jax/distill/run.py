@@ -233,6 +233,8 @@ def run_identity(config: ml_collections.ConfigDict, prepared: pipeline.Prepared)
         cfg.get(section, {}).pop(f, None)
   if config.distill.method != "idc":   # unused; and runs begun before it existed resume
     cfg.pop("idc", None)
+  elif cfg["idc"].get("fix_iter") == 1:   # the default: IDC runs begun before it resume
+    cfg["idc"].pop("fix_iter")
   return {"config": cfg, "data": prepared.describe()}
 
 
@@ -441,6 +443,10 @@ class Distiller:
       self.idc = idc.IDCSettings.from_config(config, p.num_classes, p.pre, earlier)
       self.real = idc.RealIndices(p.y_train, p.num_classes, self.idc, config.seed)
       self.step_fn = idc.compiled_step(self.model, self.idc)
+      warm = getattr(self.stage, "warm_start", None)
+      self.net_init = (idc.NetInit(self.model, self.x_train[:1], config.idc.fix_iter,
+                                   config.seed, self.step_offset, warm)
+                       if idc.NetInit.needed(config.idc.fix_iter, warm) else None)
       self.y_train = jax.device_put(jnp.asarray(p.y_train, jnp.int32), jax.devices()[0])
       return
     ranked, schedule = None, None
@@ -462,9 +468,10 @@ class Distiller:
       return self._match_step(state, step)
     if d.method == "idc":
       real_idx, net_idx = self.real.indices(step)
+      init = self.net_init(step) if self.net_init else None
       state, metrics = self.step_fn(state, self.x_train, self.y_train,
                                     jnp.asarray(real_idx), jnp.asarray(net_idx),
-                                    self.idc_frozen)
+                                    self.idc_frozen, init)
       faults.point("distill.step")
       return state, jax.device_get(metrics), f"{d.method} step {step}"
     idx = jnp.asarray(self.real.indices(step, self.matching.outer_loop))

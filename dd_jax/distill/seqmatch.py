@@ -16,7 +16,8 @@ the inner batches as step arguments and never change. Each subset is an ordinary
 Evaluation reports the ordinary protocol on the union next to SeqMatch's sequential
 one (one net trained on S1, then S1+S2, ..., each stage at its subset's learned lr).
 With `seqmatch.experts="warm_start"` (the official code) subset k > 1 matches experts
-trained from nets first trained sequentially on the earlier subsets.
+trained from nets first trained sequentially on the earlier subsets; on IDC, its
+matching nets start so (`idc.NetInit`, one per `idc.fix_iter` outer steps).
 """
 from __future__ import annotations
 
@@ -28,12 +29,13 @@ import os
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from dd_jax.data import pipeline
 from dd_jax.errors import require
-from dd_jax.distill import run
+from dd_jax.distill import multiformation, run
 from dd_jax.metadata import read_npz, write_npz_atomic
 
 # seqmatch.<tuple> -> the distill field it sets per subset
@@ -169,9 +171,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(d.method in ("mtt", "idc"), "distill.method", f"SeqMatch runs on trajectory "
           f"matching (mtt) or IDC, not {d.method}",
           "use distill.method='mtt' or 'idc', or seqmatch.subsets=() for DC/DM")
-  require(d.method == "mtt" or s.experts == "shared", _field("experts"),
-          f"{s.experts!r} warm-starts expert trajectories, which {d.method} has none of",
-          "use seqmatch.experts='shared'")
   stored = config.expert.epochs
   for k in range(count if d.method == "mtt" else 0):   # start windows: trajectories only
     lo, hi = _value(config, "min_start_epochs", k), _value(config, "max_start_epochs", k)
@@ -263,10 +262,13 @@ class SequentialDistiller(run.StagedRun):
         continue
       warm = None
       if k and self.config.seqmatch.experts == "warm_start":
-        warm = WarmStart(_unions(earlier), self.config.seqmatch.warm_start_epochs,
-                         self.config.eval)
-        with config.unlocked():
-          config.expert.dir = os.path.join(self.run_dir, f"subset_{k + 1}", "experts")
+        stages = _unions(earlier)
+        if config.distill.method == "idc":   # the matching nets train on decoded images
+          stages = _decoded(stages, config.idc.factor)
+        else:
+          with config.unlocked():
+            config.expert.dir = os.path.join(self.run_dir, f"subset_{k + 1}", "experts")
+        warm = WarmStart(stages, self.config.seqmatch.warm_start_epochs, self.config.eval)
       stage = Stage(index=k, sizes=self.sizes,
                     run_dir=os.path.join(self.run_dir, f"subset_{k + 1}"),
                     earlier=list(earlier), initial=functools.partial(self._initial, k),
@@ -281,6 +283,13 @@ class SequentialDistiller(run.StagedRun):
       earlier.append(subset)
       offset += config.distill.iterations
     return summary or f"all {len(self.sizes)} subsets were already distilled"
+
+
+def _decoded(stages, factor: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
+  """IDC's stages as its nets see them: every stored image decoded into factor^2."""
+  return [(np.asarray(multiformation.decode(jnp.asarray(x), factor)),
+           np.asarray(multiformation.decode_labels(jnp.asarray(y), factor)), lr)
+          for x, y, lr in stages]
 
 
 def _unions(subsets: list[Subset]) -> list[tuple[np.ndarray, np.ndarray, float]]:

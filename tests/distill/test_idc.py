@@ -113,6 +113,54 @@ def test_the_step_clips_first_and_moves_images_in_pixel_units():
   np.testing.assert_allclose(d4, 4.0 * d1, rtol=1e-4, atol=5e-7)
 
 
+def test_a_given_matching_net_start_replaces_the_fresh_one():
+  model, _ = _net()
+  x = jax.random.normal(jax.random.PRNGKey(5), (30, 8, 8, 1))
+  y = jnp.repeat(jnp.arange(3), 10).astype(jnp.int32)
+  from dd_jax.distill import state as state_lib
+  config = fashion_mnist_idc.get_config("runlocal")
+  images = jax.random.normal(jax.random.PRNGKey(6), (6, 8, 8, 1))
+  state = state_lib.create(config.distill, images, np.repeat(np.arange(3, dtype=np.int32), 2), 0)
+  real = jnp.zeros((1, 3, 4), jnp.int32) + jnp.arange(3)[None, :, None] * 10
+  net_idx = jnp.zeros((1, 1, 4), jnp.int32)
+  step = jax.jit(idc.make_step(model, _settings()))
+  fresh, _ = step(state, x, y, real, net_idx)
+  # The net the step would draw itself, given: the same step, bit for bit ...
+  kinit = jax.random.split(jax.random.split(state.rng)[0])[0]
+  own = model.init(kinit, x[:1], train=False)["params"]
+  given, _ = step(state, x, y, real, net_idx, None, own)
+  np.testing.assert_array_equal(given.images, fresh.images)
+  # ... another net, another step.
+  other = model.init(jax.random.PRNGKey(11), x[:1], train=False)["params"]
+  moved, _ = step(state, x, y, real, net_idx, None, other)
+  assert not np.allclose(moved.images, fresh.images)
+
+
+def test_one_matching_net_start_serves_a_block_of_outer_steps():
+  model, _ = _net()
+  sample = jnp.zeros((1, 8, 8, 1))
+  calls = []
+
+  def warm(model_, key, sample_):
+    calls.append(np.asarray(jax.random.key_data(key)).tolist())
+    return model_.init(key, sample_, train=False)["params"], {}
+
+  for warm_start in (None, warm):
+    net = idc.NetInit(model, sample, fix_iter=3, seed=0, step_offset=5, warm_start=warm_start)
+    blocks = [net(step) for step in range(7)]     # steps 0-2, 3-5, 6
+    assert blocks[0] is blocks[2] and blocks[3] is blocks[5]
+    leaf = lambda p: np.asarray(jax.tree.leaves(p)[0])
+    assert not np.array_equal(leaf(blocks[0]), leaf(blocks[3]))
+    again = idc.NetInit(model, sample, fix_iter=3, seed=0, step_offset=5,
+                        warm_start=warm_start)   # a resumed run: the same nets
+    np.testing.assert_array_equal(leaf(again(4)), leaf(blocks[3]))
+    other = idc.NetInit(model, sample, fix_iter=3, seed=0, step_offset=9)   # next subset
+    assert not np.array_equal(leaf(other(0)), leaf(blocks[0]))
+  assert len(calls) == 4 and calls[0] != calls[1]   # warm-started once per block
+  assert not idc.NetInit.needed(1, None) and idc.NetInit.needed(2, None)
+  assert idc.NetInit.needed(1, warm)
+
+
 def test_an_idc_run_is_deterministic_and_exports_the_decoded_set(shared, tmp_path):
   from tests.conftest import tiny_idx_config
   outs = []
@@ -136,6 +184,7 @@ def test_an_idc_run_is_deterministic_and_exports_the_decoded_set(shared, tmp_pat
     ("idc.distance", "cosine", "unknown"),
     ("distill.param_mask", "depth", "no parameter mask"),
     ("distill.pix_init", "noise", "real images"),
+    ("idc.fix_iter", 0, "is 0"),
 ])
 def test_bad_idc_settings_are_clear_errors_before_anything_is_written(shared, tmp_path,
                                                                       field, value, words):
@@ -160,7 +209,11 @@ def test_the_idc_section_is_part_of_an_idc_runs_identity_only(shared):
   config = fashion_mnist_idc.get_config("runlocal")
   with config.unlocked():
     config.data = mtt.data
-  assert run.run_identity(config, prepared)["config"]["idc"]["factor"] == 2
+  identity = run.run_identity(config, prepared)["config"]["idc"]
+  assert identity["factor"] == 2 and "fix_iter" not in identity   # the default: older runs
+  with config.unlocked():
+    config.idc.fix_iter = 50
+  assert run.run_identity(config, prepared)["config"]["idc"]["fix_iter"] == 50
 
 
 def test_earlier_subsets_join_a_class_loss_without_taking_gradients():
@@ -196,3 +249,38 @@ def test_seqmatch_on_idc_freezes_subset_one_and_exports_rows_subset_after_subset
   np.testing.assert_array_equal(out["images"][:40], decoded_first)   # bit-identical
   stages = eval_run.sequential_stages(str(tmp_path / "seq" / "synset.npz"), 10)
   assert [len(x) for x, _, _ in stages] == [40, 80]
+
+
+def test_warm_started_seqmatch_idc_starts_subset_two_from_a_net_trained_on_subset_one(
+    shared, tmp_path, monkeypatch):
+  from dd_jax.distill import seqmatch
+  from dd_jax.metadata import read_npz
+  from tests.conftest import tiny_idx_config
+  config = fashion_mnist_idc.get_config("runlocal,seq=1,warm=1")
+  assert config.seqmatch.experts == "warm_start" and config.idc.fix_iter == 50
+  with config.unlocked():
+    config.data = tiny_idx_config(shared[0]).data
+    config.model.width = 8
+    config.distill.eval_every = 0
+  starts = []
+  real_call = seqmatch.WarmStart.__call__
+
+  def spy(self, model, key, sample):
+    params = real_call(self, model, key, sample)
+    starts.append((self.stages, params[0], model.init(key, sample, train=False)["params"]))
+    return params
+
+  monkeypatch.setattr(seqmatch.WarmStart, "__call__", spy)
+  run.distill(config, str(tmp_path / "seq"))
+  # One block of 50 covers subset 2's steps: one warm start, on subset 1 decoded.
+  assert len(starts) == 1
+  [(images, labels, lr)], trained, fresh = starts[0]
+  first = read_npz(str(tmp_path / "seq" / "distill" / "subset_1.npz"))
+  np.testing.assert_array_equal(
+      images, np.asarray(multiformation.decode(jnp.asarray(first["images"]), 2)))
+  assert labels.tolist() == first["labels"].tolist() * 4 and lr == float(first["lr"])
+  # The net was trained from its fresh start.
+  assert not all(np.array_equal(a, b) for a, b in
+                 zip(jax.tree.leaves(trained), jax.tree.leaves(fresh)))
+  with pytest.raises(ValueError, match="seq=1"):
+    fashion_mnist_idc.get_config("runlocal,warm=1")
