@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dd_jax.errors import require
 
@@ -44,3 +45,9 @@ def decode(images: Array, factor: int) -> Array:
 def decode_labels(labels: Array, factor: int) -> Array:
   """The labels of `decode(images, factor)`: the stored labels, factor^2 times over."""
   return jnp.concatenate([labels] * (factor * factor), axis=0)
+
+
+def decode_set(images, labels, factor: int) -> tuple[np.ndarray, np.ndarray]:
+  """A stored set as nets train on it (host arrays): `decode` and `decode_labels`."""
+  return (np.asarray(decode(jnp.asarray(images), factor)),
+          np.asarray(decode_labels(jnp.asarray(labels), factor)))

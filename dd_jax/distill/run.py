@@ -626,9 +626,7 @@ class Distiller:
     others as they are."""
     if self.config.distill.method != "idc":
       return np.asarray(images), np.asarray(labels)
-    factor = self.config.idc.factor
-    return (np.asarray(multiformation.decode(jnp.asarray(images), factor)),
-            np.asarray(multiformation.decode_labels(jnp.asarray(labels), factor)))
+    return multiformation.decode_set(images, labels, self.config.idc.factor)
 
   def evaluate(self, state, writer) -> dict:
     """The evaluation protocol on the current set (with SeqMatch also the sequential

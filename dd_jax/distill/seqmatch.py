@@ -29,7 +29,6 @@ import os
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -264,7 +263,8 @@ class SequentialDistiller(run.StagedRun):
       if k and self.config.seqmatch.experts == "warm_start":
         stages = _unions(earlier)
         if config.distill.method == "idc":   # the matching nets train on decoded images
-          stages = _decoded(stages, config.idc.factor)
+          stages = [(*multiformation.decode_set(x, y, config.idc.factor), lr)
+                    for x, y, lr in stages]
         else:
           with config.unlocked():
             config.expert.dir = os.path.join(self.run_dir, f"subset_{k + 1}", "experts")
@@ -283,13 +283,6 @@ class SequentialDistiller(run.StagedRun):
       earlier.append(subset)
       offset += config.distill.iterations
     return summary or f"all {len(self.sizes)} subsets were already distilled"
-
-
-def _decoded(stages, factor: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
-  """IDC's stages as its nets see them: every stored image decoded into factor^2."""
-  return [(np.asarray(multiformation.decode(jnp.asarray(x), factor)),
-           np.asarray(multiformation.decode_labels(jnp.asarray(y), factor)), lr)
-          for x, y, lr in stages]
 
 
 def _unions(subsets: list[Subset]) -> list[tuple[np.ndarray, np.ndarray, float]]:
