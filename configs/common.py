@@ -47,6 +47,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.model.pooling = "avgpooling"   # avgpooling | maxpooling | none
   config.model.activation = "relu"     # relu | leakyrelu | sigmoid
   config.model.conv_impl = "auto"      # auto | im2col | lax (auto: im2col on CPU)
+  # one_channel_padding: ConvNet's first conv on one-channel images: 3 as networks.py
+  # (28 px become 32 px maps, 4x4 before the classifier), 1 dd_jax's before 2026-12.
+  config.model.one_channel_padding = 3
   config.model.hidden = (128, 128)     # MLP only
 
   config.expert = ml_collections.ConfigDict()
@@ -273,9 +276,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.ipc = 10                 # random_real: real images per class
   config.eval.seed = 0                 # seeds the nets and the random_real subset
   config.eval.chunk_epochs = 100       # epochs per compiled call (a divisor of epochs; 0 = 100)
-  # protocol: how the nets train: "mtt" (lr x0.1 at half, one DSA op per batch) or "idc"
-  # (IDC's: lr x0.2 at 2/3 and 5/6, CutMix p 0.5, flip and color on every batch plus one
-  # other DSA op).
+  # protocol: how the nets train: "mtt" (the official evaluate_synset: epochs + 1 epochs,
+  # lr x0.1 after epoch epochs // 2 + 1 with a fresh SGD, one DSA op per batch), "legacy"
+  # (dd_jax's before 2026-12: epochs epochs, x0.1 from epochs // 2, momentum kept; for
+  # figures measured with it) or "idc" (IDC's: lr x0.2 at 2/3 and 5/6, CutMix p 0.5,
+  # flip and color on every batch plus one other DSA op).
   config.eval.protocol = "mtt"
   # kd: knowledge-distillation evaluation (dd_jax/evaluate/kd.py), reported beside the
   # ordinary protocol: the nets also train on the set against a teacher's softened

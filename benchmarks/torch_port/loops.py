@@ -28,6 +28,21 @@ def epoch(net, loader, optimizer, dsa_strategy="color_crop_cutout_flip_scale_rot
   return total_loss / count, correct / count
 
 
+def train_synset(net, images, labels, lr=0.01, epochs=1000, batch=256,
+                 dsa_strategy="color_crop_cutout_flip_scale_rotate"):
+  """evaluate_synset's training: epochs + 1 epochs of SGD momentum 0.9, wd 5e-4, the lr
+  x0.1 after epoch epochs // 2 + 1 with a new optimiser."""
+  optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+  loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels),
+                                       batch_size=batch, shuffle=True, num_workers=0)
+  for ep in range(epochs + 1):
+    epoch(net, loader, optimizer, dsa_strategy)
+    if ep == epochs // 2 + 1:
+      lr *= 0.1
+      optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+  return net
+
+
 def evaluate_synset(net, images, labels, test_loader, lr=0.01, epochs=1000, batch=256):
   """SGD momentum 0.9, wd 5e-4, lr x0.1 after epochs // 2 + 1, test at the end."""
   optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)

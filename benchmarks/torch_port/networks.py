@@ -18,12 +18,15 @@ def _norm(kind, channels, shape_chw=None):
 
 class ConvNet(nn.Module):
   def __init__(self, channel, num_classes, width=128, depth=3, norm="instancenorm",
-               pooling="avgpooling", im_size=(32, 32)):
+               pooling="avgpooling", im_size=(32, 32), one_channel_padding=3):
     super().__init__()
     layers = []
     c, h, w = channel, im_size[0], im_size[1]
     for d in range(depth):
-      layers += [nn.Conv2d(c, width, 3, padding=1)]
+      # networks.py: padding=3 if channel == 1 and d == 0 else 1 (28 px -> 32 px maps)
+      pad = one_channel_padding if channel == 1 and d == 0 else 1
+      layers += [nn.Conv2d(c, width, 3, padding=pad)]
+      h, w = h + 2 * pad - 2, w + 2 * pad - 2
       c = width
       if norm != "none":
         layers += [_norm(norm, width, (width, h, w))]

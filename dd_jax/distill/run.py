@@ -235,6 +235,8 @@ def run_identity(config: ml_collections.ConfigDict, prepared: pipeline.Prepared)
     cfg.pop("idc", None)
   elif cfg["idc"].get("fix_iter") == 1:   # the default: IDC runs begun before it resume
     cfg["idc"].pop("fix_iter")
+  if prepared.x_train.shape[-1] != 1:   # shapes one-channel nets only: RGB runs resume
+    cfg["model"].pop("one_channel_padding", None)
   return {"config": cfg, "data": prepared.describe()}
 
 

@@ -1,10 +1,15 @@
 """The evaluation protocol: train fresh nets on a (synthetic) set, report test accuracy.
 
-As the official `evaluate_synset`: SGD momentum 0.9, weight decay 5e-4, batch 256, DSA on
-every batch, lr x0.1 from half the epochs on, test accuracy at the end; `num_nets` nets
-(5 by default) are trained together under `jax.vmap`, epochs run inside `lax.scan` in
-chunks (one compilation, progress between chunks). Hard (int) or soft (float logits)
-labels.
+`protocol="mtt"` (the default) is the official `evaluate_synset` of MTT (and of DC, DSA,
+DM, DATM, PAD, AST and SeqMatch, which share it): SGD momentum 0.9, weight decay 5e-4,
+batch 256, one DSA op on every batch, `epochs + 1` epochs (its `range(Epoch + 1)`), the lr
+x0.1 after epoch `epochs // 2 + 1` with a fresh optimiser (momentum buffers zero), test
+accuracy at the end. `protocol="legacy"` is dd_jax's protocol before it matched the
+official one (exactly `epochs` epochs, x0.1 from epoch `epochs // 2` on, momentum kept):
+it reproduces figures measured before 2026-12 (benchmarks/eval_parity.py compares them).
+`num_nets` nets (5 by default) are trained together under `jax.vmap`, epochs run inside
+`lax.scan` in chunks (one compilation, progress between chunks). Hard (int) or soft
+(float logits) labels.
 
 `protocol="idc"` is IDC's evaluation instead (its train.py, as its argument.py sets it
 for 28/32 px sets): lr x0.2 at 2/3 and again at 5/6 of the epochs (MultiStepLR), CutMix
@@ -55,19 +60,34 @@ class EvalResult:
 @dataclasses.dataclass(frozen=True)
 class Recipe:
   """How a protocol trains an evaluation net beyond the shared SGD settings."""
-  milestones: tuple[tuple[int, int], ...]   # lr decays at epochs * a // b for each (a, b)
+  milestones: tuple[tuple[int, int], ...]   # lr decays at epochs * a // b + shift ...
   gamma: float                               # ... by this factor each time
   dsa_mode: str                              # augment.augment_batch's mode
   cutmix_prob: float
+  shift: int = 0              # the first decayed epoch is epochs * a // b + shift
+  extra_epoch: bool = False   # train epochs + 1 epochs (the official range(Epoch + 1))
+  fresh_optimizer: bool = False   # momentum buffers zero from each milestone on
 
 
-RECIPES = {"mtt": Recipe(((1, 2),), 0.1, "one", 0.0),
-           "idc": Recipe(((2, 3), (5, 6)), 0.2, "idc", 0.5)}
+RECIPES = {
+    # MTT's evaluate_synset: lr_schedule = [Epoch // 2 + 1], checked after training that
+    # epoch, so Epoch // 2 + 2 is the first at lr x0.1, trained with a new SGD.
+    "mtt": Recipe(((1, 2),), 0.1, "one", 0.0, shift=2, extra_epoch=True,
+                  fresh_optimizer=True),
+    "legacy": Recipe(((1, 2),), 0.1, "one", 0.0),
+    "idc": Recipe(((2, 3), (5, 6)), 0.2, "idc", 0.5),
+}
+
+
+def stage_epochs(protocol: str, epochs: int) -> int:
+  """How many epochs a net trains for `epochs` (per stage) under `protocol`."""
+  return epochs + int(RECIPES[protocol].extra_epoch)
 
 
 def lr_milestones(protocol: str, epochs: int, offset: int = 0) -> np.ndarray:
   """The epochs (counted from `offset`, a stage's first) from which the lr decays."""
-  return np.asarray([offset + epochs * a // b for a, b in RECIPES[protocol].milestones],
+  recipe = RECIPES[protocol]
+  return np.asarray([offset + epochs * a // b + recipe.shift for a, b in recipe.milestones],
                     np.int32)
 
 
@@ -138,6 +158,11 @@ def _compiled_once(model, momentum, weight_decay, batch_size, dsa_strategy, chun
                 teacher_variables=None):
     def body(states, e):
       lr_e = epoch_lr(base_lr, e, milestones, recipe.gamma)
+      if recipe.fresh_optimizer:   # a new torch.optim.SGD at each milestone
+        fresh = jnp.any(e == milestones)
+        states = states.replace(opt_state=jax.tree.map(
+            lambda old, new: jnp.where(fresh, new, old), states.opt_state,
+            jax.vmap(tx.init)(states.params)))
       keys = jax.vmap(lambda k: jax.random.fold_in(k, e))(net_keys)
       states, loss, acc = epoch_fn(states, lr_e, images, labels, keys, 1.0,
                                    teacher_variables)
@@ -167,7 +192,7 @@ def eval_programs(images, labels, test_images, test_labels, *, num_classes: int,
   (dd_jax.plan)."""
   model = (models.from_config(model_config, num_classes, arch=arch, field="eval.models")
            if model_config is not None else models.build(arch, num_classes, "eval.models"))
-  chunk = _chunk_length(epochs, chunk_epochs or 100)
+  chunk = _chunk_length(stage_epochs(protocol, epochs), chunk_epochs or 100)
   nets = sharding.nets_sharding(num_nets)
   init, _, run_chunk, _ = _compiled(model, momentum, weight_decay, batch_size,
                                     dsa_strategy, chunk, nets, protocol=protocol)
@@ -207,12 +232,15 @@ def evaluate_synset(images, labels, test_images, test_labels, *, num_classes: in
     num_classes: classifier width.
     arch: a name in `models.ARCHITECTURES`; model_config supplies its fields.
     lr: learning rate (the learned one for distilled sets).
-    epochs: training epochs; lr drops x0.1 at epochs // 2 (protocol "mtt").
+    epochs: training epochs as the official `epoch_eval_train` counts them (protocol
+      "mtt" trains epochs + 1, lr x0.1 after epoch epochs // 2 + 1).
     chunk_epochs: at most this many epochs per compiled call (0: 100); the chunk is
-      the largest divisor of `epochs` within it, so every call reuses one compilation.
+      the largest divisor of the trained epochs within it, so every call reuses one
+      compilation.
     teacher: knowledge distillation: the nets learn the teacher's softened outputs on
       each augmented batch (`labels` then only count the training accuracy).
-    protocol: "mtt" (the MTT/DC family's) or "idc" (IDC's schedule, CutMix and DSA).
+    protocol: "mtt" (the official MTT/DC family's), "legacy" (dd_jax's before it
+      matched) or "idc" (IDC's schedule, CutMix and DSA).
   Returns:
     An `EvalResult` with one accuracy per net.
   """
@@ -245,7 +273,7 @@ def evaluate_sequential(stages, test_images, test_labels, *, num_classes: int,
   test_images = jnp.asarray(test_images, jnp.float32)
   test_labels = jnp.asarray(test_labels, jnp.int32)
   accuracy = _compiled(model, momentum, weight_decay, batch_size, dsa_strategy,
-                       _chunk_length(epochs, chunk_epochs or 100))[3]   # any protocol's
+                       _chunk_length(stage_epochs(protocol, epochs), chunk_epochs or 100))[3]
   accs, means = [], []
 
   def after_stage(states):
@@ -276,13 +304,14 @@ def train_sequential(model, stages, init_keys, net_keys, *, epochs: int, batch_s
                      chunk_epochs: int = 0, after_stage=None, name: str = "train",
                      teacher: Teacher | None = None, protocol: str = "mtt"):
   """Trains len(init_keys) nets (vmapped) on each (images, labels, lr) of `stages` in
-  turn: `epochs` epochs per stage at its lr (decayed within the stage as `protocol`
-  says: "mtt" x0.1 from half of it on), a fresh
+  turn: `stage_epochs(protocol, epochs)` epochs per stage at its lr (decayed within the
+  stage as `protocol` says: "mtt" x0.1 after epoch epochs // 2 + 1), a fresh
   SGD state per stage (as the official code's new optimiser), weights and batch
   statistics carried over. Epoch keys count on across stages. `after_stage(states)`
   is called after each stage. Returns (states, the last epoch's [nets] losses)."""
   start = time.perf_counter()
-  chunk = _chunk_length(epochs, chunk_epochs or 100)
+  per_stage = stage_epochs(protocol, epochs)
+  chunk = _chunk_length(per_stage, chunk_epochs or 100)
   nets = sharding.nets_sharding(len(init_keys))
   init, reset_optimizer, run_chunk, _ = _compiled(model, momentum, weight_decay,
                                                   batch_size, dsa_strategy, chunk, nets,
@@ -294,15 +323,15 @@ def train_sequential(model, stages, init_keys, net_keys, *, epochs: int, batch_s
     init_keys, net_keys = jax.device_put((init_keys, net_keys), nets)
   states = init(init_keys, jax.device_put(np.asarray(stages[0][0][:1], np.float32),
                                           everywhere))
-  total = epochs * len(stages)
+  total = per_stage * len(stages)
   losses = None
   for k, (images, labels, lr) in enumerate(stages):
     images = jax.device_put(np.asarray(images, np.float32), everywhere)
     labels = jax.device_put(np.asarray(labels), everywhere)
-    offset = k * epochs
+    offset = k * per_stage
     if k:
       states = reset_optimizer(states)
-    for first in range(offset, offset + epochs, chunk):
+    for first in range(offset, offset + per_stage, chunk):
       states, (losses, _) = run_chunk(states, jnp.int32(first),
                                       lr_milestones(protocol, epochs, offset),
                                       jnp.float32(lr),

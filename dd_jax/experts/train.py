@@ -100,6 +100,9 @@ def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
   model = {k: config.model.get(k) for k in MODEL_FIELDS}
   if config.model.arch == "MLP":
     model["hidden"] = list(config.model.hidden)
+  if prepared.x_train.shape[-1] == 1 and config.model.arch.startswith("ConvNet"):
+    # the official 28 -> 32 px stem (experts of dd_jax's old 28 px net are refused)
+    model["one_channel_padding"] = config.model.one_channel_padding
   return {"data": prepared.describe(),
           "model": model,
           "optimizer": {"name": e.optimizer, "lr": e.lr, "lr_schedule": e.lr_schedule,

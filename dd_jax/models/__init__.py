@@ -37,7 +37,8 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 
 # Fields each family accepts from the config's `model` section.
 _FIELDS = {
-    ConvNet: ("width", "depth", "norm", "pooling", "activation", "conv_impl"),
+    ConvNet: ("width", "depth", "norm", "pooling", "activation", "conv_impl",
+              "one_channel_padding"),
     LeNet: ("conv_impl",),
     AlexNet: ("conv_impl",),
     VGG11: ("norm", "conv_impl"),
@@ -67,6 +68,9 @@ def build(name: str, num_classes: int, field: str = "model.arch", **overrides) -
   if "conv_impl" in kwargs and kwargs["conv_impl"] not in CONV_IMPLS:
     raise ConfigError("model.conv_impl", f"unknown conv_impl {kwargs['conv_impl']!r}",
                       f"use one of {', '.join(CONV_IMPLS)}")
+  if kwargs.get("one_channel_padding", 0) < 0:
+    raise ConfigError("model.one_channel_padding", f"is {kwargs['one_channel_padding']}",
+                      "use 3 (the official networks' 28 -> 32 px) or another padding >= 0")
   if "hidden" in kwargs:
     kwargs["hidden"] = tuple(kwargs["hidden"])
   return ctor(num_classes=num_classes, **kwargs)
@@ -76,8 +80,10 @@ def from_config(model_config, num_classes: int, arch: str | None = None,
                 field: str = "model.arch") -> nn.Module:
   """Builds `arch` (default: model_config.arch) with the config's model fields."""
   overrides = {k: model_config.get(k) for k in
-               ("width", "depth", "norm", "pooling", "activation", "conv_impl", "hidden")}
+               ("width", "depth", "norm", "pooling", "activation", "conv_impl", "hidden",
+                "one_channel_padding")}
   if arch is not None and arch != model_config.arch:
-    # Evaluation nets of another family take only the backend choice from the config.
-    overrides = {"conv_impl": overrides["conv_impl"]}
+    # Evaluation nets of another family take only the backend choice (and the stem
+    # padding, a ConvNet's) from the config.
+    overrides = {k: overrides[k] for k in ("conv_impl", "one_channel_padding")}
   return build(arch or model_config.arch, num_classes, field=field, **overrides)

@@ -70,17 +70,24 @@ def test_repeated_evaluations_reuse_one_compilation():
   from dd_jax.evaluate import protocol
   from dd_jax import models
   model = models.from_config(SMALL, 10)
-  _, _, run_chunk, accuracy = protocol._compiled(model, 0.9, 5e-4, 32, "none", 4)
+  chunk = protocol._chunk_length(protocol.stage_epochs("mtt", 4))
+  _, _, run_chunk, accuracy = protocol._compiled(model, 0.9, 5e-4, 32, "none", chunk)
   assert run_chunk._cache_size() == 1 and accuracy._cache_size() == 1
 
 
-def test_idc_protocol_decays_the_lr_at_two_thirds_and_five_sixths_mtt_at_half():
+def test_lr_schedules_idc_at_two_thirds_and_five_sixths_mtt_as_the_official_loop():
   def lrs(recipe, epochs, offset=0):
     m = protocol.lr_milestones(recipe, epochs, offset)
     return [float(protocol.epoch_lr(1.0, offset + e, m, protocol.RECIPES[recipe].gamma))
             for e in range(epochs)]
   np.testing.assert_allclose(lrs("idc", 6), [1, 1, 1, 1, 0.2, 0.04], rtol=1e-6)
-  np.testing.assert_allclose(lrs("mtt", 6), [1, 1, 1, 0.1, 0.1, 0.1], rtol=1e-6)
+  np.testing.assert_allclose(lrs("legacy", 6), [1, 1, 1, 0.1, 0.1, 0.1], rtol=1e-6)
+  # official: range(Epoch + 1) epochs, x0.1 once epoch Epoch // 2 + 1 (= 4) is trained
+  assert protocol.stage_epochs("mtt", 6) == 7 and protocol.stage_epochs("legacy", 6) == 6
+  mtt = protocol.lr_milestones("mtt", 6)
+  np.testing.assert_allclose([float(protocol.epoch_lr(1.0, e, mtt, 0.1)) for e in range(7)],
+                             [1, 1, 1, 1, 1, 0.1, 0.1], rtol=1e-6)
+  assert protocol.lr_milestones("mtt", 1000).tolist() == [502]
   np.testing.assert_allclose(lrs("idc", 6, offset=6), lrs("idc", 6), rtol=1e-6)   # a stage
   assert protocol.lr_milestones("idc", 1000).tolist() == [666, 833]   # torch's 2E//3, 5E//6
 
@@ -95,3 +102,38 @@ def test_idc_protocol_learns_is_seeded_and_trains_otherwise_than_mtt():
       _evaluate(x, y, xt, yt, dsa_strategy="color_flip", protocol="idc").train_loss)
   mtt = _evaluate(x, y, xt, yt, dsa_strategy="color_flip")
   assert not np.allclose(idc.train_loss, mtt.train_loss)
+
+
+@pytest.mark.parametrize("recipe", ["mtt", "legacy"])
+def test_mtt_protocol_trains_exactly_as_the_official_evaluate_synset(recipe):
+  """Same init, no augmentation, one full batch: the nets' weights after training equal
+  those of the official loop in PyTorch (epochs + 1 epochs, lr x0.1 after epoch
+  epochs // 2 + 1 with a new SGD); dd_jax's legacy schedule does not."""
+  torch = pytest.importorskip("torch")
+  from benchmarks.torch_port import loops, networks
+  from dd_jax import models
+  from dd_jax.models.torch_layout import TorchLayout
+  shape, epochs, lr = (8, 8, 1), 6, 0.2
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(20,) + shape).astype(np.float32)
+  y = (np.arange(20) % 10).astype(np.int32)
+  model = models.build("MLP", 10, hidden=(16,))
+  init_keys = jax.random.split(jax.random.PRNGKey(0), 1)
+  states, _ = protocol.train_sequential(
+      model, [(x, y, lr)], init_keys, init_keys, epochs=epochs, batch_size=256,
+      momentum=0.9, weight_decay=5e-4, dsa_strategy="none", protocol=recipe)
+  layout = TorchLayout.of(model, shape)
+  start = model.init(init_keys[0], jnp.asarray(x[:1]))["params"]
+  net = networks.MLP(1, 10, im_size=shape[:2], hidden=(16,)).double()
+  networks.load_flat(net, [np.asarray(v, np.float64)
+                           for v in layout.state_dict(start).values()])
+  loops.train_synset(net, torch.as_tensor(x.transpose(0, 3, 1, 2)).double(),
+                     torch.as_tensor(y).long(), lr=lr, epochs=epochs, dsa_strategy="")
+  theirs = torch.nn.utils.parameters_to_vector(net.parameters()).detach().numpy()
+  ours = layout.flatten(jax.tree.map(lambda p: p[0], states.params))
+  moved = np.max(np.abs(theirs - layout.flatten(start)))
+  gap = np.max(np.abs(ours - theirs))
+  if recipe == "mtt":
+    assert gap < 1e-5 * max(1.0, moved), (gap, moved)
+  else:   # one epoch fewer, the drop earlier, momentum kept: visibly another net
+    assert gap > 1e-3 * moved, (gap, moved)

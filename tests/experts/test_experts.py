@@ -109,6 +109,17 @@ def test_folder_of_another_architecture_is_refused_before_training(idx_dir, tmp_
                        expected_spec=train.expert_spec(config, pipeline.prepare(config.data)))
 
 
+def test_experts_of_the_old_28px_convnet_are_refused(idx_dir, tmp_path):
+  """A folder trained with dd_jax's old one-channel stem (padding 1) is not read as the
+  official 32 px net's: one line names the field."""
+  old = _config(idx_dir)
+  with old.unlocked():
+    old.model.one_channel_padding = 1
+  train.train_experts(old, str(tmp_path))
+  with pytest.raises(ConfigError, match=r"model.one_channel_padding \(stored 1, config 3\)"):
+    train.train_experts(_config(idx_dir), str(tmp_path))
+
+
 def test_non_empty_foreign_folder_and_bad_fields_are_refused(idx_dir, tmp_path):
   (tmp_path / "experts").mkdir()
   (tmp_path / "experts" / "notes.txt").write_text("mine")

@@ -119,3 +119,16 @@ def test_logits_equal_pytorch_with_the_same_weights(name, shape, norm=None):
 
 def test_layernorm_convnet_equals_pytorch_too():
   test_logits_equal_pytorch_with_the_same_weights("ConvNet", (28, 28, 1), norm="layernorm")
+
+
+@pytest.mark.parametrize("padding,features", [(3, 128 * 4 * 4), (1, 128 * 3 * 3)])
+def test_one_channel_convnet_sees_32px_maps_as_the_official_networks(padding, features):
+  """networks.py pads a one-channel image's first conv by 3: 28 px -> 32 -> 16 -> 8 -> 4,
+  a 2048-wide classifier (padding 1, dd_jax's old net: 28 -> 14 -> 7 -> 3)."""
+  model = models.build("ConvNet", 10, one_channel_padding=padding)
+  params = _init(model, (28, 28, 1), key=0)["params"]
+  assert params["fc"]["kernel"].shape == (features, 10)
+  rgb = _init(models.build("ConvNet", 10, one_channel_padding=padding), (32, 32, 3), 0)
+  assert rgb["params"]["fc"]["kernel"].shape == (128 * 4 * 4, 10)   # RGB: untouched
+  with pytest.raises(ConfigError, match="model.one_channel_padding"):
+    models.build("ConvNet", 10, one_channel_padding=-1)
