@@ -6,6 +6,7 @@ few fields, and applies variants parsed from its argument, e.g.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Callable
 
 import ml_collections
@@ -180,10 +181,13 @@ def base_config() -> ml_collections.ConfigDict:
   config.seqmatch.lr_img = ()          # per subset: distill.lr_img
   config.seqmatch.lr_lr = ()           # per subset: distill.lr_lr
   config.seqmatch.lr_teacher = ()      # per subset: distill.lr_teacher
-  # shared: every subset matches the same experts (its own start window, the paper);
-  # warm_start: subset k > 1 matches experts trained from nets first trained on the
-  # earlier subsets (the official code), warm_start_epochs per earlier subset.
-  config.seqmatch.experts = "shared"
+  config.seqmatch.expert_epochs = ()   # per subset: distill.expert_epochs (M)
+  # experts: warm_start (the paper, Table 4 and the official code): subset k > 1 matches
+  # experts trained from nets first trained on the earlier subsets, S1 then S1+S2, ...
+  # (warm_start_epochs per stage, the evaluation recipe), so its window, from epoch 0,
+  # is the training that comes after theirs; shared (ours, no extra experts): every
+  # subset matches the same experts, each later subset's window after the one before.
+  config.seqmatch.experts = "warm_start"
   config.seqmatch.warm_start_epochs = 1000
 
   # IDC (distill.method="idc", distill/idc.py): multi-formation images condensed by
@@ -386,6 +390,11 @@ def apply_distill(config: ml_collections.ConfigDict, table: dict[int, dict],
   settings = table.get(ipc)
   if settings is None:
     raise ValueError(f"no settings for ipc={ipc} in this config; known: {sorted(table)}")
+  set_fields(config, settings)
+
+
+def set_fields(config: ml_collections.ConfigDict, settings: dict) -> None:
+  """Sets {"field" (a distill field) or "section.field": value} on the config."""
   for key, value in settings.items():
     section, _, field = key.rpartition(".")
     target = config[section] if section else config.distill
@@ -447,6 +456,7 @@ def idc(lr_base: float, size_base: int, distance: str, net_images: int,
     else:
       d.iterations, d.eval_every = iterations, iterations // 5
     if switch(args, "seq", default=False):
+      config.seqmatch.experts = "shared"   # fresh matching nets unless warm=1
       if args.get("runlocal"):   # two subsets of one stored image per class
         d.ipc = config.eval.ipc = 2
         d.lr_img = lr_base * d.ipc / 10 * (size / size_base) ** 2
@@ -555,11 +565,15 @@ def hpd(layer: int, steps: dict[str, int] | None = None
   return method
 
 
-def seqmatch(table: dict[int, dict]) -> Callable[[ml_collections.ConfigDict, dict], None]:
+def seqmatch(table: dict[int, dict], code: dict[int, dict] | None = None
+             ) -> Callable[[ml_collections.ConfigDict, dict], None]:
   """SeqMatch (Du et al.): the IPC split into subsets distilled one after another; `table`
-  maps IPC -> seqmatch fields (subsets and per-subset values). Variants: `seq=0` (one
-  set: plain MTT on the same settings), `warm=1` (the official code's warm-started
-  experts per subset), `pad=1` / `ast=1` (PAD's or AST's switches on every subset)."""
+  maps IPC -> seqmatch fields (subsets and per-subset values, Table 4's max start
+  epochs on each subset's warm-started experts). Variants: `seq=0` (one set: plain MTT
+  on the same settings), `warm=0` (ours: shared experts, the table's windows laid end to
+  end, S1 on [0, e1), S2 on [e1, e1 + e2), ..., experts trained long enough), `code=1` (the official scripts' values
+  where they differ from the table: `code` maps IPC -> fields), `pad=1` / `ast=1` (PAD's
+  or AST's switches on every subset)."""
 
   def method(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
     runlocal = bool(args.get("runlocal"))
@@ -576,9 +590,23 @@ def seqmatch(table: dict[int, dict]) -> Callable[[ml_collections.ConfigDict, dic
     else:
       for key, value in table[d.ipc].items():
         s[key] = value
-    if switch(args, "warm", default=False):
+      if switch(args, "code", default=False):
+        if d.ipc not in (code or {}):
+          raise ValueError(f"code=1: no official script differs at ipc={d.ipc}; known: "
+                           f"{sorted(code or {})}")
+        set_fields(config, code[d.ipc])
+    if switch(args, "warm"):
       s.experts = "warm_start"
       if runlocal:
         s.warm_start_epochs = 2
+    elif not runlocal:
+      s.experts = "shared"
+      ends = list(itertools.accumulate(s.max_start_epochs))
+      s.min_start_epochs = tuple([0] + ends[:-1])
+      s.max_start_epochs = tuple(ends)
+      longest = max(s.expert_epochs or (d.expert_epochs,))
+      config.expert.epochs = max(config.expert.epochs, ends[-1] - 1 + longest)
+    else:   # runlocal's experts have 2 epochs: start windows [0, 1) and [1, 2)
+      s.experts, s.min_start_epochs, s.max_start_epochs = "shared", (0, 1), (1, 2)
 
   return method

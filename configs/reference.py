@@ -143,7 +143,7 @@ def _leaves(config, prefix: str = "") -> dict[str, object]:
 
 def experiment_files() -> list[str]:
   return sorted(n[:-3] for n in os.listdir(HERE)
-                if n.endswith(".py") and n not in ("__init__.py", "common.py", "reference.py"))
+                if n.endswith(".py") and n not in ("__init__.py", "common.py", "reference.py", "papers.py"))
 
 
 def _experiment(name: str, defaults: dict[str, object]) -> list[str]:

@@ -1,5 +1,6 @@
 """Every experiment config loads for each of its variants and passes validation."""
 import importlib
+import itertools
 
 import pytest
 
@@ -107,8 +108,9 @@ def test_ast_variants_switch_one_piece_each_and_code_takes_the_official_values()
 
 @pytest.mark.parametrize("name", ["fashion_mnist_seqmatch", "cifar10_seqmatch",
                                   "cifar100_seqmatch"])
-@pytest.mark.parametrize("variant", ["ipc=10", "ipc=50", "runlocal", "ipc=10,warm=1",
-                                     "ipc=10,pad=1", "ipc=50,ast=1", "ipc=10,seq=0"])
+@pytest.mark.parametrize("variant", ["ipc=10", "ipc=50", "runlocal", "ipc=10,warm=0",
+                                     "runlocal,warm=0", "ipc=10,pad=1", "ipc=50,ast=1",
+                                     "ipc=10,seq=0"])
 def test_seqmatch_configs_split_the_ipc_and_compose(name, variant):
   module = importlib.import_module(f"configs.{name}")
   config = module.get_config(variant)
@@ -118,11 +120,18 @@ def test_seqmatch_configs_split_the_ipc_and_compose(name, variant):
     assert s.subsets == () and d.ipc == 10
     return
   assert sum(s.subsets) == d.ipc and len(s.subsets) == (2 if d.ipc <= 10 else 3)
-  assert s.experts == ("warm_start" if "warm=1" in variant else "shared")
+  # The paper's reading by default: later subsets on warm-started experts.
+  assert s.experts == ("shared" if "warm=0" in variant else "warm_start")
   if "runlocal" not in variant:
     assert all(config.distill[k] == v for k, v in module.PER_IPC[d.ipc].items()
                if "." not in k)
-    assert tuple(s.max_start_epochs) == module.SEQMATCH[d.ipc]["max_start_epochs"]
+    windows = module.SEQMATCH[d.ipc]["max_start_epochs"]
+    if "warm=0" in variant:   # shared experts: the windows end to end, each later
+      ends = tuple(itertools.accumulate(windows))
+      assert tuple(s.max_start_epochs) == ends
+      assert tuple(s.min_start_epochs) == (0,) + ends[:-1]
+    else:
+      assert tuple(s.max_start_epochs) == windows and tuple(s.min_start_epochs) == ()
   assert d.soft_labels == ("pad=1" in variant)
   assert (d.intermediate != "none") == ("ast=1" in variant)
 

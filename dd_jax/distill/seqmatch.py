@@ -13,11 +13,19 @@ the inner batches as step arguments and never change. Each subset is an ordinary
   distill/subset_<k>/       subset k's run: run.json, ckpt/, evals.json
   distill/subset_<k>.npz    subset k once finished: images, labels, learned lr
 
+Which trajectory segment a later subset matches (seqmatch.txt, section 3: the subset
+"is encouraged to match the corresponding segment of the teacher trajectory to condense
+the knowledge in the latter epoch"): by default (`seqmatch.experts="warm_start"`, the
+paper's Table 4 and the official code) subset k > 1 matches experts trained from nets
+first trained sequentially on the earlier subsets, so its window, counted from epoch 0
+of those experts, is training that comes after what S1..S(k-1) hold; Table 4's "Max
+Start Epoch" per subset ({20, 10} for CIFAR-10 IPC 10) is read on each subset's own
+experts. `"shared"` (ours, no extra experts) matches one set of experts with each later
+subset's window placed after the previous one's (validated). On IDC the warm start
+gives the matching nets' starts instead (`idc.NetInit`, one per `idc.fix_iter` steps).
+
 Evaluation reports the ordinary protocol on the union next to SeqMatch's sequential
 one (one net trained on S1, then S1+S2, ..., each stage at its subset's learned lr).
-With `seqmatch.experts="warm_start"` (the official code) subset k > 1 matches experts
-trained from nets first trained sequentially on the earlier subsets; on IDC, its
-matching nets start so (`idc.NetInit`, one per `idc.fix_iter` outer steps).
 """
 from __future__ import annotations
 
@@ -40,7 +48,8 @@ from dd_jax.metadata import read_npz, write_npz_atomic
 # seqmatch.<tuple> -> the distill field it sets per subset
 PER_SUBSET = {"min_start_epochs": "min_start_epoch", "max_start_epochs": "max_start_epoch",
               "syn_steps": "syn_steps", "iterations": "iterations", "lr_img": "lr_img",
-              "lr_lr": "lr_lr", "lr_teacher": "lr_teacher"}
+              "lr_lr": "lr_lr", "lr_teacher": "lr_teacher",
+              "expert_epochs": "expert_epochs"}
 EXPERTS = ("shared", "warm_start")
 
 
@@ -173,15 +182,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
   stored = config.expert.epochs
   for k in range(count if d.method == "mtt" else 0):   # start windows: trajectories only
     lo, hi = _value(config, "min_start_epochs", k), _value(config, "max_start_epochs", k)
+    m = _value(config, "expert_epochs", k)
     require(0 <= lo < hi, _field("min_start_epochs", k),
             f"subset {k + 1}'s window starts at {lo}, its max_start_epoch is {hi}",
             "use 0 <= min start < max start for every subset")
-    last = hi - 1 + d.expert_epochs
+    last = hi - 1 + m
     require(last <= stored, _field("max_start_epochs", k),
-            f"subset {k + 1}'s start epochs up to {hi - 1} plus distill.expert_epochs="
-            f"{d.expert_epochs} reach epoch {last}, beyond the experts' {stored} epochs",
-            f"lower it to <= {stored - d.expert_epochs + 1} or train longer experts "
-            "(expert.epochs)")
+            f"subset {k + 1}'s start epochs up to {hi - 1} plus expert_epochs={m} reach "
+            f"epoch {last}, beyond the experts' {stored} epochs",
+            f"lower it to <= {stored - m + 1} or train longer experts (expert.epochs)")
+    if k and s.experts == "shared":   # one set of experts: later subsets, later epochs
+      before = (_value(config, "min_start_epochs", k - 1),
+                _value(config, "max_start_epochs", k - 1))
+      require(lo >= before[0] and hi > before[1], _field("min_start_epochs", k),
+              f"subset {k + 1}'s start window [{lo}, {hi}) does not lie after subset "
+              f"{k}'s [{before[0]}, {before[1]}) on the shared experts",
+              f"place each later subset's window later (e.g. [{before[1]}, "
+              f"{before[1] + hi - lo})), or use seqmatch.experts='warm_start'")
     if d.current_max_start_epoch:
       require(lo < d.current_max_start_epoch <= hi, "distill.current_max_start_epoch",
               f"is {d.current_max_start_epoch}, outside subset {k + 1}'s window "

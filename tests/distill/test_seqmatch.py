@@ -21,10 +21,14 @@ from tests.distill.test_run import _crash_at_step
 
 
 def _seq_config(shared, **seq):
+  """Two subsets on the shared experts (no extra experts to train), subset 2 on the
+  later start epoch."""
   config = _config(*shared, ipc=2, eval_every=0)
   with config.unlocked():
     config.seqmatch.subsets = (1, 1)
     config.seqmatch.iterations = (3, 2)
+    config.seqmatch.experts = "shared"
+    config.seqmatch.min_start_epochs, config.seqmatch.max_start_epochs = (0, 1), (1, 2)
     config.seqmatch.update(seq)
   return config
 
@@ -210,6 +214,11 @@ def test_warm_started_experts_start_from_a_net_trained_on_the_earlier_subsets(sh
     (dict(lr_img=(1.0,)), "seqmatch.lr_img", "1 values for 2 subsets"),
     (dict(min_start_epochs=(0, 1), max_start_epochs=(1, 1)),
      "seqmatch.min_start_epochs[1]", "window"),
+    (dict(expert_epochs=(1,)), "seqmatch.expert_epochs", "1 values for 2 subsets"),
+    # shared experts: subset 2 on an earlier segment is the opposite of SeqMatch's idea
+    (dict(min_start_epochs=(1, 0), max_start_epochs=(2, 1)),
+     "seqmatch.min_start_epochs[1]", "does not lie after subset 1's [1, 2)"),
+    (dict(expert_epochs=(1, 2)), "seqmatch.max_start_epochs[1]", "expert_epochs=2"),
 ])
 def test_bad_subsets_are_one_clear_error_before_any_work(shared, tmp_path, change, field,
                                                          words):
@@ -239,3 +248,14 @@ def test_seqmatch_composes_with_datm_pad_and_ast_switches(shared, tmp_path):
   assert initial["labels"].shape == (20, 10)
   start = seqmatch.slice_subset(initial["images"], initial["labels"], 10, (1, 1), 1)[1]
   assert not np.array_equal(got["labels"][10:], start)
+
+
+def test_the_default_is_the_papers_warm_started_experts_and_m_is_per_subset():
+  """seqmatch.txt section 3 / Table 4: later subsets match experts trained after the
+  earlier subsets, each subset with its own window and M (CIFAR-10 IPC 10: {2, 3})."""
+  from configs import cifar10_seqmatch, common
+  assert common.base_config().seqmatch.experts == "warm_start"
+  config = cifar10_seqmatch.get_config("ipc=10")
+  stages = [seqmatch.stage_config(config, k, 10).distill for k in range(2)]
+  assert [(d.max_start_epoch, d.syn_steps, d.expert_epochs) for d in stages] == [
+      (20, 30, 2), (10, 80, 3)]
