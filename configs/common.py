@@ -82,8 +82,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.expert.schedule = ml_collections.ConfigDict()   # experts/schedule.py
   config.expert.schedule.initial_ratio = 0.75   # easiest fraction of each class at epoch 0
   config.expert.schedule.addition_end = 20      # all data from this (0-based) epoch on
-  config.expert.schedule.removal_epochs = (40, 60)      # after these epochs, drop ...
-  config.expert.schedule.removal_fractions = (0.1, 0.2)  # ... the easiest fraction
+  # removal_epochs / removal_fractions: after these epochs, drop the easiest fraction
+  # (PAD's paper: once, 10%, pad.txt lines 100 and 458; its README command adds 20%
+  # after epoch 60, the PAD configs' code=1).
+  config.expert.schedule.removal_epochs = (40,)
+  config.expert.schedule.removal_fractions = (0.1,)
   config.expert.schedule.scores = ""   # score file; "" = <workdir>/scores/<method>.npz,
                                        # computed first when missing
 
@@ -344,12 +347,28 @@ def switch(args: dict[str, str], name: str, default: bool = True) -> bool:
   return args[name].lower() not in ("0", "false", "off", "no")
 
 
-def pad(addition_end: int) -> Callable[[ml_collections.ConfigDict, dict], None]:
+def code_variant(config: ml_collections.ConfigDict, args: dict[str, str],
+                 code: dict[int, dict] | None, ipc: int) -> bool:
+  """Variant `code=1`: the official code's values where they differ from the paper
+  (`code` maps IPC -> fields as `set_fields` takes them). True when applied."""
+  if not switch(args, "code", default=False):
+    return False
+  if ipc not in (code or {}):
+    raise ValueError(f"code=1: the official code's values are not recorded for ipc={ipc}; "
+                     f"known: {sorted(code or {})}")
+  set_fields(config, code[ipc])
+  return True
+
+
+def pad(addition_end: int, code: dict[int, dict] | None = None
+        ) -> Callable[[ml_collections.ConfigDict, dict], None]:
   """PAD = DATM's backbone + FIEX (easy-to-hard expert data, GSAM experts as the official
   command) + FIEM (depth parameter mask). Variants `fiex=0` / `fiem=0` turn a module
-  off; both off is DATM. Expert settings: PAD's README command (100 experts x 100
-  epochs, GSAM rho 0.01 alpha 0.3, IR 0.75, removal after epochs 40 and 60 of the
-  easiest 10% then 20%)."""
+  off; both off is DATM; `code=1` the official YAML's values (`code`: IPC -> fields)
+  and its README's second removal stage. Expert settings: 100 experts x 100 epochs,
+  GSAM rho 0.01 alpha 0.3 (README command), IR 0.75 and AEE `addition_end` (Table 10),
+  one removal of the easiest 10% (pad.txt lines 100, 458) after epoch 40 (the README's
+  first; the paper gives no epoch)."""
 
   def method(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
     runlocal = bool(args.get("runlocal"))
@@ -357,12 +376,13 @@ def pad(addition_end: int) -> Callable[[ml_collections.ConfigDict, dict], None]:
     e.sam = "gsam"
     if not runlocal:
       e.epochs = 100
+    official = not runlocal and code_variant(config, args, code, config.distill.ipc)
     if switch(args, "fiex"):
       e.data_schedule = "pad"
       e.schedule.initial_ratio = 0.75
       e.schedule.addition_end = addition_end
-      e.schedule.removal_epochs = (40, 60)
-      e.schedule.removal_fractions = (0.1, 0.2)
+      e.schedule.removal_epochs = (40, 60) if official else (40,)
+      e.schedule.removal_fractions = (0.1, 0.2) if official else (0.1,)
     d = config.distill
     d.soft_labels = True
     if not runlocal:
@@ -590,11 +610,7 @@ def seqmatch(table: dict[int, dict], code: dict[int, dict] | None = None
     else:
       for key, value in table[d.ipc].items():
         s[key] = value
-      if switch(args, "code", default=False):
-        if d.ipc not in (code or {}):
-          raise ValueError(f"code=1: no official script differs at ipc={d.ipc}; known: "
-                           f"{sorted(code or {})}")
-        set_fields(config, code[d.ipc])
+      code_variant(config, args, code, d.ipc)
     if switch(args, "warm"):
       s.experts = "warm_start"
       if runlocal:

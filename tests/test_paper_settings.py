@@ -70,3 +70,37 @@ def test_seqmatch_code_variants_are_the_official_scripts(dataset, ipc):
 def test_missing_settings_are_named_and_the_generated_docs_are_current():
   assert all(key in papers.SEQMATCH.rows for key in papers.SEQMATCH.missing)
   assert papers.main(["--check"]) == 0, "run python -m configs.papers"
+
+
+def _pad_values(config) -> dict:
+  """A PAD config as Table 10's columns (a fixed window reads T = T+, interval '-')."""
+  d = config.distill
+  current = d.current_max_start_epoch or d.max_start_epoch
+  fixed = not d.expansion_end or current == d.max_start_epoch
+  return {"param_mask_ratio": d.param_mask_ratio, "syn_steps": d.syn_steps,
+          "expert_epochs": d.expert_epochs, "min_start_epoch": d.min_start_epoch,
+          "current_max_start_epoch": current, "max_start_epoch": d.max_start_epoch,
+          "interval": None if fixed else d.expansion_end // (d.max_start_epoch - current),
+          "batch_syn": d.batch_syn, "lr_y": d.lr_y, "lr_img": d.lr_img}
+
+
+@pytest.mark.parametrize("dataset,ipc", list(papers.PAD.rows))
+def test_pad_configs_are_table_10_and_code_1_the_official_yaml(dataset, ipc):
+  module = importlib.import_module(f"configs.{dataset}_pad")
+  config = module.get_config(f"ipc={ipc}")
+  assert _pad_values(config) == papers.PAD.rows[(dataset, ipc)]
+  schedule = config.expert.schedule
+  assert (schedule.initial_ratio, schedule.addition_end) == tuple(
+      papers.PAD_FIEX[dataset].values())
+  # FIEX removes the easiest 10% once (pad.txt lines 100, 458)
+  assert tuple(schedule.removal_fractions) == (0.1,) and len(schedule.removal_epochs) == 1
+  official = module.get_config(f"ipc={ipc},code=1")
+  assert all(official.distill[k] == v for k, v in module.CODE[ipc].items())
+  assert tuple(official.expert.schedule.removal_fractions) == (0.1, 0.2)
+  assert (official.distill.param_mask != "none") == (official.distill.param_mask_ratio > 0)
+
+
+def test_pad_code_1_is_refused_where_no_official_values_are_recorded():
+  from configs import fashion_mnist_pad
+  with pytest.raises(ValueError, match="code=1"):
+    fashion_mnist_pad.get_config("ipc=10,code=1")

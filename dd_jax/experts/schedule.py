@@ -6,7 +6,9 @@ Per class, samples are ranked easiest first (by a difficulty score such as EL2N)
                          * e / addition_end) of the class;
   then:                  the whole class;
   e > removal_epochs[k]: all but the easiest removal_fractions[k] (one-shot removals; the
-                         latest epoch passed decides, as the official two-stage code).
+                         latest epoch passed decides). The paper removes once (10%); the
+                         official README's two stages (10% after 40, 20% after 60) are
+                         the PAD configs' code=1.
 Counts use each class's real size n_c (the official code assumes 5,000 per class), and a
 class never drops to zero samples.
 """
@@ -23,8 +25,8 @@ from dd_jax.errors import require
 class DataSchedule:
   initial_ratio: float = 0.75
   addition_end: int = 20
-  removal_epochs: tuple[int, ...] = (40, 60)
-  removal_fractions: tuple[float, ...] = (0.1, 0.2)
+  removal_epochs: tuple[int, ...] = (40,)
+  removal_fractions: tuple[float, ...] = (0.1,)
 
   @classmethod
   def from_config(cls, section) -> "DataSchedule":

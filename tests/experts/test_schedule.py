@@ -32,9 +32,12 @@ def test_indices_take_the_easiest_then_drop_the_easiest():
 def test_bad_schedules_are_one_clear_error():
   with pytest.raises(ConfigError, match=r"^expert\.schedule\.removal_epochs: the first "
                                         r"removal .* comes before addition ends"):
-    DataSchedule(addition_end=30, removal_epochs=(20, 40)).validate("expert.schedule")
+    DataSchedule(addition_end=30, removal_epochs=(20, 40),
+                 removal_fractions=(0.1, 0.2)).validate("expert.schedule")
   with pytest.raises(ConfigError, match=r"removal_fractions: 1\.0 is outside"):
-    DataSchedule(removal_fractions=(0.1, 1.0)).validate("expert.schedule")
+    DataSchedule(removal_epochs=(40, 60),
+                 removal_fractions=(0.1, 1.0)).validate("expert.schedule")
   with pytest.raises(ConfigError, match=r"initial_ratio: is 0"):
     DataSchedule(initial_ratio=0.0).validate("expert.schedule")
-  DataSchedule().validate("expert.schedule")
+  DataSchedule().validate("expert.schedule")   # the paper's: one removal of 10%
+  assert (DataSchedule().removal_epochs, DataSchedule().removal_fractions) == ((40,), (0.1,))
