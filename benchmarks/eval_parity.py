@@ -107,7 +107,6 @@ def seeded_get_network(utils, seed: int):
 def run_official(utils, arm, images, labels, lr, prepared, nets, epochs):
   import torch
   from benchmarks.torch_port import networks
-  torch.set_num_threads(max(1, os.cpu_count() or 1))
   args = types.SimpleNamespace(
       device="cpu", lr_net=lr, epoch_eval_train=epochs, batch_train=256, dsa=True,
       dsa_strategy="color_crop_cutout_flip_scale_rotate", dsa_param=utils.ParamDiffAug(),
@@ -179,12 +178,16 @@ def main():
   p.add_argument("--nets", type=int, default=5)
   p.add_argument("--epochs", type=int, default=1000)
   p.add_argument("--lr", type=float, default=0.01, help="lr of random real sets")
+  p.add_argument("--torch-threads", type=int, default=1,
+                 help="PyTorch's threads (1: least slowed by another busy process)")
   a = p.parse_args()
   sets, arms = a.sets.split(","), a.arms.split(",")
   unknown = [x for x in arms if x not in ARMS]
   if unknown:
     sys.exit(f"--arms: unknown {unknown}; use some of {','.join(ARMS)}")
   print(f"machine: {machine()}", flush=True)
+  import torch
+  torch.set_num_threads(a.torch_threads)
   os.makedirs(a.out, exist_ok=True)
   path = os.path.join(a.out, "results.json")
   results = json.load(open(path)) if os.path.exists(path) else {}

@@ -4,7 +4,7 @@ Distil: python -m dd_jax.main --config=configs/cifar10_ast.py:ipc=10 --workdir=/
 Variants: ipc=1|10|50, runlocal; smooth=0 / init=0 / balance=0 / inter=0 / perturb=0,
 code=1, pad=1 (see configs/common.ast).
 
-Settings: the paper's per-IPC table could not be read offline; IPC 10 is the official
+Settings: AST's paper gives no per-IPC values (its tables are results); IPC 10 is the official
 repository's CIFAR-10 command (N 30, M 2, T 20, ZCA, lr_lr 1e-5, lr_img 1000), IPC 1 and
 50 keep MTT's CIFAR-10 commands (AST's code starts from MTT's). Experts: 50 epochs
 (the README's command: SGD momentum, clipped loss, gradient penalty, ZCA).

@@ -59,7 +59,14 @@ def base_config() -> ml_collections.ConfigDict:
   config.expert.epochs = 50            # epochs per trajectory (one snapshot per epoch)
   config.expert.optimizer = "sgd"      # sgd | adam
   config.expert.lr = 0.01              # the experts' learning rate
-  config.expert.lr_schedule = "constant"   # constant | step (x0.1 at half) | cosine
+  config.expert.lr_schedule = "constant"   # constant | step | cosine
+  # lr_step_after / lr_step_factor / lr_step_reset: the step schedule multiplies the lr
+  # by lr_step_factor after each of these (1-based) epochs (() = half of them), with a
+  # fresh optimiser (momentum zero) when lr_step_reset (AST's paper: (25,), 0.5; its
+  # code: (27,), 0.6, reset).
+  config.expert.lr_step_after = ()
+  config.expert.lr_step_factor = 0.1
+  config.expert.lr_step_reset = False
   config.expert.momentum = 0.0         # SGD momentum (MTT 0; AST's smooth experts 0.9)
   config.expert.weight_decay = 0.0     # L2 weight decay
   config.expert.batch_size = 256       # real images per expert step
@@ -147,6 +154,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.intermediate = "none"   # none | equal (paper) | proportional (k/M)
   config.distill.perturb_rho = 0.0     # weight perturbation of the start (paper 0.1)
   config.distill.perturb_style = "filter"   # filter (paper) | tensor (code, rho 1)
+  # perturb_normaliser: the matching distances are divided by |start - target|^2 with
+  # the start after the perturbation (perturbed: AST's Eq. 22-23 and code) or before it
+  # (expert: dd_jax's before 2026-12).
+  config.distill.perturb_normaliser = "perturbed"
   config.distill.inner_momentum = 0.0  # the student's heavy-ball momentum (AST code 0.9)
   config.distill.kmeans_clusters = 10  # pix_init="kmeans": K = min(ipc, this) per class
   config.distill.kmeans_features = "penultimate"   # penultimate (paper) | logits (code)
@@ -286,8 +297,9 @@ def base_config() -> ml_collections.ConfigDict:
   # protocol: how the nets train: "mtt" (the official evaluate_synset: epochs + 1 epochs,
   # lr x0.1 after epoch epochs // 2 + 1 with a fresh SGD, one DSA op per batch), "legacy"
   # (dd_jax's before 2026-12: epochs epochs, x0.1 from epochs // 2, momentum kept; for
-  # figures measured with it) or "idc" (IDC's: lr x0.2 at 2/3 and 5/6, CutMix p 0.5,
-  # flip and color on every batch plus one other DSA op).
+  # figures measured with it), "idc" (IDC's: lr x0.2 at 2/3 and 5/6, CutMix p 0.5,
+  # flip and color on every batch plus one other DSA op), "ast" (AST's paper: x0.5 at
+  # half of the epochs) or "ast_code" (the mtt schedule at x0.5, AST's code).
   config.eval.protocol = "mtt"
   # kd: knowledge-distillation evaluation (dd_jax/evaluate/kd.py), reported beside the
   # ordinary protocol: the nets also train on the set against a teacher's softened
@@ -503,11 +515,16 @@ def ast(pad_addition_end: int = 20) -> Callable[[ml_collections.ConfigDict, dict
   the balanced inner loss (vartheta 8, natural log), intermediate matching (equal
   weights) and weight perturbation (rho 0.1, filter-normalised): the paper's values.
 
+  Smooth experts: lr 0.003 and weight decay 1e-3 (buffer.py's: the paper gives none),
+  halved after epoch 25 (ast.txt line 350); 50 experts (line 320); the matching
+  distances normalised by the perturbed start (Eq. 22-23); evaluation with the lr
+  halved at epoch 500 (eval.protocol "ast").
+
   Variants: `smooth=0`, `init=0`, `balance=0`, `inter=0`, `perturb=0` turn one piece off
-  (all off = MTT); `code=1` takes the official code's values instead (clip over 10
-  epochs, mu 2 with the per-pixel channel norm, weight decay 1e-3 and lr 0.003 for the
-  experts, log base 5, logits for K-Means, whole-tensor perturbation with rho 1, inner
-  momentum 0.9); `pad=1` adds PAD's modules on top (GSAM + scheduled experts, soft
+  (all off = MTT on AST's 50 experts and evaluation); `code=1` takes the official code's
+  values instead (clip over 10 epochs, mu 2 with the per-pixel channel norm, the expert
+  lr x0.6 after epoch 27 with a new SGD, 100 experts, log base 5, logits for K-Means,
+  whole-tensor perturbation with rho 1, inner momentum 0.9, its evaluation schedule); `pad=1` adds PAD's modules on top (GSAM + scheduled experts, soft
   labels, depth mask `mask=<ratio>`, default 0.25), which keep PAD's expert length.
   """
 
@@ -521,13 +538,21 @@ def ast(pad_addition_end: int = 20) -> Callable[[ml_collections.ConfigDict, dict
         d.param_mask, d.param_mask_ratio = "depth", float(args.get("mask", 0.25))
     elif not runlocal:
       e.epochs = 50
+      e.num_experts = 100 if code else 50   # "50 distinct expert trajectories" (line 320)
     if switch(args, "smooth"):
       e.momentum = 0.9
       e.clip_epochs, e.clip_start = (10 if code else 5), 0.5
       e.gp_weight, e.gp_target = (2.0 if code else 1.0), 1.0
       e.gp_norm = "channel" if code else "sample"
-      if code:
-        e.lr, e.weight_decay = 0.003, 1e-3
+      # lr and weight decay: the paper gives none, the official buffer.py's
+      e.lr, e.weight_decay = 0.003, 1e-3
+      # "the learning rate reduced by half in the 25th epoch" (ast.txt line 350); the
+      # code: x0.6 after epoch 27 with a new SGD
+      e.lr_schedule = "step"
+      e.lr_step_after, e.lr_step_factor, e.lr_step_reset = (
+          ((27,), 0.6, True) if code else ((25,), 0.5, False))
+      if runlocal:   # 2-epoch experts
+        e.lr_step_after = (1,)
     if switch(args, "init"):
       d.pix_init = "kmeans"
       d.kmeans_features = "logits" if code else "penultimate"
@@ -542,6 +567,11 @@ def ast(pad_addition_end: int = 20) -> Callable[[ml_collections.ConfigDict, dict
       d.perturb_rho, d.perturb_style = (1.0, "tensor") if code else (0.1, "filter")
     if code:
       d.inner_momentum = 0.9
+    # the paper's evaluation: lr x0.5 at epoch 500 of 1000; the code's: x0.5 after epoch
+    # 501 of 1001 with a new SGD, weight decay 1e-3
+    config.eval.protocol = "ast_code" if code else "ast"
+    if code:
+      config.eval.weight_decay = 1e-3
 
   return method
 

@@ -6,8 +6,8 @@ Variants: ipc=1|10|50, runlocal; smooth=0 / init=0 / balance=0 / inter=0 / pertu
 code=1, pad=1 (see configs/common.ast).
 
 Settings: IPC 1 is the official repository's command (N 10, M 2, T 10, lr_img 10^4,
-lr_lr 10^-4); IPC 10 and 50 keep MTT's Tiny ImageNet commands (the paper's table could
-not be read offline).
+lr_lr 10^-4); IPC 10 and 50 keep MTT's Tiny ImageNet commands (AST's paper gives no
+per-IPC values, and reports no Tiny ImageNet IPC 50).
 """
 from configs import common, tiny_imagenet_mtt
 

@@ -82,8 +82,13 @@ def test_ast_variants_switch_one_piece_each_and_code_takes_the_official_values()
   from configs import cifar100_ast
   c = cifar100_ast.get_config("ipc=1")
   e, d = c.expert, c.distill
-  assert (e.momentum, e.clip_epochs, e.gp_weight, e.gp_norm, e.weight_decay) == (
-      0.9, 5, 1.0, "sample", 0.0)
+  assert (e.momentum, e.clip_epochs, e.gp_weight, e.gp_norm) == (0.9, 5, 1.0, "sample")
+  # the paper gives no expert lr or weight decay: buffer.py's; halved after epoch 25 and
+  # 50 experts (ast.txt lines 350, 320)
+  assert (e.lr, e.weight_decay, e.num_experts) == (0.003, 1e-3, 50)
+  assert (e.lr_schedule, tuple(e.lr_step_after), e.lr_step_factor, e.lr_step_reset) == (
+      "step", (25,), 0.5, False)
+  assert (c.eval.protocol, d.perturb_normaliser) == ("ast", "perturbed")
   assert (d.pix_init, d.kmeans_features, d.balance_loss, d.intermediate, d.perturb_rho,
           d.perturb_style, d.inner_momentum) == ("kmeans", "penultimate", True, "equal",
                                                  0.1, "filter", 0.0)
@@ -91,6 +96,9 @@ def test_ast_variants_switch_one_piece_each_and_code_takes_the_official_values()
   code = cifar100_ast.get_config("ipc=1,code=1")
   assert (code.expert.clip_epochs, code.expert.gp_weight, code.expert.gp_norm,
           code.expert.lr, code.expert.weight_decay) == (10, 2.0, "channel", 0.003, 1e-3)
+  assert (tuple(code.expert.lr_step_after), code.expert.lr_step_factor,
+          code.expert.lr_step_reset, code.expert.num_experts, code.eval.protocol) == (
+              (27,), 0.6, True, 100, "ast_code")
   assert (code.distill.balance_log_base, code.distill.kmeans_features,
           code.distill.perturb_style, code.distill.perturb_rho,
           code.distill.inner_momentum) == (5.0, "logits", "tensor", 1.0, 0.9)

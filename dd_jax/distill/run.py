@@ -57,6 +57,13 @@ RESUMABLE_FIELDS = {
 }
 
 
+# Fields added after runs were recorded, with the value that does what runs did before.
+ADDED_FIELDS = {
+    "seqmatch": {"expert_epochs": []},
+    "expert": {"lr_step_after": [], "lr_step_factor": 0.1, "lr_step_reset": False},
+}
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   if config.seqmatch.subsets:   # each subset is validated as an ordinary run
     from dd_jax.distill import seqmatch
@@ -158,6 +165,9 @@ def validate_ast(config: ml_collections.ConfigDict) -> None:
             "distill.intermediate='none'")
   require(d.perturb_rho >= 0, "distill.perturb_rho", f"is {d.perturb_rho}",
           "use 0 (off) or a positive radius, e.g. 0.1 (the paper)")
+  require(d.perturb_normaliser in ("perturbed", "expert"), "distill.perturb_normaliser",
+          f"unknown {d.perturb_normaliser!r}",
+          "use 'perturbed' (AST's Eq. 22-23) or 'expert' (the unperturbed start)")
   require(d.perturb_style in losses.PERTURB_STYLES, "distill.perturb_style",
           f"unknown {d.perturb_style!r}", f"use one of {', '.join(losses.PERTURB_STYLES)}")
   require(0 <= d.inner_momentum < 1, "distill.inner_momentum", f"is {d.inner_momentum}",
@@ -237,6 +247,12 @@ def run_identity(config: ml_collections.ConfigDict, prepared: pipeline.Prepared)
     cfg["idc"].pop("fix_iter")
   if prepared.x_train.shape[-1] != 1:   # shapes one-channel nets only: RGB runs resume
     cfg["model"].pop("one_channel_padding", None)
+  if not config.distill.perturb_rho:    # unused without a perturbation
+    cfg["distill"].pop("perturb_normaliser", None)
+  for section, neutral in ADDED_FIELDS.items():   # at these values, runs begun before resume
+    for field, value in neutral.items():
+      if cfg.get(section, {}).get(field, value) == value:
+        cfg.get(section, {}).pop(field, None)
   return {"config": cfg, "data": prepared.describe()}
 
 

@@ -64,6 +64,7 @@ class StepSettings:
   nonfinite_lr_factor: float   # update scale x this after a non-finite (rolled-back) step
   perturb_rho: float        # AST: weight perturbation of the start (0 = off)
   perturb_style: str        # filter (paper) | tensor (official code)
+  perturb_normaliser: str   # perturbed (paper Eq. 22-23, code) | expert (unperturbed)
   experts_per_step: int     # segments matched per outer step (vmapped, loss averaged)
 
   @classmethod
@@ -119,10 +120,13 @@ def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
       momentum=settings.inner_momentum, constrain=constrain)
   if settings.param_mask == "loss":
     mask = losses.loss_ranked_mask(end, target, settings.param_mask_ratio)
-  loss = losses.trajectory_matching_loss(end, target, start, mask)
+  # AST: the distances are normalised by the start the student left from, theta*_t
+  # after the perturbation (its Eq. 22-23, Algorithm 2); "expert": the unperturbed one.
+  origin = student if settings.perturb_normaliser == "perturbed" else start
+  loss = losses.trajectory_matching_loss(end, target, origin, mask)
   if at:
     weights = losses.intermediate_weights(settings.expert_epochs, settings.intermediate)
-    loss = loss + losses.intermediate_matching_loss(students, middles, start, weights, mask)
+    loss = loss + losses.intermediate_matching_loss(students, middles, origin, weights, mask)
   return loss, inner / scale
 
 

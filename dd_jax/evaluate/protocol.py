@@ -75,6 +75,12 @@ RECIPES = {
     "mtt": Recipe(((1, 2),), 0.1, "one", 0.0, shift=2, extra_epoch=True,
                   fresh_optimizer=True),
     "legacy": Recipe(((1, 2),), 0.1, "one", 0.0),
+    # AST's paper: "reduction by half at the 500-th iteration" of 1000 (ast.txt line 350)
+    "ast": Recipe(((1, 2),), 0.5, "one", 0.0),
+    # AST's code: evaluate_synset's schedule at x0.5 (its momentum 0.8 after the cut and
+    # its best-epoch accuracy are not reproduced)
+    "ast_code": Recipe(((1, 2),), 0.5, "one", 0.0, shift=2, extra_epoch=True,
+                       fresh_optimizer=True),
     "idc": Recipe(((2, 3), (5, 6)), 0.2, "idc", 0.5),
 }
 

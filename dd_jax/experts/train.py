@@ -29,12 +29,20 @@ DATA_SCHEDULES = ("none", "pad")   # pad: PAD's FIEX easy-to-hard scheduler
 SAMS = ("none", "gsam")            # gsam: DATM/PAD's expert optimiser
 
 
-def epoch_lr(schedule: str, base: float, epoch: int, epochs: int) -> float:
-  """Learning rate for (1-based) `epoch`: constant (MTT), x0.1 from half on, or cosine."""
+def step_epochs(step_after: tuple[int, ...], epochs: int) -> tuple[int, ...]:
+  """The (1-based) epochs after which a "step" schedule multiplies the lr: the given
+  ones, or () = half of the epochs."""
+  return tuple(step_after) or (epochs // 2,)
+
+
+def epoch_lr(schedule: str, base: float, epoch: int, epochs: int,
+             step_after: tuple[int, ...] = (), step_factor: float = 0.1) -> float:
+  """Learning rate for (1-based) `epoch`: constant (MTT), x`step_factor` after each
+  epoch of `step_after` (default x0.1 after half), or cosine."""
   if schedule == "constant":
     return base
   if schedule == "step":
-    return base * (0.1 if epoch > epochs // 2 else 1.0)
+    return base * step_factor ** sum(epoch > m for m in step_epochs(step_after, epochs))
   if schedule == "cosine":
     return base * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
   raise ValueError(schedule)
@@ -46,6 +54,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(e.lr > 0, "expert.lr", f"is {e.lr}", "use a positive learning rate")
   require(e.lr_schedule in LR_SCHEDULES, "expert.lr_schedule", f"unknown {e.lr_schedule!r}",
           f"use one of {', '.join(LR_SCHEDULES)}")
+  if e.lr_schedule == "step":
+    bad = [m for m in e.lr_step_after if not 1 <= m < e.epochs]
+    require(not bad, "expert.lr_step_after", f"{bad} outside the experts' epochs 1..{e.epochs - 1}",
+            "give 1-based epochs after which the lr steps (AST: (25,)), or () for half")
+    require(0 < e.lr_step_factor <= 1, "expert.lr_step_factor", f"is {e.lr_step_factor}",
+            "use a factor in (0, 1] (0.1 MTT-style, AST's paper 0.5)")
   require(e.optimizer in ("sgd", "adam"), "expert.optimizer", f"unknown {e.optimizer!r}",
           "use 'sgd' or 'adam'")
   augment.check_strategy(e.dsa_strategy, "expert.dsa_strategy")
@@ -106,6 +120,7 @@ def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
   return {"data": prepared.describe(),
           "model": model,
           "optimizer": {"name": e.optimizer, "lr": e.lr, "lr_schedule": e.lr_schedule,
+                        **_step_spec(e),
                         "momentum": e.momentum,
                         "weight_decay": e.weight_decay, "batch_size": e.batch_size},
           "dsa_strategy": e.dsa_strategy,
@@ -122,6 +137,21 @@ def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
                                    for k, v in e.schedule.items() if k != "scores"}}}
              if e.data_schedule == "pad" else {}),
           **({"warm_start": warm_start.spec()} if warm_start is not None else {})}
+
+
+def _step_spec(e) -> dict:
+  """A step schedule's settings other than the original x0.1 after half with momentum
+  kept (so experts stored before these fields existed stay valid)."""
+  if e.lr_schedule != "step":
+    return {}
+  out = {}
+  if tuple(e.lr_step_after):
+    out["lr_step_after"] = list(e.lr_step_after)
+  if e.lr_step_factor != 0.1:
+    out["lr_step_factor"] = e.lr_step_factor
+  if e.lr_step_reset:
+    out["lr_step_reset"] = True
+  return out
 
 
 def stored_spec(config: ml_collections.ConfigDict, workdir: str,
@@ -207,7 +237,11 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
       logging.info("expert %d: resuming after epoch %d", index, first)
     for epoch in range(first + 1, e.epochs + 1):
       t0 = time.perf_counter()
-      lr = jnp.float32(epoch_lr(e.lr_schedule, e.lr, epoch, e.epochs))
+      lr = jnp.float32(epoch_lr(e.lr_schedule, e.lr, epoch, e.epochs,
+                                tuple(e.lr_step_after), e.lr_step_factor))
+      if (e.lr_schedule == "step" and e.lr_step_reset
+          and epoch - 1 in step_epochs(tuple(e.lr_step_after), e.epochs)):
+        state = state.replace(opt_state=tx.init(state.params))   # a new SGD, as AST's code
       x, y = x_train, y_train
       if schedule is not None:   # the official loop counts epochs from 0
         idx = jnp.asarray(schedule.indices(ranked, epoch - 1))

@@ -136,3 +136,34 @@ def test_a_refused_kmeans_init_leaves_the_workdir_free_for_a_corrected_config(sh
   assert not (tmp_path / "w" / "distill").exists()
   summary = run.Distiller(_config(*shared, pix_init="kmeans", ipc=2), work).run()
   assert "distilled 4 steps" in summary
+
+
+@pytest.mark.parametrize("normaliser", ["perturbed", "expert"])
+def test_matching_is_normalised_by_the_perturbed_start_as_eq_22_23(shared, normaliser):
+  """With lr 0 the student stays at the perturbed start theta*_t: normalised by theta*_t
+  (AST's Eq. 22-23, Algorithm 2) the loss is exactly 1; by the unperturbed start it is
+  not (the perturbation adds to the distance)."""
+  import jax
+  import jax.numpy as jnp
+  from dd_jax import models
+  from dd_jax.distill import step
+  from dd_jax.distill.step import StepSettings
+  from dd_jax.experts import store
+  config = _config(*shared, ipc=1)
+  with config.unlocked():
+    config.distill.perturb_rho, config.distill.perturb_normaliser = 0.1, normaliser
+  prepared = pipeline.prepare(config.data)
+  model = models.from_config(config.model, 10)
+  reader = store.ExpertReader(shared[1])
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                          model.init(jax.random.PRNGKey(0), prepared.x_train[:1],
+                                     train=False)["params"])
+  start, target = reader.params(0, 0, abstract), reader.params(0, 1, abstract)
+  loss, _ = step.meta_loss(model, StepSettings.from_config(config.distill),
+                           jnp.asarray(prepared.x_train[:10]), jnp.float32(0.0),
+                           jnp.arange(10, dtype=jnp.int32), start, target, {},
+                           jax.random.PRNGKey(3))
+  if normaliser == "perturbed":
+    assert float(loss) == pytest.approx(1.0, abs=1e-5)
+  else:
+    assert float(loss) > 1.01

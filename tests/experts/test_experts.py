@@ -61,6 +61,27 @@ def test_lr_schedules():
   assert [train.epoch_lr("step", 1.0, e, 4) for e in (1, 2, 3, 4)] == [1, 1, 0.1, 0.1]
   cos = [train.epoch_lr("cosine", 1.0, e, 4) for e in (1, 2, 3, 4)]
   assert cos[0] == 1.0 and all(a > b for a, b in zip(cos, cos[1:])) and cos[-1] > 0
+  # AST: halved after epoch 25 of 50; its code: x0.6 after 27
+  ast = [train.epoch_lr("step", 1.0, e, 50, (25,), 0.5) for e in (25, 26, 50)]
+  assert ast == [1.0, 0.5, 0.5]
+  assert train.epoch_lr("step", 1.0, 28, 50, (10, 27), 0.6) == pytest.approx(0.36)
+
+
+def test_a_step_with_a_fresh_optimiser_zeroes_the_momentum_at_the_step(idx_dir, tmp_path):
+  """lr_step_reset (AST's code re-creates its SGD): the trajectory before the step is
+  the same, the epoch after it moves otherwise than with momentum kept."""
+  def trajectory(reset, work):
+    config = _config(idx_dir, momentum=0.9, lr_schedule="step", lr_step_after=(1,),
+                     lr_step_factor=0.5, lr_step_reset=reset, num_experts=1)
+    train.train_experts(config, str(work))
+    return _all_params(os.path.join(str(work), "experts"), config)
+  kept, fresh = trajectory(False, tmp_path / "kept"), trajectory(True, tmp_path / "fresh")
+  same = lambda a, b: all(np.array_equal(x, y) for x, y in
+                          zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  assert same(kept[(0, 1)], fresh[(0, 1)])
+  assert not same(kept[(0, 2)], fresh[(0, 2)])
+  with pytest.raises(ConfigError, match=r"expert.lr_step_after: \[3\] outside"):
+    train.validate(_config(idx_dir, lr_schedule="step", lr_step_after=(3,)))
 
 
 def test_interrupted_run_resumes_to_the_same_trajectories(idx_dir, tmp_path, monkeypatch):
