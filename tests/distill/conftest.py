@@ -35,3 +35,20 @@ def _synset(workdir):
     return {k: f[k] for k in f.files}
 
 
+
+
+def expert_segment(config, experts: str):
+  """(model, prepared data, expert 0's epoch 0 and epoch 1 params) of a `shared` run."""
+  import jax
+  from dd_jax import models
+  from dd_jax.data import pipeline
+  from dd_jax.experts import store
+  prepared = pipeline.prepare(config.data)
+  model = models.from_config(config.model, 10)
+  reader = store.ExpertReader(experts)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                          model.init(jax.random.PRNGKey(0), prepared.x_train[:1],
+                                     train=False)["params"])
+  start, target = reader.params(0, 0, abstract), reader.params(0, 1, abstract)
+  reader.close()
+  return model, prepared, start, target

@@ -145,20 +145,13 @@ def test_matching_is_normalised_by_the_perturbed_start_as_eq_22_23(shared, norma
   not (the perturbation adds to the distance)."""
   import jax
   import jax.numpy as jnp
-  from dd_jax import models
   from dd_jax.distill import step
   from dd_jax.distill.step import StepSettings
-  from dd_jax.experts import store
+  from tests.distill.conftest import expert_segment
   config = _config(*shared, ipc=1)
   with config.unlocked():
     config.distill.perturb_rho, config.distill.perturb_normaliser = 0.1, normaliser
-  prepared = pipeline.prepare(config.data)
-  model = models.from_config(config.model, 10)
-  reader = store.ExpertReader(shared[1])
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
-                          model.init(jax.random.PRNGKey(0), prepared.x_train[:1],
-                                     train=False)["params"])
-  start, target = reader.params(0, 0, abstract), reader.params(0, 1, abstract)
+  model, prepared, start, target = expert_segment(config, shared[1])
   loss, _ = step.meta_loss(model, StepSettings.from_config(config.distill),
                            jnp.asarray(prepared.x_train[:10]), jnp.float32(0.0),
                            jnp.arange(10, dtype=jnp.int32), start, target, {},

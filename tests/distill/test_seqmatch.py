@@ -16,7 +16,7 @@ from dd_jax.distill.step import StepSettings
 from dd_jax.errors import ConfigError
 from dd_jax.evaluate import protocol
 from dd_jax.experts import store
-from tests.distill.conftest import _config, _synset
+from tests.distill.conftest import _config, _synset, expert_segment
 from tests.distill.test_run import _crash_at_step
 
 
@@ -76,13 +76,7 @@ def test_earlier_subsets_stay_bit_identical_and_the_set_is_their_union(straight)
 
 def test_gradients_reach_only_the_current_subset(shared):
   config = _config(*shared, ipc=1)
-  prepared = pipeline.prepare(config.data)
-  model = models.from_config(config.model, 10)
-  reader = store.ExpertReader(shared[1])
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
-                          model.init(jax.random.PRNGKey(0), prepared.x_train[:1],
-                                     train=False)["params"])
-  start, target = reader.params(0, 0, abstract), reader.params(0, 1, abstract)
+  model, prepared, start, target = expert_segment(config, shared[1])
   settings = StepSettings.from_config(config.distill)
   x = jnp.asarray(prepared.x_train[:10])
   frozen_x = jnp.asarray(prepared.x_train[10:20])
@@ -98,7 +92,6 @@ def test_gradients_reach_only_the_current_subset(shared):
   assert float(jnp.abs(g_frozen).max()) == 0.0
   # The frozen images do take part in the inner batches.
   assert float(loss(x, frozen_x)) != float(loss(x, frozen_x, with_frozen=False))
-  reader.close()
 
 
 def test_an_interrupted_sequence_resumes_to_the_same_set(shared, straight, tmp_path,
