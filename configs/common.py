@@ -85,7 +85,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.expert.gp_weight = 0.0
   config.expert.gp_target = 1.0
   config.expert.gp_norm = "sample"     # sample (paper: per image) | channel (code: per pixel)
-  config.expert.data_schedule = "none"   # none | pad (PAD FIEX: easy-to-hard data)
+  # prune: a fixed part of each class removed (PAD on DC/DM, pad.txt Appendix A.1; the
+  # official buffer_RM.py for experts)
+  config.expert.data_schedule = "none"   # none | pad (PAD FIEX: easy-to-hard) | prune
   config.expert.schedule = ml_collections.ConfigDict()   # experts/schedule.py
   config.expert.schedule.initial_ratio = 0.75   # easiest fraction of each class at epoch 0
   config.expert.schedule.addition_end = 20      # all data from this (0-based) epoch on
@@ -94,11 +96,13 @@ def base_config() -> ml_collections.ConfigDict:
   # after epoch 60, the PAD configs' code=1).
   config.expert.schedule.removal_epochs = (40,)
   config.expert.schedule.removal_fractions = (0.1,)
+  config.expert.schedule.prune = "hard"        # prune: remove the hardest | easiest
+  config.expert.schedule.prune_fraction = 0.1   # prune: that fraction of each class
   config.expert.schedule.scores = ""   # score file; "" = <workdir>/scores/<method>.npz,
                                        # computed first when missing
 
   config.score = ml_collections.ConfigDict()   # PAD's difficulty scores (experts/score.py)
-  config.score.method = "el2n"         # el2n | loss | grand (higher = harder)
+  config.score.method = "el2n"   # el2n | loss | uncertainty | entropy | grand (higher = harder)
   config.score.num_models = 5          # scores averaged over this many models
   config.score.epochs = 10             # each trained this long (early training)
   config.score.lr = 0.01               # the scoring models' SGD lr
@@ -376,8 +380,10 @@ def pad(addition_end: int, code: dict[int, dict] | None = None
         ) -> Callable[[ml_collections.ConfigDict, dict], None]:
   """PAD = DATM's backbone + FIEX (easy-to-hard expert data, GSAM experts as the official
   command) + FIEM (depth parameter mask). Variants `fiex=0` / `fiem=0` turn a module
-  off; both off is DATM; `code=1` the official YAML's values (`code`: IPC -> fields)
-  and its README's second removal stage. Expert settings: 100 experts x 100 epochs,
+  off; both off is DATM; `fiem=deep` masks the deepest share instead (`mask=<ratio>`,
+  default 0.25: Table 5b's ablation); `score=uncertainty|loss` ranks by another
+  difficulty score (Table 4a); `code=1` the official YAML's values (`code`: IPC ->
+  fields) and its README's second removal stage. Expert settings: 100 experts x 100 epochs,
   GSAM rho 0.01 alpha 0.3 (README command), IR 0.75 and AEE `addition_end` (Table 10),
   one removal of the easiest 10% (pad.txt lines 100, 458) after epoch 40 (the README's
   first; the paper gives no epoch)."""
@@ -403,8 +409,12 @@ def pad(addition_end: int, code: dict[int, dict] | None = None
       d.pix_init, d.param_mask_ratio = "correct", 0.5
     if not switch(args, "fiem"):
       d.param_mask, d.param_mask_ratio = "none", 0.0
+    elif args.get("fiem", "").lower() == "deep":   # Table 5b: the deepest share masked
+      d.param_mask, d.param_mask_ratio = "deep", float(args.get("mask", 0.25))
     elif d.param_mask == "none" and d.param_mask_ratio > 0:
       d.param_mask = "depth"
+    if "score" in args:   # Table 4a's other difficulty scores (uncertainty, loss)
+      config.score.method = args["score"]
     config.eval.batch_size = 128   # the official batch_train
 
   return method
@@ -437,9 +447,12 @@ def matching(method: str, iterations: int, lr_img: float, schedule_steps: int
              ) -> Callable[[ml_collections.ConfigDict, dict], None]:
   """DC / DM (the official DC/DSA/DM settings: SGD momentum 0.5 on the images, nets at
   lr 0.01, 256 real images per class and match, DSA on, real init), with PAD's modules
-  as variants: `fiex=1` (scheduled real batches, one scheduler epoch per
-  `schedule_steps` steps) and `fiem=1` (depth mask, alpha 0.25 unless the table sets
-  one)."""
+  as the paper applies them to DC/DM (pad.txt Appendix A.1; configs/papers.py PAD_DC /
+  PAD_DM): `fiex=1` removes a fixed share of each class from the real batches, the
+  hardest at IPC 1 and 10, the easiest at IPC 500 (Table 6's best ratio); `fiem=1` masks
+  the shallowest parameters (Table 7's best ratio: 0.25 at IPC 10, 0.75 at IPC 500).
+  (PAD's expert curriculum on the real batches, one scheduler epoch per `schedule_steps`
+  steps, stays available as expert.data_schedule="pad".)"""
 
   def apply(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
     d = config.distill
@@ -450,10 +463,27 @@ def matching(method: str, iterations: int, lr_img: float, schedule_steps: int
     else:
       d.iterations = iterations
       d.eval_every = iterations // 5
-    if switch(args, "fiex", default=False):
-      config.expert.data_schedule = "pad"
-    if switch(args, "fiem", default=False):
-      d.param_mask, d.param_mask_ratio = "depth", d.param_mask_ratio or 0.25
+    fiex, fiem = switch(args, "fiex", default=False), switch(args, "fiem", default=False)
+    if fiex or fiem:
+      from configs import papers   # the tables import the configs: only when used
+      row = papers.PAD_MATCHING[method].rows.get(("cifar10", d.ipc), {})
+    if fiex:
+      if not row:
+        raise ValueError(
+            f"fiex=1: PAD's Table 6 gives no {method.upper()} removal for ipc={d.ipc} "
+            "(only 1, 10, 500); set --config.expert.data_schedule=prune "
+            "--config.expert.schedule.prune=hard|easy "
+            "--config.expert.schedule.prune_fraction=<f> instead")
+      e = config.expert
+      e.data_schedule, e.schedule.prune = "prune", row["prune"]
+      e.schedule.prune_fraction = row["prune_fraction"]
+    if fiem:
+      if row.get("param_mask_ratio") is None:
+        raise ValueError(
+            f"fiem=1: PAD's Table 7 gives no {method.upper()} mask ratio for ipc={d.ipc} "
+            "(only 10, 500); set --config.distill.param_mask=depth "
+            "--config.distill.param_mask_ratio=<f> instead")
+      d.param_mask, d.param_mask_ratio = "depth", row["param_mask_ratio"]
 
   return apply
 

@@ -142,7 +142,9 @@ def perturb_weights(key: PRNGKey, params: Params, rho: float,
   return jax.tree.unflatten(treedef, out)
 
 
-MASK_RULES = ("none", "depth", "loss")
+# depth: drop the shallowest (PAD's FIEM); deep: drop the deepest (PAD's Table 5b
+# ablation); loss: drop the best-matched of each unroll (loss_ranked_mask).
+MASK_RULES = ("none", "depth", "deep", "loss")
 
 
 def make_mask(positions: Params, rule: str, ratio: float) -> Mask | None:
@@ -152,21 +154,24 @@ def make_mask(positions: Params, rule: str, ratio: float) -> Mask | None:
     positions: int pytree with the params' structure: each element's index in the
       flattened parameter order the rule counts in (the official PyTorch order comes from
       `dd_jax.models.torch_layout.TorchLayout.positions()`).
-    rule: "none" (no mask: returns None) or "depth": drop the first
-      floor(ratio * num_params) entries of that order, i.e. the shallow layers. ("loss"
-      masks depend on each unroll: see `loss_ranked_mask`.)
+    rule: "none" (no mask: returns None), "depth": drop the first
+      floor(ratio * num_params) entries of that order, i.e. the shallow layers, or
+      "deep": drop the last floor(ratio * num_params), the deep layers (PAD's Table 5b).
+      ("loss" masks depend on each unroll: see `loss_ranked_mask`.)
     ratio: the fraction dropped, in [0, 1).
   Returns:
     A pytree of bool arrays (True = counted in the loss), or None for "none".
   """
-  if rule not in ("none", "depth"):
-    raise ValueError(f"make_mask builds 'none' or 'depth' masks, got {rule!r}")
+  if rule not in ("none", "depth", "deep"):
+    raise ValueError(f"make_mask builds 'none', 'depth' or 'deep' masks, got {rule!r}")
   if not 0.0 <= ratio < 1.0:
     raise ValueError(f"mask ratio must be in [0, 1), got {ratio}")
   if rule == "none":
     return None
   total = sum(int(x.size) for x in jax.tree.leaves(positions))
   cut = int(ratio * total)
+  if rule == "deep":
+    return jax.tree.map(lambda pos: pos < total - cut, positions)
   return jax.tree.map(lambda pos: pos >= cut, positions)
 
 

@@ -75,7 +75,16 @@ def test_dc_and_dm_take_pad_modules_as_variants():
   dm = cifar10_dm.get_config("ipc=10,fiex=1,fiem=1")
   assert (dm.distill.method, dm.distill.lr_img, dm.distill.schedule_steps) == ("dm", 1.0, 200)
   assert (dm.expert.data_schedule, dm.distill.param_mask, dm.distill.param_mask_ratio) == (
-      "pad", "depth", 0.25)
+      "prune", "depth", 0.25)    # static removal of the hardest 20% (PAD Table 6b)
+  assert (dm.expert.schedule.prune, dm.expert.schedule.prune_fraction) == ("hard", 0.2)
+
+
+def test_pad_ablation_variants_mask_deep_layers_and_rank_by_uncertainty():
+  from configs import cifar10_pad
+  c = cifar10_pad.get_config("ipc=10,fiem=deep,mask=0.5,score=uncertainty")
+  assert (c.distill.param_mask, c.distill.param_mask_ratio) == ("deep", 0.5)
+  assert c.score.method == "uncertainty" and c.expert.data_schedule == "pad"
+  assert cifar10_pad.get_config("ipc=10").distill.param_mask == "depth"
 
 
 def test_ast_variants_switch_one_piece_each_and_code_takes_the_official_values():

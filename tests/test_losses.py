@@ -178,6 +178,18 @@ def test_depth_mask_cuts_convnet3_at_the_official_position():
       losses.make_mask(layout.positions(), "depth", bad)
 
 
+def test_deep_mask_drops_the_deepest_share_of_the_same_order():
+  from dd_jax.models.torch_layout import TorchLayout
+  layout = TorchLayout.of(models.build("ConvNet", 10), (32, 32, 3))
+  deep = np.asarray(layout.flatten(losses.make_mask(layout.positions(), "deep", 0.25)))
+  cut = layout.num_params - int(0.25 * layout.num_params)
+  assert deep[:cut].all() and not deep[cut:].any()          # fc and the last convs go
+  assert not layout.state_dict(losses.make_mask(layout.positions(), "deep", 0.25))[
+      "fc.weight"].any()
+  assert layout.state_dict(losses.make_mask(layout.positions(), "deep", 0.25))[
+      "conv0.weight"].all()                                      # the first conv stays
+
+
 def test_leaf_positions_lay_any_pytree_end_to_end_in_leaf_order():
   params = {"Conv_0": {"bias": jnp.zeros(2), "kernel": jnp.zeros((3, 2))},
             "Dense_0": {"kernel": jnp.zeros((2, 1))}}

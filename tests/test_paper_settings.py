@@ -104,3 +104,28 @@ def test_pad_code_1_is_refused_where_no_official_values_are_recorded():
   from configs import fashion_mnist_pad
   with pytest.raises(ValueError, match="code=1"):
     fashion_mnist_pad.get_config("ipc=10,code=1")
+
+
+@pytest.mark.parametrize("method", ["dc", "dm"])
+@pytest.mark.parametrize("dataset", ["cifar10", "fashion_mnist"])
+def test_pad_on_dc_dm_prunes_statically_by_ipc_as_tables_6_and_7(method, dataset):
+  table = papers.PAD_MATCHING[method]
+  module = importlib.import_module(f"configs.{dataset}_{method}")
+  for (_, ipc), row in table.rows.items():
+    variant = f"ipc={ipc},fiex=1" + (",fiem=1" if row["param_mask_ratio"] else "")
+    if ipc not in module.PER_IPC:
+      continue
+    config = module.get_config(variant)
+    e, d = config.expert, config.distill
+    assert (e.data_schedule, e.schedule.prune, e.schedule.prune_fraction) == (
+        "prune", row["prune"], row["prune_fraction"]), (method, ipc)
+    if row["param_mask_ratio"]:
+      assert (d.param_mask, d.param_mask_ratio) == ("depth", row["param_mask_ratio"])
+  # small IPC: the hard samples go; large IPC: the easy ones (pad.txt lines 386, 390)
+  assert table.rows[("cifar10", 1)]["prune"] == "hard"
+  assert table.rows[("cifar10", 500)]["prune"] == "easy"
+  # IPC 50 is in neither table, IPC 1 not in Table 7: refused, naming the fields to set
+  with pytest.raises(ValueError, match=r"Table 6 .*ipc=50.*expert\.schedule\.prune"):
+    module.get_config("ipc=50,fiex=1")
+  with pytest.raises(ValueError, match=r"Table 7 .*ipc=1.*distill\.param_mask_ratio"):
+    module.get_config("ipc=1,fiem=1")

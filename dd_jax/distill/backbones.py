@@ -6,9 +6,10 @@ matching loss, SGD(lr_img, momentum) on the images; DC also trains the net betwe
 synthetic set, DSA on). Non-finite steps roll back inside the step, as MTT's.
 
 Real batches: `batch_real` random images of each class per match, drawn on the host from
-(seed, step) so a resumed run draws the same; with PAD's FIEX (`expert.data_schedule =
-"pad"`) only from each class's scheduled window, the scheduler's epoch advancing every
-`distill.schedule_steps` outer steps.
+(seed, step) so a resumed run draws the same; with a data schedule (`expert.data_schedule`:
+"prune", PAD's static removal for DC/DM, or "pad", the expert curriculum) only from each
+class's scheduled window, the scheduler's epoch advancing every `distill.schedule_steps`
+outer steps.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from dd_jax.distill import matching
 from dd_jax.distill.state import DistillState
 from dd_jax.distill.state import after_step, scaled
 from dd_jax.distill.step import all_finite, keep_if
-from dd_jax.experts.schedule import DataSchedule
+from dd_jax.experts.schedule import DataSchedule, StaticPrune
 
 Params = Any
 Mask = Any
@@ -137,7 +138,8 @@ class RealBatches:
 
   def __init__(self, y_train: np.ndarray, num_classes: int, batch_real: int, seed: int,
                ranked: list[np.ndarray] | None = None,
-               schedule: DataSchedule | None = None, schedule_steps: int = 1):
+               schedule: DataSchedule | StaticPrune | None = None,
+               schedule_steps: int = 1):
     self.by_class = [np.flatnonzero(y_train == c) for c in range(num_classes)]
     self.batch, self.seed = batch_real, seed
     self.ranked, self.schedule, self.schedule_steps = ranked, schedule, schedule_steps

@@ -37,7 +37,7 @@ from dd_jax.evaluate import protocol
 from dd_jax.evaluate import run as eval_run
 from dd_jax.experts import store
 from dd_jax.experts import train as expert_train
-from dd_jax.experts.schedule import DataSchedule
+from dd_jax.experts import schedule as schedule_lib
 from dd_jax.gan import train as train_prior
 from dd_jax.metadata import spec_difference, write_json_atomic, write_npz_atomic
 from dd_jax.models.torch_layout import TorchLayout
@@ -211,9 +211,12 @@ def validate_matching(config: ml_collections.ConfigDict) -> None:
   require(not used, f"distill.{used[0] if used else ''}", f"AST's refinements of the "
           f"trajectory-matching step ({', '.join(used)}) do not apply to {d.method}",
           "use distill.method='mtt' for them, or turn them off")
-  require(d.param_mask in ("none", "depth"), "distill.param_mask",
+  require(d.param_mask != "loss", "distill.param_mask",
           f"{d.param_mask!r} ranks trajectory-matching errors, which {d.method} has none of",
           "use 'depth' (PAD's FIEM) or 'none'")
+  require(d.method != "dm" or d.param_mask != "deep", "distill.param_mask",
+          "DM always matches the last block's features; 'deep' would mask the embedding "
+          "it matches", "use 'depth' (PAD's FIEM) or 'none'")
   require(d.method != "idc" or d.param_mask == "none", "distill.param_mask",
           "IDC matches every conv kernel's gradient; no parameter mask applies",
           "use distill.param_mask='none'")
@@ -468,9 +471,9 @@ class Distiller:
       self.y_train = jax.device_put(jnp.asarray(p.y_train, jnp.int32), jax.devices()[0])
       return
     ranked, schedule = None, None
-    if config.expert.data_schedule == "pad":
+    if config.expert.data_schedule != "none":
       ranked = expert_train.data_ranking(config, self.workdir, p)[0]
-      schedule = DataSchedule.from_config(config.expert.schedule)
+      schedule = schedule_lib.from_config(config.expert)
     self.real = backbones.RealBatches(p.y_train, p.num_classes, d.batch_real, config.seed,
                                       ranked, schedule, d.schedule_steps)
     blocks = (matching.kept_blocks(self.mask, config.model.depth)

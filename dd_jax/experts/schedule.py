@@ -11,6 +11,11 @@ Per class, samples are ranked easiest first (by a difficulty score such as EL2N)
                          the PAD configs' code=1.
 Counts use each class's real size n_c (the official code assumes 5,000 per class), and a
 class never drops to zero samples.
+
+`StaticPrune` (expert.data_schedule "prune") removes one fraction of each class for the
+whole run instead: its hardest (`prune="hard"`) or its easiest (`"easy"`). PAD applies it
+to DC and DM (pad.txt Appendix A.1, Table 6: hard samples removed at small IPC, easy ones
+at large IPC); the official buffer_RM.py does the same for experts.
 """
 from __future__ import annotations
 
@@ -70,8 +75,58 @@ class DataSchedule:
   def indices(self, ranked: list[np.ndarray], epoch: int) -> np.ndarray:
     """The dataset indices epoch `epoch` trains on; ranked[c] = class c's indices, easiest
     first."""
-    parts = []
-    for idx in ranked:
-      start, stop = self.window(epoch, len(idx))
-      parts.append(np.asarray(idx)[start:stop])
-    return np.concatenate(parts)
+    return _indices(self, ranked, epoch)
+
+  def spec(self) -> dict:
+    """What experts trained under it depend on (as stored in experts.json)."""
+    return {"name": "pad", "initial_ratio": self.initial_ratio,
+            "addition_end": self.addition_end, "removal_epochs": list(self.removal_epochs),
+            "removal_fractions": list(self.removal_fractions)}
+
+
+PRUNE_SIDES = ("hard", "easy")
+
+
+@dataclasses.dataclass(frozen=True)
+class StaticPrune:
+  """The same samples every epoch: each class less its hardest or easiest `fraction`."""
+  prune: str = "hard"
+  fraction: float = 0.1
+
+  @classmethod
+  def from_config(cls, section) -> "StaticPrune":
+    return cls(prune=section.prune, fraction=section.prune_fraction)
+
+  def validate(self, prefix: str) -> None:
+    require(self.prune in PRUNE_SIDES, f"{prefix}.prune", f"unknown {self.prune!r}",
+            "use 'hard' (remove the hardest samples) or 'easy'")
+    require(0.0 <= self.fraction < 1.0, f"{prefix}.prune_fraction",
+            f"{self.fraction} is outside [0, 1)", "remove a fraction in [0, 1) of each class")
+
+  def window(self, epoch: int, n: int) -> tuple[int, int]:
+    del epoch   # static
+    removed = min(int(self.fraction * n), n - 1)
+    return (0, n - removed) if self.prune == "hard" else (removed, n)
+
+  def indices(self, ranked: list[np.ndarray], epoch: int) -> np.ndarray:
+    return _indices(self, ranked, epoch)
+
+  def spec(self) -> dict:
+    return {"name": "prune", "prune": self.prune, "prune_fraction": self.fraction}
+
+
+def _indices(schedule, ranked: list[np.ndarray], epoch: int) -> np.ndarray:
+  parts = []
+  for idx in ranked:
+    start, stop = schedule.window(epoch, len(idx))
+    parts.append(np.asarray(idx)[start:stop])
+  return np.concatenate(parts)
+
+
+SCHEDULES = {"pad": DataSchedule, "prune": StaticPrune}
+
+
+def from_config(expert) -> DataSchedule | StaticPrune | None:
+  """The schedule `expert.data_schedule` names ("none": None), from `expert.schedule`."""
+  kind = SCHEDULES.get(expert.data_schedule)
+  return None if kind is None else kind.from_config(expert.schedule)

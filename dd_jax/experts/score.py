@@ -1,7 +1,10 @@
 """Difficulty of real training samples (PAD's FIEX): EL2N scores and per-class rankings.
 
-(`score.method` also offers "loss" (per-sample CE) and "grand" (per-sample gradient
-norm); EL2N is the paper's.)
+(`score.method` also offers the other scores of PAD's Table 4a: "loss" (per-sample CE;
+the paper's uses a pre-trained ResNet, ours the same early-trained models as EL2N) and
+"uncertainty" (least confidence 1 - max_y p(y|x), Coleman et al. 2020, the paper's [4],
+which gives no formula; "entropy", -sum p log p, is that paper's other uncertainty); and
+"grand" (per-sample gradient norm, Paul et al. 2021). EL2N is the paper's default.)
 
 EL2N(x, y) = || softmax(f(w, x)) - onehot(y) ||_2, averaged over `score.num_models`
 models each trained `score.epochs` epochs from its own init (early training, as the
@@ -31,7 +34,7 @@ from dd_jax.data import augment, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
 from dd_jax.metadata import read_npz, spec_difference, write_bytes_atomic
 
-METHODS = ("el2n", "loss", "grand")   # higher = harder for each
+METHODS = ("el2n", "loss", "uncertainty", "entropy", "grand")   # higher = harder for each
 
 
 def el2n(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -45,10 +48,27 @@ def per_sample_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return training.cross_entropy(logits, labels)
 
 
+def least_confidence(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """The "uncertainty" score: 1 - the largest class probability (the label unused)."""
+  del labels
+  return 1.0 - jnp.max(jax.nn.softmax(logits), axis=-1)
+
+
+def entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """The "entropy" score: the predictive distribution's entropy (the label unused)."""
+  del labels
+  logp = jax.nn.log_softmax(logits)
+  return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+
+
+OUTPUT_SCORES = {"el2n": el2n, "loss": per_sample_loss, "uncertainty": least_confidence,
+                 "entropy": entropy}   # scores of the outputs alone (grand: the gradient)
+
+
 def make_scorer(model, method: str = "el2n", chunk: int = 500):
   """Returns scores(params, batch_stats, images, labels) -> [n], in chunks.
 
-  el2n: ||softmax - onehot||; loss: CE; grand: ||d CE / d params||_2 per sample (GraNd,
+  el2n: ||softmax - onehot||; loss: CE; uncertainty: 1 - max softmax; entropy; grand: ||d CE / d params||_2 per sample (GraNd,
   Paul et al. 2021; one per-sample gradient each, so chunks of 50)."""
   if method == "grand":
     chunk = min(chunk, 50)
@@ -70,7 +90,7 @@ def make_scorer(model, method: str = "el2n", chunk: int = 500):
       if method == "grand":
         return jax.vmap(one_grand, in_axes=(None, None, 0, 0))(params, batch_stats, *xy)
       logits, _ = training.apply(model, params, batch_stats, xy[0], train=False)
-      return el2n(logits, xy[1]) if method == "el2n" else per_sample_loss(logits, xy[1])
+      return OUTPUT_SCORES[method](logits, xy[1])
 
     out = jax.lax.map(one, (x.reshape((-1, c) + images.shape[1:]), y.reshape(-1, c)))
     return out.reshape(-1)[:n]

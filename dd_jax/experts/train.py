@@ -25,7 +25,8 @@ from dd_jax.experts import store
 
 MODEL_FIELDS = ("arch", "width", "depth", "norm", "pooling", "activation")
 LR_SCHEDULES = ("constant", "step", "cosine")
-DATA_SCHEDULES = ("none", "pad")   # pad: PAD's FIEX easy-to-hard scheduler
+DATA_SCHEDULES = ("none",) + tuple(schedule_lib.SCHEDULES)   # pad: FIEX easy-to-hard;
+# prune: a fixed fraction of the hardest or easiest samples removed (experts/schedule.py)
 SAMS = ("none", "gsam")            # gsam: DATM/PAD's expert optimiser
 
 
@@ -83,8 +84,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
             f"use one of {', '.join(training.PENALTY_NORMS)}")
   require(e.data_schedule in DATA_SCHEDULES, "expert.data_schedule",
           f"unknown {e.data_schedule!r}", f"use one of {', '.join(DATA_SCHEDULES)}")
-  if e.data_schedule == "pad":
-    schedule_lib.DataSchedule.from_config(e.schedule).validate("expert.schedule")
+  if e.data_schedule != "none":
+    schedule_lib.from_config(e).validate("expert.schedule")
     score_lib.validate(config)
 
 
@@ -132,10 +133,9 @@ def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
                                    "norm": e.gp_norm}} if e.gp_weight else {}),
           **({"sam": {"name": "gsam", "rho": e.sam_rho, "alpha": e.sam_alpha,
                       "adaptive": e.sam_adaptive}} if e.sam == "gsam" else {}),
-          **({"data_schedule": {"name": "pad", "ranking": ranking_digest,
-                                **{k: list(v) if isinstance(v, tuple) else v
-                                   for k, v in e.schedule.items() if k != "scores"}}}
-             if e.data_schedule == "pad" else {}),
+          **({"data_schedule": {**schedule_lib.from_config(e).spec(),
+                                "ranking": ranking_digest}}
+             if e.data_schedule != "none" else {}),
           **({"warm_start": warm_start.spec()} if warm_start is not None else {})}
 
 
@@ -158,7 +158,7 @@ def stored_spec(config: ml_collections.ConfigDict, workdir: str,
                 prepared: pipeline.Prepared, warm_start=None) -> dict:
   """The spec stored experts must have (reading the ranking when the scheduler is on)."""
   digest = (data_ranking(config, workdir, prepared)[1]
-            if config.expert.data_schedule == "pad" else None)
+            if config.expert.data_schedule != "none" else None)
   return expert_spec(config, prepared, digest, warm_start)
 
 
@@ -186,9 +186,9 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
   model = models.from_config(config.model, prepared.num_classes)
   e = config.expert
   schedule, ranked, digest = None, None, None
-  if e.data_schedule == "pad":
+  if e.data_schedule != "none":
     ranked, digest = data_ranking(config, workdir, prepared)
-    schedule = schedule_lib.DataSchedule.from_config(e.schedule)
+    schedule = schedule_lib.from_config(e)
   spec = expert_spec(config, prepared, digest, warm_start)
   directory = expert_dir(config, workdir)
   disk.check_writable(directory, "expert.dir" if e.dir else "--workdir")

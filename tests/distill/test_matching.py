@@ -86,6 +86,22 @@ def test_dc_and_dm_runs_update_the_images_and_resume_identically(shared, tmp_pat
   np.testing.assert_array_equal(_synset(str(tmp_path / "b"))["images"], out["images"])
 
 
+def test_dc_with_static_pruning_draws_only_the_kept_samples(shared, tmp_path):
+  config = _config(*shared, method="dc", batch_real=4, iterations=1, schedule_steps=1)
+  with config.unlocked():
+    config.expert.data_schedule = "prune"
+    config.expert.schedule.update(prune="hard", prune_fraction=0.25)
+  distiller = run.Distiller(config, str(tmp_path))
+  ranked = distiller.real.ranked
+  for step in (0, 7):                                   # static: every step the same
+    pool = distiller.real.pool(step)
+    assert [p.tolist() for p in pool] == [r[:15].tolist() for r in ranked]   # 20 - 5
+  idx = distiller.real.indices(3, 2)
+  hardest = {int(i) for r in ranked for i in r[15:]}
+  assert not hardest & set(idx.ravel().tolist())
+  assert "distilled 1 steps" in distiller.run()
+
+
 def test_dc_with_both_pad_modules_follows_the_schedule(shared, tmp_path):
   config = _config(*shared, method="dc", batch_real=4, iterations=2, param_mask="depth",
                    param_mask_ratio=0.25, schedule_steps=1)
@@ -104,6 +120,7 @@ def test_dc_and_dm_refuse_what_needs_trajectories(shared, tmp_path):
   for extra, field in [({"soft_labels": True}, "distill.method"),
                        ({"pix_init": "correct"}, "distill.method"),
                        ({"param_mask": "loss", "param_mask_ratio": 0.1}, "distill.param_mask"),
+                       ({"param_mask": "deep", "param_mask_ratio": 0.1}, "distill.param_mask"),
                        ({"method": "kip"}, "distill.method")]:
     config = _config(*shared, **{"method": "dm", **extra})
     with pytest.raises(ConfigError, match=rf"^{field}: "):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from dd_jax.errors import ConfigError
-from dd_jax.experts.schedule import DataSchedule
+from dd_jax.experts.schedule import DataSchedule, StaticPrune
 
 
 @pytest.mark.parametrize("n", [1, 7, 600, 5_000])
@@ -41,3 +41,17 @@ def test_bad_schedules_are_one_clear_error():
     DataSchedule(initial_ratio=0.0).validate("expert.schedule")
   DataSchedule().validate("expert.schedule")   # the paper's: one removal of 10%
   assert (DataSchedule().removal_epochs, DataSchedule().removal_fractions) == ((40,), (0.1,))
+
+
+def test_static_pruning_removes_the_hardest_or_easiest_share_every_epoch():
+  ranked = [np.arange(10), np.arange(10, 14)]          # easiest first
+  hard = StaticPrune(prune="hard", fraction=0.2)
+  easy = StaticPrune(prune="easy", fraction=0.25)
+  for epoch in (0, 5, 99):                             # the same every epoch
+    assert hard.indices(ranked, epoch).tolist() == list(range(8)) + [10, 11, 12, 13]
+    assert easy.indices(ranked, epoch).tolist() == [2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]
+  assert hard.window(0, 1) == (0, 1) and easy.window(0, 1) == (0, 1)   # never empty
+  with pytest.raises(ConfigError, match=r"^expert\.schedule\.prune: unknown 'middle'"):
+    StaticPrune(prune="middle").validate("expert.schedule")
+  with pytest.raises(ConfigError, match=r"^expert\.schedule\.prune_fraction: 1\.0"):
+    StaticPrune(fraction=1.0).validate("expert.schedule")
