@@ -1,4 +1,6 @@
-"""The official networks (networks.py of DC/DSA/MTT) in PyTorch, NCHW."""
+"""The official networks (networks.py of DC/DSA/MTT) in PyTorch, NCHW; `res=64` takes
+the official PAD networks.py's Tiny ImageNet changes (first conv at stride 2 for LeNet,
+AlexNet and ResNet; VGG's closing AvgPool2d(1) at stride 2)."""
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -58,11 +60,16 @@ class MLP(nn.Module):
     return self.out(x)
 
 
+def _stride(res):
+  return 1 if res == 32 else 2
+
+
 class LeNet(nn.Module):
-  def __init__(self, channel, num_classes):
+  def __init__(self, channel, num_classes, res=32):
     super().__init__()
     self.features = nn.Sequential(
-        nn.Conv2d(channel, 6, 5, padding=2 if channel == 1 else 0), nn.ReLU(inplace=True),
+        nn.Conv2d(channel, 6, 5, padding=2 if channel == 1 else 0, stride=_stride(res)),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(2, 2), nn.Conv2d(6, 16, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2))
     self.fc_1 = nn.Linear(16 * 5 * 5, 120)
     self.fc_2 = nn.Linear(120, 84)
@@ -74,10 +81,11 @@ class LeNet(nn.Module):
 
 
 class AlexNet(nn.Module):
-  def __init__(self, channel, num_classes):
+  def __init__(self, channel, num_classes, res=32):
     super().__init__()
     self.features = nn.Sequential(
-        nn.Conv2d(channel, 128, 5, 1, padding=4 if channel == 1 else 2), nn.ReLU(inplace=True),
+        nn.Conv2d(channel, 128, 5, _stride(res), padding=4 if channel == 1 else 2),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(2, 2),
         nn.Conv2d(128, 192, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
         nn.Conv2d(192, 256, 3, padding=1), nn.ReLU(inplace=True),
@@ -92,7 +100,7 @@ class AlexNet(nn.Module):
 class VGG11(nn.Module):
   CFG = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
 
-  def __init__(self, channel, num_classes, norm="instancenorm"):
+  def __init__(self, channel, num_classes, norm="instancenorm", res=32):
     super().__init__()
     layers, c = [], channel
     for i, v in enumerate(self.CFG):
@@ -102,6 +110,7 @@ class VGG11(nn.Module):
         layers += [nn.Conv2d(c, v, 3, padding=3 if channel == 1 and i == 0 else 1),
                    _norm(norm, v), nn.ReLU(inplace=True)]
         c = v
+    layers += [nn.AvgPool2d(kernel_size=1, stride=_stride(res))]
     self.features = nn.Sequential(*layers)
     self.classifier = nn.Linear(512, num_classes)
 
@@ -128,9 +137,9 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-  def __init__(self, channel, num_classes, norm="instancenorm"):
+  def __init__(self, channel, num_classes, norm="instancenorm", res=32):
     super().__init__()
-    self.conv1 = nn.Conv2d(channel, 64, 3, 1, 1, bias=False)
+    self.conv1 = nn.Conv2d(channel, 64, 3, _stride(res), 1, bias=False)
     self.bn1 = _norm(norm, 64)
     blocks, cin = [], 64
     for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
@@ -147,14 +156,16 @@ class ResNet18(nn.Module):
 
 
 def build(name, channel, num_classes, im_size):
+  res = 64 if im_size[0] == 64 else 32
   return {
       "ConvNet": lambda: ConvNet(channel, num_classes, im_size=im_size),
       "ConvNetBN": lambda: ConvNet(channel, num_classes, norm="batchnorm", im_size=im_size),
-      "LeNet": lambda: LeNet(channel, num_classes),
-      "AlexNet": lambda: AlexNet(channel, num_classes),
-      "VGG11": lambda: VGG11(channel, num_classes),
-      "ResNet18": lambda: ResNet18(channel, num_classes),
+      "LeNet": lambda: LeNet(channel, num_classes, res=res),
+      "AlexNet": lambda: AlexNet(channel, num_classes, res=res),
+      "VGG11": lambda: VGG11(channel, num_classes, res=res),
+      "ResNet18": lambda: ResNet18(channel, num_classes, res=res),
       "MLP": lambda: MLP(channel, num_classes, im_size=im_size),
+      "MLP128": lambda: MLP(channel, num_classes, im_size=im_size, hidden=(128,)),
   }[name]()
 
 

@@ -30,7 +30,8 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "VGG11BN": functools.partial(VGG11, norm="batchnorm"),
     "ResNet18": ResNet18,
     "ResNet18BN": functools.partial(ResNet18, norm="batchnorm"),
-    "MLP": MLP,
+    "MLP": MLP,   # the official networks.py's: two hidden layers of 128
+    "MLP128": functools.partial(MLP, hidden=(128,)),   # PAD's paper: one (pad.txt l. 456)
     "ViT": ViT,   # GLaD's ViTCIFAR: patch 4, dim 512, depth 6
     "ViTTiny": functools.partial(ViT, dim=128, depth=4, heads=4, dim_head=32, mlp_dim=256),
 }

@@ -1,10 +1,12 @@
-"""ResNet18 as in the official code (3x3 stem, no stem pooling), instance or batch norm."""
+"""ResNet18 as in the official code (3x3 stem, no stem pooling), instance or batch norm;
+a 64 px input (Tiny ImageNet) takes the stem at stride 2 (pad.txt line 456, the official
+PAD networks.py's res=64), ending on the 32 px net's 4x4 map."""
 from __future__ import annotations
 
 import flax.linen as nn
 import jax
 
-from dd_jax.models import layers
+from dd_jax.models import classic, layers
 
 
 class BasicBlock(nn.Module):
@@ -34,7 +36,9 @@ class ResNet18(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True):
-    x = layers.Conv(64, 3, 1, 1, use_bias=False, conv_impl=self.conv_impl, name="conv1")(x)
+    stride = classic.stem_stride(x)
+    x = layers.Conv(64, 3, stride, 1, use_bias=False, conv_impl=self.conv_impl,
+                    name="conv1")(x)
     x = jax.nn.relu(layers.Norm(self.norm, train=train, name="norm1")(x))
     for stage, (features, stride) in enumerate(((64, 1), (128, 2), (256, 2), (512, 2))):
       for b in range(2):

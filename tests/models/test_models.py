@@ -117,6 +117,18 @@ def test_logits_equal_pytorch_with_the_same_weights(name, shape, norm=None):
   np.testing.assert_allclose(layout.flatten(params), flat_torch, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("name", ["LeNet", "AlexNet", "VGG11", "ResNet18", "MLP128"])
+def test_tiny_imagenet_nets_take_pads_strides_and_equal_pytorch(name):
+  """pad.txt line 456: at 64 px the first conv of ResNet, LeNet and AlexNet runs at
+  stride 2 and VGG's last pooling too, so the classifier sees the 32 px net's features."""
+  test_logits_equal_pytorch_with_the_same_weights(name, (64, 64, 3))
+  fc_inputs = {"LeNet": 16 * 5 * 5, "AlexNet": 192 * 4 * 4, "VGG11": 512, "ResNet18": 512,
+               "MLP128": 64 * 64 * 3}
+  params = _init(models.build(name, 10), (64, 64, 3))["params"]
+  first = {"LeNet": "fc0", "MLP128": "fc0"}.get(name, "fc")
+  assert params[first]["kernel"].shape[0] == fc_inputs[name]
+
+
 def test_layernorm_convnet_equals_pytorch_too():
   test_logits_equal_pytorch_with_the_same_weights("ConvNet", (28, 28, 1), norm="layernorm")
 
