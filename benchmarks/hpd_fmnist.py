@@ -9,9 +9,12 @@ python benchmarks/hpd_fmnist.py --root=/tmp/hpd --experts=/tmp/fm1h/experts
 The budget of the PAD ablation's IPC 1 MTT arm (benchmarks/pad_ablation.py: 3 plain-SGD
 experts x 3 epochs, N=20, M=2, start epochs {0, 1}, 500 outer steps): pixel MTT at
 lr_img 1000; GLaD at layer 2 of the prior's 5 (4 synthesis layers + ToRGB) with GLaD's
-MTT learning rates (w 10, f 10,000), 500 steps; H-PD from layer 1, 125 steps on each of
-layers 1..4 (500 in all), the recorded latents with the smallest class-relevant
-distance exported. --prior is a trained prior folder (benchmarks/gan_prior.py writes
+MTT learning rates (w 10, f 10,000), 500 steps; `hpd` as the paper (configs'
+default): two spaces of two layers from layer 1, 250 steps each, each space's best
+latents by the class-relevant distance (a ResNet-18 trained here) carried on, the final
+set chosen by accuracy on 50 held-out training images per class (its experts are
+trained without them, in <root>/experts_holdout); `hpd_code` as the released code
+(variant code=1): 125 steps on each of layers 1..4, the last layer's final latents. --prior is a trained prior folder (benchmarks/gan_prior.py writes
 one; python -m dd_jax.gan.train too); --mtt an existing pixel MTT arm of this budget
 (its synset.npz is evaluated here again, across architectures). Every set: 5 nets x
 1000 epochs per architecture. Each arm resumes in <root>/<arm>. --step-time=K only times each arm's outer step
@@ -30,12 +33,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common, pad_ablation  # noqa: E402
 
-ARMS = ("mtt", "glad", "hpd")
+ARMS = ("mtt", "glad", "hpd", "hpd_code")
 MODELS = "ConvNet,AlexNet,VGG11,ResNet18"
 
 
-# H-PD's layers on the small prior: 1..4 (4 synthesis layers + ToRGB).
+# H-PD's layers on the small prior: 1..4 (4 synthesis layers + ToRGB), in spaces of
+# two (the paper) or one (the released code).
 HPD_LAYERS = 4
+HPD_SPACES = {"hpd": HPD_LAYERS // 2, "hpd_code": HPD_LAYERS}
 
 
 def distill_flags(arm: str, experts: str, prior: str, budget: argparse.Namespace) -> list[str]:
@@ -51,11 +56,21 @@ def distill_flags(arm: str, experts: str, prior: str, budget: argparse.Namespace
             f"--config.eval.epochs={b.eval_epochs}"]
   if arm == "mtt":
     return [*pad_ablation.arm_flags("mtt", 1, "", experts), *shared]
-  variant = "ipc=1,glad=1" if arm == "glad" else "ipc=1"
-  return [f"--config=configs/fashion_mnist_hpd.py:{variant}", *pad_ablation.BUDGET,
-          f"--config.distill.lr_lr={pad_ablation.LR_LR[1]}", f"--config.gan.dir={prior}",
-          f"--config.hpd.steps_per_layer={b.iterations // HPD_LAYERS}",
-          f"--config.expert.dir={experts}", *shared]
+  variant = {"glad": "ipc=1,glad=1", "hpd": "ipc=1", "hpd_code": "ipc=1,code=1"}[arm]
+  # the paper's H-PD holds 50 training images per class out: experts without them
+  experts = holdout_experts(experts) if arm == "hpd" else experts
+  flags = [f"--config=configs/fashion_mnist_hpd.py:{variant}", *pad_ablation.BUDGET,
+           f"--config.distill.lr_lr={pad_ablation.LR_LR[1]}", f"--config.gan.dir={prior}",
+           f"--config.expert.dir={experts}", *shared]
+  if arm in HPD_SPACES:
+    flags.append(f"--config.hpd.steps_per_layer={b.iterations // HPD_SPACES[arm]}")
+  return flags
+
+
+def holdout_experts(experts: str) -> str:
+  """Where the paper-H-PD arm's experts go (trained on the training set less the held-out
+  images, the same budget), beside the shared ones."""
+  return os.path.join(os.path.dirname(os.path.abspath(experts)), "experts_holdout")
 
 
 def step_seconds(root: str, arm: str) -> str:
@@ -105,7 +120,7 @@ def main() -> None:
   p.add_argument("--train-per-class", type=int, default=0,
                  help="real training images per class (0 = all)")
   p.add_argument("--iterations", type=int, default=500,
-                 help="outer steps per arm (H-PD: split evenly over its 4 layers)")
+                 help="outer steps per arm (H-PD: split evenly over its spaces)")
   p.add_argument("--syn-steps", type=int, default=20, help="student steps N per segment")
   p.add_argument("--eval-epochs", type=int, default=1000, help="evaluation epochs")
   p.add_argument("--num-experts", type=int, default=3, help="experts (of --experts)")

@@ -38,6 +38,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.zca = False              # ZCA whitening (MTT's CIFAR runs)
   config.data.zca_epsilon = 0.1        # ZCA regulariser added to the eigenvalues
   config.data.train_per_class = 0      # 0 = all; >0 keeps that many per class (tiny runs)
+  config.data.holdout_per_class = 0    # training images per class held out (hpd.select=accuracy)
   config.data.test_limit = 0           # 0 = whole test set
 
   config.model = ml_collections.ConfigDict()
@@ -263,14 +264,24 @@ def base_config() -> ml_collections.ConfigDict:
   config.glad.chunk = 10               # images rendered together (rematerialised)
   config.glad.clip = 10.0              # |f| at initialisation
 
-  # H-PD (distill/hpd.py, distill.parameterization="hpd"): GLaD's latents layer by
-  # layer from start_layer, steps_per_layer outer steps each (paper: MTT/DC 100, DM
-  # 10-20), the recorded latents chosen by the class-relevant feature distance.
+  # H-PD (distill/hpd.py, distill.parameterization="hpd"): GLaD's latents space by
+  # space from start_layer (layers_per_space generator layers each; the paper's main
+  # setting 2, hpd.txt Tables 12-14), steps_per_layer outer steps each (paper: MTT/DC
+  # 100, DM 20), each space's best latents by the class-relevant feature distance (CAM
+  # of a net with global pooling, trained here) carried to the next; the final set
+  # chosen by held-out accuracy (select="accuracy", data.holdout_per_class) or distance.
   config.hpd = ml_collections.ConfigDict()
   config.hpd.start_layer = 1           # the first layer distilled
   config.hpd.steps_per_layer = 100     # outer steps at each layer
-  config.hpd.select = "distance"       # distance (paper) | last (the released code)
+  config.hpd.layers_per_space = 1      # generator layers per optimisation space (Tables 12-14)
+  config.hpd.record_every = 10         # steps between a space's distance checks (keeps its best)
+  config.hpd.select = "distance"       # distance (the search) | accuracy (paper, l. 47) | last
   config.hpd.real_per_class = 100      # real images per class for the selection distance
+  config.hpd.distance_net = "ResNet18"   # the CAM net: an arch trained here, or "expert"
+  config.hpd.distance_epochs = 20      # its training epochs on the (non-held-out) training set
+  config.hpd.distance_lr = 0.01        # its SGD lr (momentum 0.9, weight decay 5e-4)
+  config.hpd.select_nets = 2           # select=accuracy: nets trained per recorded set
+  config.hpd.select_epochs = 300       # select=accuracy: their epochs (eval.protocol's recipe)
 
   # Devices (dd_jax/sharding.py): the inner batch split over `data` devices, the
   # experts_per_step segments over `experts` devices. data=-1: as many as divide the batch.
@@ -614,8 +625,12 @@ def hpd(layer: int, steps: dict[str, int] | None = None
         ) -> Callable[[ml_collections.ConfigDict, dict], None]:
   """H-PD (and GLaD) on the GAN prior: distill.parameterization="hpd" with GLaD's
   learning rates for the objective. Variants: `glad=1` (GLaD: one layer, `layer`, no
-  progression), `method=dc|dm` (the objective), `prior=random` (GLaD's random prior).
-  `steps`: H-PD's steps per layer by objective (paper: MTT/DC 100, DM 20)."""
+  progression), `method=dc|dm` (the objective), `prior=random` (GLaD's random prior),
+  `code=1` (the released H-PD code: one layer per space, no search within a space, the
+  last space's set). `steps`: H-PD's steps per space by objective (paper: MTT/DC 100,
+  DM 20). H-PD as the paper: two generator layers per space (Tables 12-14), each
+  space's best latents by the class-relevant distance carried on (Sec. 3.3), the final
+  set by accuracy on 50 held-out training images per class (line 47)."""
   steps = steps or {"mtt": 100, "dc": 100, "dm": 20}
 
   def method(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
@@ -634,13 +649,24 @@ def hpd(layer: int, steps: dict[str, int] | None = None
       d.parameterization = "glad"
     else:
       d.parameterization = "hpd"
-      config.hpd.steps_per_layer = 2 if args.get("runlocal") else steps[d.method]
+      h = config.hpd
+      h.steps_per_layer = 2 if args.get("runlocal") else steps[d.method]
+      if switch(args, "code", default=False):
+        h.layers_per_space, h.record_every, h.select = 1, 0, "last"
+      else:
+        h.layers_per_space, h.select = 2, "accuracy"
+        config.data.holdout_per_class = 50
     if args.get("runlocal"):
       g = config.gan
       g.resolution, g.num_layers, g.channel_base, g.channel_max = 16, 3, 64, 8
       g.w_dim, g.z_dim, g.train_steps, g.batch_size = 16, 8, 4, 8
       config.glad.layer, config.glad.average_samples = min(layer, 2), 16
       config.hpd.real_per_class = 5
+      # three layers: one per space; a 1-epoch distance net, 1 net x 2 epochs to select
+      config.hpd.layers_per_space, config.hpd.record_every = 1, 1
+      config.hpd.distance_epochs, config.hpd.select_nets, config.hpd.select_epochs = 1, 1, 2
+      if config.data.holdout_per_class:
+        config.data.holdout_per_class = 2
 
   return method
 

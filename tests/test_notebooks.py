@@ -58,13 +58,14 @@ def test_the_losses_notebook_lowers_the_matching_loss_with_our_functions_only(tm
   assert 0.1 < real <= 1 and 0.1 < distilled <= 1 and images == 1
 
 
-def test_the_gan_notebook_trains_a_prior_and_keeps_the_nearest_layer(tmp_path):
+def test_the_gan_notebook_trains_a_prior_and_keeps_the_best_space(tmp_path):
   text, images = _execute("gan_prior", tmp_path)
   assert re.search(r"pixel MSE ([\d.]+) -> ([\d.]+)", text)
-  distances = {int(k): float(v) for k, v in re.findall(r"layer (\d): distance ([\d.]+)", text)}
-  assert sorted(distances) == [1, 2, 3]     # the runlocal prior's three synthesis layers
-  chosen = int(re.search(r"chosen: layer (\d) \(by distance\)", text).group(1))
-  assert distances[chosen] == min(distances.values())
+  scores = {int(k): (float(d), float(a)) for k, d, a in re.findall(
+      r"layer (\d): distance ([\d.]+), held-out accuracy ([\d.]+)", text)}
+  assert sorted(scores) == [1, 2, 3]        # the runlocal prior's three synthesis layers
+  chosen = int(re.search(r"chosen: layer (\d) \(by accuracy\)", text).group(1))
+  assert scores[chosen][1] == max(a for _, a in scores.values())
   assert images == 3                        # the prior's samples, the images, the accuracy
   assert os.path.exists(tmp_path / "fashion_mnist_hpd_ipc1_small" / "synset.npz")
 

@@ -1,21 +1,23 @@
-"""H-PD: GLaD's latents optimised layer by layer through the generator.
+"""H-PD: GLaD's latents optimised space by space through the generator (hpd.txt Sec. 3.3,
+Algorithm 1).
 
-Starting with f after `hpd.start_layer` layers, each layer k runs `hpd.steps_per_layer`
-outer steps of the configured objective with a fresh optimiser (an ordinary GLaD run
-at glad.layer = k, in its own folder), then f advances one layer (f <- layer_k(f, ws),
-clipped again) and ws keeps being optimised. After every layer the latents are
-recorded (copied to disk, never referenced) with their class-relevant feature distance
-(the paper's): with a trained network (the first expert's last snapshot),
+Optimisation spaces start at layer `hpd.start_layer` and are `hpd.layers_per_space`
+generator layers apart (the paper's main setting two, Tables 12-14); they must divide the
+layers from the start to the image. In each space k, `hpd.steps_per_layer` outer steps
+of the configured objective run with a fresh optimiser (an ordinary GLaD run at
+glad.layer = k, in its own folder). Every `hpd.record_every` steps (and at the space's
+start and end) the latents are scored by the class-relevant feature distance
+(distill/hpd_select.py), and the space's best latents, not its last, are recorded and
+passed on: f advanced through the space's layers (clipped again), ws kept optimising.
+The final set is the recorded one with the best held-out accuracy (`hpd.select =
+"accuracy"`, the paper's "real performance", on `data.holdout_per_class` training
+images), the smallest distance (`"distance"`), or the last space's (`"last"`; with
+`record_every = 0`, no search within a space either: the released code).
 
-  d = sum_c || mean_{x in real_c} cam_c(x) - mean_{x in syn_c} cam_c(x) ||^2,
-  cam_c(x) = ReLU(d logit_c / d features) * features(x)   (penultimate features),
-
-and the final set is the recorded one with the smallest distance (`hpd.select =
-"distance"`), or the last layer's (`"last"`, what the released code ends with).
-
-  distill/layer_<k>/        layer k's run (resumable like any run)
-  distill/layer_<k>.npz     its final latents, labels, lr and distance
-  distill/hpd.json          every layer's distance and the choice
+  distill/layer_<k>/        space k's run (resumable like any run)
+  distill/layer_<k>.best.npz  its best latents so far (a resumed space keeps them)
+  distill/layer_<k>.npz     its recorded latents, labels, lr, distance (and accuracy)
+  distill/hpd.json          every space's scores and the choice
 """
 from __future__ import annotations
 
@@ -25,23 +27,47 @@ import functools
 import os
 from typing import Callable
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from dd_jax.data import indexing
 from dd_jax.errors import require
-from dd_jax.distill import run
+from dd_jax.distill import hpd_select, run
 from dd_jax.metadata import read_npz, write_json_atomic, write_npz_atomic
-from dd_jax.models.layers import Dense
 
-SELECT = ("distance", "last")
+SELECT = ("accuracy", "distance", "last")
+
+
+@dataclasses.dataclass
+class BestLatents:
+  """A space's best latents by the distance, kept on disk as they improve."""
+  path: str
+  record_every: int               # 0: only the final latents count
+  iterations: int
+  score: Callable[[np.ndarray, np.ndarray], float]   # distance of rendered images
+
+  def best_distance(self) -> float:
+    if not os.path.exists(self.path):
+      return float("inf")
+    return float(read_npz(self.path)["distance"])
+
+  def offer(self, distiller, state, done: int) -> None:
+    due = done == self.iterations or (self.record_every and done % self.record_every == 0)
+    if not due:
+      return
+    images, labels = distiller.synset(state)
+    distance = self.score(images, labels)
+    if distance < self.best_distance() or not os.path.exists(self.path):
+      write_npz_atomic(self.path, ws=np.asarray(state.images["ws"]),
+                       f=np.asarray(state.images["f"]), labels=np.asarray(state.labels),
+                       lr=np.float32(distiller.syn_lr(state)), distance=np.float64(distance),
+                       step=np.int64(done))
 
 
 @dataclasses.dataclass
 class LayerStage:
-  """What one layer's `Distiller` needs beyond its config (the Stage interface)."""
+  """What one space's `Distiller` needs beyond its config (the Stage interface)."""
   layer: int
   last_layer: int
   run_dir: str
@@ -49,6 +75,7 @@ class LayerStage:
   step_offset: int
   sequential: bool = False
   warm_start: None = None
+  best: BestLatents | None = None
 
   @property
   def index(self) -> int:
@@ -67,50 +94,43 @@ class LayerStage:
   def union(self, images, labels):
     return np.asarray(images), np.asarray(labels)
 
+  def after_step(self, distiller, state, done: int) -> None:
+    if self.best is not None:
+      self.best.offer(distiller, state, done)
+
+
+def spaces(config: ml_collections.ConfigDict, num_layers: int) -> list[int]:
+  """The layers where optimisation spaces start."""
+  h = config.hpd
+  return list(range(h.start_layer, num_layers, h.layers_per_space))
+
 
 def validate(config: ml_collections.ConfigDict, num_layers: int | None = None) -> None:
   h = config.hpd
   require(h.steps_per_layer >= 1, "hpd.steps_per_layer", f"is {h.steps_per_layer}",
-          "run >= 1 outer step per layer (the paper: 100 for MTT/DC, 10-20 for DM)")
+          "run >= 1 outer step per space (the paper: 100 for MTT/DC, 20 for DM)")
   require(h.select in SELECT, "hpd.select", f"unknown {h.select!r}",
           f"use one of {', '.join(SELECT)}")
   require(h.real_per_class >= 1, "hpd.real_per_class", f"is {h.real_per_class}",
           "use e.g. 100 real images per class for the distance")
+  require(h.layers_per_space >= 1, "hpd.layers_per_space", f"is {h.layers_per_space}",
+          "group >= 1 generator layer per space (the paper: 2)")
+  require(h.record_every >= 0, "hpd.record_every", f"is {h.record_every}",
+          "use 0 (the final latents only) or the steps between distance checks")
+  hpd_select.validate(config)
   if num_layers is not None:
     require(0 <= h.start_layer < num_layers, "hpd.start_layer",
             f"is {h.start_layer}, the prior has layers 0..{num_layers - 1} before its image",
             f"use a layer in [0, {num_layers - 1}]")
-
-
-def cam_features(model, params, images: jax.Array, labels: jax.Array) -> jax.Array:
-  """ReLU(d logit_y / d features) * features: each image's class-relevant features
-  (the ConvNet family: features are the classifier's flattened input)."""
-  feats = model.apply({"params": params}, images, train=False, features=True)
-  head = Dense(model.num_classes)
-
-  def logit(f, y):
-    return head.apply({"params": params["fc"]}, f[None])[0, y]
-
-  grads = jax.vmap(jax.grad(logit))(feats, labels)
-  return jax.nn.relu(grads) * feats
-
-
-def class_relevant_distance(model, params, real: jax.Array, real_labels: jax.Array,
-                            syn: jax.Array, syn_labels: jax.Array,
-                            num_classes: int) -> float:
-  """sum over classes of |mean CAM features of real_c - mean of syn_c|^2."""
-  real_cam = cam_features(model, params, real, real_labels)
-  syn_cam = cam_features(model, params, syn, syn_labels)
-  total = 0.0
-  for c in range(num_classes):
-    r, s = real_cam[real_labels == c], syn_cam[syn_labels == c]
-    if len(s):
-      total += float(jnp.sum(jnp.square(jnp.mean(r, 0) - jnp.mean(s, 0))))
-  return total
+    count = num_layers - h.start_layer
+    require(count % h.layers_per_space == 0, "hpd.layers_per_space",
+            f"{h.layers_per_space} does not divide the {count} generator layers from "
+            f"hpd.start_layer={h.start_layer} to the image",
+            "use a divisor of " + str(count) + " or move hpd.start_layer")
 
 
 class ProgressiveDistiller(run.StagedRun):
-  """Runs the layers in order; a restarted run skips finished layers."""
+  """Runs the spaces in order; a restarted run skips finished spaces."""
 
   def _layer_config(self, k: int) -> ml_collections.ConfigDict:
     c = copy.deepcopy(self.config)
@@ -120,8 +140,8 @@ class ProgressiveDistiller(run.StagedRun):
     return c
 
   def _initial(self, k: int, previous: dict | None, distiller) -> tuple[dict, np.ndarray]:
-    """Layer k's starting latents: the prior's at the first layer, else the previous
-    layer's final ws and its f advanced through layer k - 1 (clipped again)."""
+    """Space k's starting latents: the prior's at the first space, else the previous
+    space's recorded ws and its f advanced through the layers up to k (clipped again)."""
     from dd_jax.distill import latent
     space, prior, g = distiller.space, distiller.prior[0], self.config.glad
     if previous is None:
@@ -131,25 +151,53 @@ class ProgressiveDistiller(run.StagedRun):
       return latent.initial_latents(space, prior, train_prior.prior_classes(self.config, labels),
                                     g.init, self.config.seed, g.average_samples,
                                     g.clip), labels
-    ws = jnp.asarray(previous["ws"])
-    f = space.gen.advance(prior, ws, jnp.asarray(previous["f"]), k - 1)
+    ws, f = jnp.asarray(previous["ws"]), jnp.asarray(previous["f"])
+    for layer in range(int(previous["layer"]), k):
+      f = space.gen.advance(prior, ws, f, layer)
     f = jnp.clip(jnp.nan_to_num(f, nan=0.0, posinf=g.clip, neginf=-g.clip), -g.clip, g.clip)
     return {"ws": ws, "f": f}, previous["labels"]
 
-  def _distance(self, distiller, images: np.ndarray, labels: np.ndarray) -> float:
-    """The class-relevant distance of rendered images, the first expert's last
-    snapshot as the trained network (DC/DM runs have no experts: NaN, not ranked)."""
-    if distiller.reader is None:
-      return float("nan")
-    p = self.prepared
-    params = distiller.reader.params(distiller.reader.experts[0], distiller.reader.epochs,
-                                     distiller.abstract)
-    idx = indexing.sample_per_class(p.y_train, p.num_classes, self.config.hpd.real_per_class,
+  def _scorer(self, distiller) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The class-relevant distance of rendered images (NaN when hpd.distance_net is
+    "expert" and the run has no experts: DC/DM)."""
+    p, h = self.prepared, self.config.hpd
+    if h.distance_net == "expert":
+      if distiller.reader is None:
+        return lambda images, labels: float("nan")
+      params = distiller.reader.params(distiller.reader.experts[0], distiller.reader.epochs,
+                                       distiller.abstract)
+      net = hpd_select.CamNet(distiller.model, {"params": params}, pooled=False)
+    else:
+      net = self._net
+    idx = indexing.sample_per_class(p.y_train, p.num_classes, h.real_per_class,
                                     seed=self.config.seed + 7, field="hpd.real_per_class")
-    hard = labels if labels.ndim == 1 else labels.argmax(1)
-    return class_relevant_distance(distiller.model, params, jnp.asarray(p.x_train[idx]),
-                                   jnp.asarray(p.y_train[idx]), jnp.asarray(images),
-                                   jnp.asarray(hard), p.num_classes)
+    real, real_labels = jnp.asarray(p.x_train[idx]), jnp.asarray(p.y_train[idx])
+
+    def score(images, labels):
+      hard = labels if labels.ndim == 1 else labels.argmax(1)
+      return hpd_select.class_relevant_distance(net, real, real_labels, jnp.asarray(images),
+                                                jnp.asarray(hard), p.num_classes)
+    return score
+
+  def _record(self, distiller, k: int, best_path: str) -> dict:
+    """Space k's recorded latents: its best by distance (or its final ones)."""
+    state = distiller.final_state
+    if os.path.exists(best_path):
+      best = read_npz(best_path)
+      state = state.replace(images={"ws": jnp.asarray(best["ws"]), "f": jnp.asarray(best["f"])},
+                            labels=jnp.asarray(best["labels"]))
+      lr, distance, step = float(best["lr"]), float(best["distance"]), int(best["step"])
+    else:
+      lr, step = float(distiller.syn_lr(state)), self.config.hpd.steps_per_layer
+      distance = self._scorer(distiller)(*distiller.synset(state))
+    record = dict(ws=np.asarray(state.images["ws"]), f=np.asarray(state.images["f"]),
+                  labels=np.asarray(state.labels), lr=np.float32(lr),
+                  distance=np.float64(distance), step=np.int64(step), layer=np.int64(k))
+    if self.config.hpd.select == "accuracy":
+      images, labels = distiller.synset(state)
+      record["accuracy"] = np.float64(hpd_select.holdout_accuracy(
+          self.config, self.prepared, images, labels, lr))
+    return record
 
   def run(self) -> str:
     from dd_jax import summaries
@@ -159,43 +207,56 @@ class ProgressiveDistiller(run.StagedRun):
     h = self.config.hpd
     num_layers = train_prior.load_prior(self.config, self.workdir, self.prepared)[0].num_layers
     validate(self.config, num_layers)
+    if h.distance_net != "expert":
+      self._net = hpd_select.distance_net(self.config, self.workdir, self.prepared)
     records, previous, offset, summary = [], None, 0, ""
-    for k in range(h.start_layer, num_layers):
+    for k in spaces(self.config, num_layers):
       path = os.path.join(self.run_dir, f"layer_{k}.npz")
       config = self._layer_config(k)
       if not os.path.exists(path):
+        best_path = os.path.join(self.run_dir, f"layer_{k}.best.npz")
         stage = LayerStage(k, num_layers - 1, os.path.join(self.run_dir, f"layer_{k}"),
                            functools.partial(self._initial, k, previous), offset)
         distiller = run.Distiller(config, self.workdir, self.prepared, stage=stage)
+        if h.record_every:
+          stage.best = BestLatents(best_path, h.record_every, config.distill.iterations,
+                                   self._scorer(distiller))
         summary = distiller.run()
-        state = distiller.final_state
-        images, labels = distiller.synset(state)
-        write_npz_atomic(path, ws=np.asarray(state.images["ws"]), f=np.asarray(state.images["f"]),
-              labels=np.asarray(state.labels), lr=np.float32(distiller.syn_lr(state)),
-              distance=np.float64(self._distance(distiller, images, labels)))
+        write_npz_atomic(path, **self._record(distiller, k, best_path))
       previous = read_npz(path)
-      records.append({"layer": k, "distance": float(previous["distance"])})
+      records.append({"layer": k, "distance": float(previous["distance"]),
+                      "step": int(previous["step"]),
+                      **({"accuracy": float(previous["accuracy"])}
+                         if "accuracy" in previous else {})})
       offset += config.distill.iterations
-    ranked = [r for r in records if np.isfinite(r["distance"])]
-    chosen = (min(ranked, key=lambda r: r["distance"])
-              if h.select == "distance" and ranked else records[-1])
-    if chosen is not records[-1]:   # export the chosen layer's set as the synthetic set
-      stored = read_npz(os.path.join(self.run_dir, f"layer_{chosen['layer']}.npz"))
-      distiller = run.Distiller(self._layer_config(chosen["layer"]), self.workdir,
-                                self.prepared, stage=LayerStage(
-                                    chosen["layer"], num_layers - 1, os.path.join(
-                                        self.run_dir, f"layer_{chosen['layer']}"),
-                                    None, offset))
-      state = distiller._state_like().replace(
-          images={"ws": jnp.asarray(stored["ws"]), "f": jnp.asarray(stored["f"])},
-          labels=jnp.asarray(stored["labels"]),
-          lr_param=state_lib.lr_to_param(float(stored["lr"]),
-                                         self.config.distill.syn_lr_param))
-      writer = summaries.create_writer(self.workdir)
-      distiller.export(state, writer)
-      writer.flush()
+    chosen = self._choose(records)
+    # export the chosen space's recorded set as the synthetic set
+    stored = read_npz(os.path.join(self.run_dir, f"layer_{chosen['layer']}.npz"))
+    distiller = run.Distiller(self._layer_config(chosen["layer"]), self.workdir,
+                              self.prepared, stage=LayerStage(
+                                  chosen["layer"], num_layers - 1, os.path.join(
+                                      self.run_dir, f"layer_{chosen['layer']}"),
+                                  None, offset))
+    state = distiller._state_like().replace(
+        images={"ws": jnp.asarray(stored["ws"]), "f": jnp.asarray(stored["f"])},
+        labels=jnp.asarray(stored["labels"]),
+        lr_param=state_lib.lr_to_param(float(stored["lr"]), self.config.distill.syn_lr_param))
+    writer = summaries.create_writer(self.workdir)
+    distiller.export(state, writer)
+    writer.flush()
     write_json_atomic(os.path.join(self.run_dir, "hpd.json"),
                       {"layers": records, "select": h.select, "chosen": chosen})
+    score = "accuracy" if h.select == "accuracy" else "distance"
     return (summary + "\n" if summary else "") + (
-        f"H-PD: layer {chosen['layer']} chosen ({h.select}; distances "
-        + ", ".join(f"{r['layer']}: {r['distance']:.4g}" for r in records) + ")")
+        f"H-PD: layer {chosen['layer']} chosen ({h.select}; {score} "
+        + ", ".join(f"{r['layer']}: {r.get(score, float('nan')):.4g}" for r in records)
+        + ")")
+
+  def _choose(self, records: list[dict]) -> dict:
+    select = self.config.hpd.select
+    if select == "accuracy":
+      return max(records, key=lambda r: r["accuracy"])
+    ranked = [r for r in records if np.isfinite(r["distance"])]
+    if select == "distance" and ranked:
+      return min(ranked, key=lambda r: r["distance"])
+    return records[-1]

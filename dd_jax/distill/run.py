@@ -750,6 +750,8 @@ class Distiller:
     last_log = start_time
     self.eval_seconds = 0.0
     try:
+      if start_step == 0 and self.stage is not None:
+        self.stage.after_step(self, state, 0)   # H-PD scores a space's start too
       for step in range(start_step, d.iterations):
         if d.eval_every and step % d.eval_every == 0 and not self._evaluated(step):
           self.evaluate(state, writer)
@@ -775,6 +777,8 @@ class Distiller:
           logging.warning("step %d: the student lr reached distill.min_syn_lr=%g and was "
                           "held there", step, d.min_syn_lr)
         done = step + 1
+        if self.stage is not None:
+          self.stage.after_step(self, state, done)
         if (done % d.log_every == 0 or done == d.iterations
             or time.perf_counter() - last_log >= LOG_AT_LEAST_EVERY_S):
           self._log(writer, done, metrics, where, start_step, start_time)

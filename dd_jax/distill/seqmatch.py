@@ -104,6 +104,9 @@ class Stage:
     return (np.concatenate([frozen[0], np.asarray(images)]),
             np.concatenate([frozen[1], np.asarray(labels)]))
 
+  def after_step(self, distiller, state, done: int) -> None:
+    """Nothing after a subset's steps (H-PD's spaces keep their best latents here)."""
+
   def sequence(self, images, labels, lr: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Sequential evaluation's stages: S1, S1+S2, ..., up to this subset at `lr`."""
     return _unions(self.earlier + [Subset(np.asarray(images), np.asarray(labels), lr)])

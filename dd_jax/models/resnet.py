@@ -35,14 +35,17 @@ class ResNet18(nn.Module):
   conv_impl: str = "auto"
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True):
+  def __call__(self, x: jax.Array, train: bool = True, features: bool = False):
+    """Logits; `features=True`: the last block's map [B, h, w, 512] before the pooling."""
     stride = classic.stem_stride(x)
     x = layers.Conv(64, 3, stride, 1, use_bias=False, conv_impl=self.conv_impl,
                     name="conv1")(x)
     x = jax.nn.relu(layers.Norm(self.norm, train=train, name="norm1")(x))
-    for stage, (features, stride) in enumerate(((64, 1), (128, 2), (256, 2), (512, 2))):
+    for stage, (width, stride) in enumerate(((64, 1), (128, 2), (256, 2), (512, 2))):
       for b in range(2):
-        x = BasicBlock(features, stride if b == 0 else 1, self.norm, self.conv_impl,
+        x = BasicBlock(width, stride if b == 0 else 1, self.norm, self.conv_impl,
                        name=f"layer{stage + 1}_{b}")(x, train)
+    if features:
+      return x
     x = x.mean(axis=(1, 2))  # the official avg_pool2d(4) on the final 4x4 map
     return layers.Dense(self.num_classes, name="fc")(x)

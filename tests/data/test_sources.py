@@ -99,6 +99,24 @@ def test_arrays_source_and_per_class_sampling():
     sources.from_arrays("toy", x.astype(np.float32), y, x[:6], y[:6])
 
 
+def test_held_out_training_images_leave_the_training_split():
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 255, (30, 8, 8), dtype=np.uint8)
+  y = np.repeat(np.arange(3), 10)
+  ds = sources.from_arrays("toy", x, y, x[:6], y[:6])
+  config = ml_collections.ConfigDict(dict(holdout_per_class=2))
+  p = pipeline.prepare(config, ds)
+  assert len(p.y_train) == 24 and len(p.y_holdout) == 6
+  assert (np.bincount(p.y_holdout) == 2).all()
+  train_rows = {r.tobytes() for r in p.dataset.x_train}
+  held = pipeline.split_holdout(ds, 2)[1]
+  assert not train_rows & {r.tobytes() for r in held}     # disjoint, none seen in training
+  assert p.describe()["holdout_size"] == 6 and p.x_holdout.dtype == np.float32
+  assert "holdout_size" not in pipeline.prepare(ml_collections.ConfigDict(), ds).describe()
+  with pytest.raises(ConfigError, match=r"^data\.holdout_per_class: 11 images"):
+    pipeline.prepare(ml_collections.ConfigDict(dict(holdout_per_class=11)), ds)
+
+
 @pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
                     reason="Debian package dataset-fashion-mnist not installed")
 def test_real_fashion_mnist_is_the_offline_default():

@@ -1,5 +1,6 @@
-"""H-PD: GLaD's latents optimised layer by layer, f advanced one layer at a time, every
-layer's latents recorded with the class-relevant feature distance, the best exported."""
+"""H-PD: GLaD's latents optimised space by space, each space's best latents (by the
+class-relevant feature distance) carried on, the final set chosen by distance or by
+accuracy on held-out training images."""
 import json
 import os
 
@@ -7,8 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import pytest
+
 from dd_jax import models
-from dd_jax.distill import hpd, run
+from dd_jax.distill import hpd, hpd_select, run
+from dd_jax.errors import ConfigError
 from tests.distill.conftest import _config, _synset
 
 
@@ -20,6 +24,7 @@ def _hpd(shared):
     g.channel_max, g.w_dim, g.z_dim = 8, 16, 8
     config.glad.chunk = 5
     config.hpd.start_layer, config.hpd.steps_per_layer, config.hpd.real_per_class = 2, 2, 5
+    config.hpd.distance_epochs, config.hpd.record_every = 1, 1
   return config
 
 
@@ -58,14 +63,109 @@ def test_layers_run_in_order_carrying_ws_and_the_best_layer_is_exported(shared, 
   np.testing.assert_array_equal(_synset(work)["images"], got["images"])
 
 
+def test_each_space_keeps_its_best_latents_by_distance_across_a_resume(tmp_path):
+  scores = iter([3.0, 1.0, 2.0, 5.0])
+
+  class Fake:
+    def synset(self, state):
+      return np.zeros((2, 4, 4, 1)), np.array([0, 1])
+
+    def syn_lr(self, state):
+      return 0.01
+
+  class State:
+    def __init__(self, v):
+      self.images = {"ws": np.full((2, 3), v), "f": np.full((2, 1), v)}
+      self.labels = np.array([0, 1])
+
+  best = hpd.BestLatents(str(tmp_path / "best.npz"), record_every=2, iterations=5,
+                         score=lambda images, labels: next(scores))
+  for done in range(6):          # scored at 0, 2, 4 and the last step, 5
+    best.offer(Fake(), State(done), done)
+  got = np.load(tmp_path / "best.npz")
+  assert (int(got["step"]), float(got["distance"])) == (2, 1.0)
+  assert (got["ws"] == 2).all()
+  resumed = hpd.BestLatents(best.path, 2, 5, score=lambda *_: 1.5)   # worse: kept
+  resumed.offer(Fake(), State(9), 4)
+  assert int(np.load(best.path)["step"]) == 2
+
+
+def test_spaces_group_layers_and_a_grouping_that_does_not_divide_is_refused(shared):
+  config = _hpd(shared)
+  with config.unlocked():
+    config.hpd.start_layer, config.hpd.layers_per_space = 1, 2
+  assert hpd.spaces(config, 5) == [1, 3]
+  with pytest.raises(ConfigError, match=r"^hpd\.layers_per_space: 2 does not divide the 3 "
+                                        r"generator layers from hpd\.start_layer=1"):
+    hpd.validate(config, 4)
+  with config.unlocked():
+    config.hpd.select = "accuracy"
+  with pytest.raises(ConfigError, match=r"^hpd\.select: .accuracy. .*data\.holdout_per_class is 0"):
+    hpd.validate(config)
+
+
+def test_spaces_of_two_layers_and_the_choice_by_held_out_accuracy(shared, tmp_path):
+  config = _hpd(shared)
+  with config.unlocked():
+    config.distill.update(method="dm", batch_real=8)
+    config.glad.lr_w, config.glad.lr_f = 1e-2, 10.0
+    config.hpd.start_layer, config.hpd.layers_per_space, config.hpd.select = 0, 2, "accuracy"
+    config.hpd.select_nets, config.hpd.select_epochs = 1, 3
+    config.data.holdout_per_class = 3
+  work = str(tmp_path / "hpd")
+  summary = run.distill(config, work)
+  layers = [_load(os.path.join(work, "distill", f"layer_{k}.npz")) for k in (0, 2)]
+  assert not os.path.exists(os.path.join(work, "distill", "layer_1.npz"))
+  with open(os.path.join(work, "distill", "hpd.json")) as f:
+    record = json.load(f)
+  accuracies = [r["accuracy"] for r in record["layers"]]
+  assert [r["layer"] for r in record["layers"]] == [0, 2]
+  assert all(0.0 <= a <= 1.0 for a in accuracies)
+  assert record["chosen"]["layer"] == [0, 2][int(np.argmax(accuracies))]
+  assert f"layer {record['chosen']['layer']} chosen (accuracy" in summary
+  assert layers[1]["ws"].shape == layers[0]["ws"].shape
+
+
 def test_cam_features_of_a_convnet_are_relu_class_weights_times_features():
   model = models.build("ConvNet", 3, width=4, depth=2)
   x = jax.random.normal(jax.random.PRNGKey(0), (5, 8, 8, 1))
   params = model.init(jax.random.PRNGKey(1), x, train=False)["params"]
   y = jnp.array([0, 1, 2, 1, 0])
-  cam = hpd.cam_features(model, params, x, y)
+  net = hpd_select.CamNet(model, {"params": params}, pooled=False)
+  cam = hpd_select.cam_features(net, x, y)
   feats = model.apply({"params": params}, x, train=False, features=True)
   want = jax.nn.relu(params["fc"]["kernel"].T[y]) * feats
   np.testing.assert_allclose(cam, want, rtol=1e-6)
-  assert hpd.class_relevant_distance(model, params, x, y, x, y, 3) == 0.0
-  assert hpd.class_relevant_distance(model, params, x, y, x * 2 + 1, y, 3) > 0.0
+  assert hpd_select.class_relevant_distance(net, x, y, x, y, 3) == 0.0
+  assert hpd_select.class_relevant_distance(net, x, y, x * 2 + 1, y, 3) > 0.0
+
+
+def test_cam_of_a_globally_pooled_resnet_weights_its_feature_maps_by_the_class():
+  """hpd.txt Eq. 5-6 with a net that pools before its head: d logit_c / d map is
+  W_c / (h w) at every position, so the CAM is each image's map weighted by its class."""
+  model = models.build("ResNet18", 3)
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 16, 16, 3))
+  variables = model.init(jax.random.PRNGKey(1), x, train=False)
+  y = jnp.array([0, 1, 2, 1])
+  net = hpd_select.CamNet(model, variables, pooled=True)
+  cam = hpd_select.cam_features(net, x, y)
+  maps = model.apply(variables, x, train=False, features=True)          # [4, 2, 2, 512]
+  w = variables["params"]["fc"]["kernel"].T[y] / (maps.shape[1] * maps.shape[2])
+  want = (jax.nn.relu(w)[:, None, None, :] * maps).reshape(4, -1)
+  np.testing.assert_allclose(cam, want, rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(model.apply(variables, x, train=False),
+                             maps.mean((1, 2)) @ variables["params"]["fc"]["kernel"]
+                             + variables["params"]["fc"]["bias"], rtol=1e-5, atol=1e-5)
+  other = hpd_select.cam_features(net, x[::-1], y)
+  assert not np.allclose(cam, other)                   # the CAM follows the input
+  with pytest.raises(ConfigError, match=r"^hpd\.distance_net: 'ConvNet' has no global pooling"):
+    config = _hpd_config_with(distance_net="ConvNet")
+    hpd_select.validate(config)
+
+
+def _hpd_config_with(**hpd_fields):
+  from configs import fashion_mnist_hpd
+  config = fashion_mnist_hpd.get_config("ipc=1,runlocal")
+  with config.unlocked():
+    config.hpd.update(hpd_fields)
+  return config
