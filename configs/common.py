@@ -274,7 +274,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.hpd.start_layer = 1           # the first layer distilled
   config.hpd.steps_per_layer = 100     # outer steps at each layer
   config.hpd.layers_per_space = 1      # generator layers per optimisation space (Tables 12-14)
-  config.hpd.record_every = 10         # steps between a space's distance checks (keeps its best)
+  config.hpd.record_every = 10         # steps between a space's checks (0: keep its last)
+  config.hpd.search = "distance"       # what ranks a space's latents: distance | loss (Table 15)
   config.hpd.select = "distance"       # distance (the search) | accuracy (paper, l. 47) | last
   config.hpd.real_per_class = 100      # real images per class for the selection distance
   config.hpd.distance_net = "ResNet18"   # the CAM net: an arch trained here, or "expert"

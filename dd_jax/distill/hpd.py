@@ -39,25 +39,34 @@ from dd_jax.metadata import read_npz, write_json_atomic, write_npz_atomic
 SELECT = ("accuracy", "distance", "last")
 
 
+SEARCH = ("distance", "loss")   # what ranks a space's latents (Table 15)
+
+
 @dataclasses.dataclass
 class BestLatents:
-  """A space's best latents by the distance, kept on disk as they improve."""
+  """A space's best latents, kept on disk as they improve: by the class-relevant
+  distance of their images, or (`by_loss`, Table 15's other basis) by the step's
+  matching loss (the space's start, which has none, is not ranked then)."""
   path: str
   record_every: int               # 0: only the final latents count
   iterations: int
   score: Callable[[np.ndarray, np.ndarray], float]   # distance of rendered images
+  by_loss: bool = False
 
   def best_distance(self) -> float:
     if not os.path.exists(self.path):
       return float("inf")
     return float(read_npz(self.path)["distance"])
 
-  def offer(self, distiller, state, done: int) -> None:
+  def offer(self, distiller, state, done: int, metrics: dict | None = None) -> None:
     due = done == self.iterations or (self.record_every and done % self.record_every == 0)
-    if not due:
+    if not due or (self.by_loss and metrics is None):
       return
-    images, labels = distiller.synset(state)
-    distance = self.score(images, labels)
+    if self.by_loss:
+      distance = float(metrics["loss"])
+    else:
+      images, labels = distiller.synset(state)
+      distance = self.score(images, labels)
     if distance < self.best_distance() or not os.path.exists(self.path):
       write_npz_atomic(self.path, ws=np.asarray(state.images["ws"]),
                        f=np.asarray(state.images["f"]), labels=np.asarray(state.labels),
@@ -94,9 +103,9 @@ class LayerStage:
   def union(self, images, labels):
     return np.asarray(images), np.asarray(labels)
 
-  def after_step(self, distiller, state, done: int) -> None:
+  def after_step(self, distiller, state, done: int, metrics: dict | None = None) -> None:
     if self.best is not None:
-      self.best.offer(distiller, state, done)
+      self.best.offer(distiller, state, done, metrics)
 
 
 def spaces(config: ml_collections.ConfigDict, num_layers: int) -> list[int]:
@@ -117,6 +126,8 @@ def validate(config: ml_collections.ConfigDict, num_layers: int | None = None) -
           "group >= 1 generator layer per space (the paper: 2)")
   require(h.record_every >= 0, "hpd.record_every", f"is {h.record_every}",
           "use 0 (the final latents only) or the steps between distance checks")
+  require(h.search in SEARCH, "hpd.search", f"unknown {h.search!r}",
+          f"use one of {', '.join(SEARCH)} (or hpd.record_every=0: no search)")
   hpd_select.validate(config)
   if num_layers is not None:
     require(0 <= h.start_layer < num_layers, "hpd.start_layer",
@@ -220,7 +231,7 @@ class ProgressiveDistiller(run.StagedRun):
         distiller = run.Distiller(config, self.workdir, self.prepared, stage=stage)
         if h.record_every:
           stage.best = BestLatents(best_path, h.record_every, config.distill.iterations,
-                                   self._scorer(distiller))
+                                   self._scorer(distiller), by_loss=h.search == "loss")
         summary = distiller.run()
         write_npz_atomic(path, **self._record(distiller, k, best_path))
       previous = read_npz(path)

@@ -778,7 +778,7 @@ class Distiller:
                           "held there", step, d.min_syn_lr)
         done = step + 1
         if self.stage is not None:
-          self.stage.after_step(self, state, done)
+          self.stage.after_step(self, state, done, metrics)
         if (done % d.log_every == 0 or done == d.iterations
             or time.perf_counter() - last_log >= LOG_AT_LEAST_EVERY_S):
           self._log(writer, done, metrics, where, start_step, start_time)

@@ -104,7 +104,7 @@ class Stage:
     return (np.concatenate([frozen[0], np.asarray(images)]),
             np.concatenate([frozen[1], np.asarray(labels)]))
 
-  def after_step(self, distiller, state, done: int) -> None:
+  def after_step(self, distiller, state, done: int, metrics: dict | None = None) -> None:
     """Nothing after a subset's steps (H-PD's spaces keep their best latents here)."""
 
   def sequence(self, images, labels, lr: float) -> list[tuple[np.ndarray, np.ndarray, float]]:

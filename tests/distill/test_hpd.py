@@ -88,6 +88,14 @@ def test_each_space_keeps_its_best_latents_by_distance_across_a_resume(tmp_path)
   resumed = hpd.BestLatents(best.path, 2, 5, score=lambda *_: 1.5)   # worse: kept
   resumed.offer(Fake(), State(9), 4)
   assert int(np.load(best.path)["step"]) == 2
+  # Table 15's other basis: the step's matching loss (the start has none: not ranked)
+  by_loss = hpd.BestLatents(str(tmp_path / "loss.npz"), 1, 3, score=None, by_loss=True)
+  by_loss.offer(Fake(), State(0), 0)
+  assert not os.path.exists(by_loss.path)
+  for done, loss in ((1, 0.7), (2, 0.4), (3, 0.9)):
+    by_loss.offer(Fake(), State(done), done, {"loss": loss})
+  assert (int(np.load(by_loss.path)["step"]), float(np.load(by_loss.path)["distance"])) == (
+      2, 0.4)
 
 
 def test_spaces_group_layers_and_a_grouping_that_does_not_divide_is_refused(shared):
