@@ -153,6 +153,97 @@ PAD_DM = _matching("dm", {1: ("hard", 0.5, None), 10: ("hard", 0.2, 0.25),
                           500: ("easy", 0.15, 0.75)})
 PAD_MATCHING = {"dc": PAD_DC, "dm": PAD_DM}
 
+@dataclasses.dataclass(frozen=True)
+class Setting:
+  """One hyperparameter or component of a paper stated once for all settings."""
+  what: str                    # in the paper's words
+  field: str                   # our field, "section.field"
+  paper: object                # the paper's value, by our field's meaning
+  source: str                  # where the paper says it
+  code: object = None          # the official code's value where it differs
+  deviation: str = ""          # why our default differs from the paper (rarely)
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingsTable:
+  """A paper's global settings, checked against one config (`config`, a "file:variant")
+  and its `code=1` variant; the "ours" column is read from the config when rendered."""
+  name: str
+  source: str
+  config: str
+  settings: tuple[Setting, ...]
+  option: str = "code=1"
+
+  def load(self, code: bool = False):
+    import importlib
+    path, _, variant = self.config.partition(":")
+    module = importlib.import_module(path.replace("/", ".").removesuffix(".py"))
+    return module.get_config(variant + (f",{self.option}" if code else ""))
+
+
+def field_value(config, field: str):
+  section, _, name = field.rpartition(".")
+  value = config[section][name]
+  return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+AST = SettingsTable(
+    name="ast", source="ast.txt (lines 320, 350; Eq. 22-23)",
+    config="configs/cifar10_ast.py:ipc=10",
+    settings=(
+        Setting("expert trajectories", "expert.num_experts", 50, "line 320", code=100),
+        Setting("epochs per expert", "expert.epochs", 50, "lines 320, 350"),
+        Setting("expert optimiser: SGD with momentum", "expert.momentum", 0.9, "line 350"),
+        Setting("clipped loss: lambda 0.5 -> 1 over the first epochs", "expert.clip_epochs",
+                5, "line 350", code=10),
+        Setting("gradient penalty mu", "expert.gp_weight", 1.0, "line 350", code=2.0),
+        Setting("gradient penalty norm (per image)", "expert.gp_norm", "sample", "Eq. 9",
+                code="channel"),
+        Setting("expert lr reduced at epoch", "expert.lr_step_after", (25,), "line 350",
+                code=(27,)),
+        Setting("... by the factor", "expert.lr_step_factor", 0.5, "line 350", code=0.6),
+        Setting("K-Means features for the initialisation", "distill.kmeans_features",
+                "penultimate", "Sec. IV-C1", code="logits"),
+        Setting("balanced loss vartheta", "distill.balance_offset", 8.0, "line 350"),
+        Setting("balanced loss log base (natural)", "distill.balance_log_base",
+                2.718281828459045, "Eq. 13", code=5.0),
+        Setting("intermediate matching, equal scale beta", "distill.intermediate", "equal",
+                "line 350"),
+        Setting("weight perturbation rho", "distill.perturb_rho", 0.1, "line 350", code=1.0),
+        Setting("... filter-normalised", "distill.perturb_style", "filter", "Eq. 20",
+                code="tensor"),
+        Setting("matching normalised by the perturbed start", "distill.perturb_normaliser",
+                "perturbed", "Eq. 22-23"),
+        Setting("student inner momentum (none)", "distill.inner_momentum", 0.0, "Eq. 1",
+                code=0.9),
+        Setting("evaluation: 1000 iterations, lr halved at 500", "eval.protocol", "ast",
+                "line 350", code="ast_code"),
+    ))
+
+HPD = SettingsTable(
+    name="hpd", source="hpd.txt (Sec. 3.3-3.4, Appendix B.4-B.5)",
+    config="configs/fashion_mnist_hpd.py:ipc=1",
+    settings=(
+        Setting("generator layers per optimisation space", "hpd.layers_per_space", 2,
+                "lines 288, 299 (Tables 12-14)", code=1),
+        Setting("steps per space (MTT/DC; DM 20)", "hpd.steps_per_layer", 100,
+                "lines 128, 299"),
+        Setting("a space's best latents passed on (checks every k steps)",
+                "hpd.record_every", 10, "line 9, Sec. 3.3 (k not given)", code=0),
+        Setting("... ranked by the class-relevant feature distance", "hpd.search",
+                "distance", "Eq. 6, Table 15"),
+        Setting("the final set by real performance", "hpd.select", "accuracy", "line 47",
+                code="last"),
+        Setting("the CAM network: a ResNet-18 (ImageNet-1k in the paper; the released "
+                "code computes no distance)",
+                "hpd.distance_net", "ResNet18", "line 313",
+                deviation="trained here on the run's data: no ImageNet weights offline"),
+        Setting("initialisation by averaged noise (IPC 1)", "glad.init", "average",
+                "Sec. 3.4"),
+    ))
+
+SETTINGS = (AST, HPD)
+
 TABLES = (SEQMATCH, PAD, PAD_DC, PAD_DM)
 
 
@@ -191,17 +282,35 @@ def render(table: PaperTable) -> str:
   return "\n".join(lines)
 
 
+def render_settings(table: SettingsTable) -> str:
+  """Each setting: the paper's value, the official code's, ours read from the config."""
+  ours, code = table.load(), table.load(code=True)
+  lines = [f"Generated from `configs/papers.py` ({table.source}); \"ours\" is "
+           f"`{table.config}` and `{table.option}` its official-code variant, checked by "
+           "tests/test_paper_settings.py.", "",
+           "| setting | field | paper | official code | ours | `" + table.option + "` |",
+           "|---|---|---|---|---|---|"]
+  for st in table.settings:
+    note = f" ({st.deviation})" if st.deviation else ""
+    lines.append(f"| {st.what} ({st.source}) | `{st.field}` | {_show(st.paper)} | "
+                 f"{_show(st.code) if st.code is not None else 'same'} | "
+                 f"{_show(field_value(ours, st.field))}{note} | "
+                 f"{_show(field_value(code, st.field))} |")
+  return "\n".join(lines)
+
+
 def _block(name: str) -> tuple[str, str]:
   return f"<!-- generated: papers.{name} -->", f"<!-- end: papers.{name} -->"
 
 
 def rewrite(text: str) -> str:
-  for table in TABLES:
+  for table in TABLES + SETTINGS:
     start, end = _block(table.name)
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     if not pattern.search(text):
       raise SystemExit(f"{METHODS_MD} has no {start} ... {end} block for {table.name}")
-    text = pattern.sub(lambda _: f"{start}\n{render(table)}\n{end}", text)
+    body = render(table) if isinstance(table, PaperTable) else render_settings(table)
+    text = pattern.sub(lambda _, body=body: f"{start}\n{body}\n{end}", text)
   return text
 
 

@@ -129,3 +129,14 @@ def test_pad_on_dc_dm_prunes_statically_by_ipc_as_tables_6_and_7(method, dataset
     module.get_config("ipc=50,fiex=1")
   with pytest.raises(ValueError, match=r"Table 7 .*ipc=1.*distill\.param_mask_ratio"):
     module.get_config("ipc=1,fiem=1")
+
+
+@pytest.mark.parametrize("table", papers.SETTINGS, ids=lambda t: t.name)
+def test_global_settings_are_the_papers_and_code_1_the_official_codes(table):
+  ours, code = table.load(), table.load(code=True)
+  for st in table.settings:
+    got = papers.field_value(ours, st.field)
+    if not st.deviation:
+      assert got == pytest.approx(st.paper), (table.name, st.field)
+    want = st.code if st.code is not None else (got if st.deviation else st.paper)
+    assert papers.field_value(code, st.field) == pytest.approx(want), (table.name, st.field)
