@@ -237,7 +237,8 @@ HPD = SettingsTable(
         Setting("the CAM network: a ResNet-18 (ImageNet-1k in the paper; the released "
                 "code computes no distance)",
                 "hpd.distance_net", "ResNet18", "line 313",
-                deviation="trained here on the run's data: no ImageNet weights offline"),
+                deviation="trained here on the run's data, as no ImageNet weights are "
+                "offline; torchvision's convert with python -m dd_jax.models.imagenet"),
         Setting("initialisation by averaged noise (IPC 1)", "glad.init", "average",
                 "Sec. 3.4"),
     ))

@@ -155,6 +155,46 @@ class ResNet18(nn.Module):
     return self.classifier(out)
 
 
+class _TorchvisionBlock(nn.Module):
+  def __init__(self, cin, cout, stride):
+    super().__init__()
+    self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+    self.bn1 = nn.BatchNorm2d(cout)
+    self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+    self.bn2 = nn.BatchNorm2d(cout)
+    self.downsample = None
+    if stride != 1 or cin != cout:
+      self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                      nn.BatchNorm2d(cout))
+
+  def forward(self, x):
+    out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+    return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet18ImageNet(nn.Module):
+  """torchvision's resnet18 with its state-dict names (conv1, bn1, layer1.0.conv1, ...,
+  layer2.0.downsample.0, fc)."""
+
+  def __init__(self, num_classes=1000):
+    super().__init__()
+    self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+    self.bn1 = nn.BatchNorm2d(64)
+    self.maxpool = nn.MaxPool2d(3, 2, 1)
+    cin = 64
+    for i, (cout, stride) in enumerate(((64, 1), (128, 2), (256, 2), (512, 2))):
+      setattr(self, f"layer{i + 1}", nn.Sequential(_TorchvisionBlock(cin, cout, stride),
+                                                   _TorchvisionBlock(cout, cout, 1)))
+      cin = cout
+    self.fc = nn.Linear(512, num_classes)
+
+  def forward(self, x):
+    x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+    for i in range(1, 5):
+      x = getattr(self, f"layer{i}")(x)
+    return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
 def build(name, channel, num_classes, im_size):
   res = 64 if im_size[0] == 64 else 32
   return {

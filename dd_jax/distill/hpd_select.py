@@ -8,11 +8,13 @@ feed global pooling and a linear head,
   cam_c(x) = ReLU(d logit_c / d f(x)) * f(x),
   d = sum_c || mean_{x in real_c} cam_c(x) - mean_{x in syn_c} cam_c(x) ||^2.
 
-The paper uses an ImageNet-trained ResNet-18 (line 313). Here the default is a
-ResNet-18 (global average pooling before `fc`) trained on the run's own training set
-(`hpd.distance_net`, `hpd.distance_epochs`), cached under <workdir>/hpd/; "expert" takes
-the first expert's last snapshot (a ConvNet: its flattened linear head, dd_jax's choice
-before 2026-12).
+The paper uses an ImageNet-trained ResNet-18 (line 313): convert torchvision's weights
+with `python -m dd_jax.models.imagenet` and set `hpd.distance_net=<the .msgpack>`; the
+data's classes are read as the ImageNet classes `gan.class_map` names. Without weights
+(offline) the default is a ResNet-18 (global average pooling before `fc`) trained on the
+run's own training set (`hpd.distance_net="ResNet18"`, `hpd.distance_epochs`), cached
+under <workdir>/hpd/; "expert" takes the first expert's last snapshot (a ConvNet: its
+flattened linear head, dd_jax's choice before 2026-12).
 
 Held-out accuracy (`hpd.select = "accuracy"`, line 47: "based on the real performance"):
 `hpd.select_nets` nets trained `hpd.select_epochs` epochs on a recorded set with the
@@ -47,17 +49,33 @@ POOLED = ("ResNet18", "ResNet18BN")   # nets with global pooling before the line
 @dataclasses.dataclass(frozen=True)
 class CamNet:
   """A trained net the distance reads: `pooled` = features are a map that the head
-  averages (ResNet), else the head's flattened input (ConvNet)."""
+  averages (ResNet), else the head's flattened input (ConvNet); `class_index` maps the
+  data's classes to the head's outputs (an ImageNet net: gan.class_map), None = same."""
   model: nn.Module
   variables: dict
   pooled: bool
+  class_index: tuple[int, ...] | None = None
+
+
+def is_weights_file(name: str) -> bool:
+  return name.endswith(".msgpack")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   h = config.hpd
-  require(h.distance_net == "expert" or h.distance_net in POOLED, "hpd.distance_net",
-          f"{h.distance_net!r} has no global pooling before its head",
-          f"use one of {', '.join(POOLED)} (trained here) or 'expert'")
+  if is_weights_file(h.distance_net):
+    require(os.path.exists(h.distance_net), "hpd.distance_net",
+            f"{h.distance_net} does not exist",
+            "convert torchvision's resnet18 weights with python -m dd_jax.models.imagenet")
+    require(len(config.gan.class_map) > 0, "gan.class_map",
+            "an ImageNet CAM net needs the data's classes as ImageNet indices",
+            "set gan.class_map (e.g. configs/imagenette_hpd.py's), or hpd.distance_net="
+            "'ResNet18'")
+  else:
+    require(h.distance_net == "expert" or h.distance_net in POOLED, "hpd.distance_net",
+            f"{h.distance_net!r} has no global pooling before its head",
+            f"use one of {', '.join(POOLED)} (trained here), a converted ImageNet "
+            "ResNet-18 (.msgpack) or 'expert'")
   require(h.distance_epochs >= 1, "hpd.distance_epochs", f"is {h.distance_epochs}",
           "train the distance net for >= 1 epoch")
   if h.select == "accuracy":
@@ -80,6 +98,8 @@ def cam_features(net: CamNet, images: jax.Array, labels: jax.Array) -> jax.Array
     z = jnp.mean(f, axis=(0, 1)) if net.pooled else f
     return head.apply(fc, z[None])[0, y]
 
+  if net.class_index is not None:
+    labels = jnp.asarray(net.class_index)[labels]
   grads = jax.vmap(jax.grad(logit))(feats, labels)
   return (jax.nn.relu(grads) * feats).reshape(feats.shape[0], -1)
 
@@ -110,6 +130,14 @@ def distance_net(config: ml_collections.ConfigDict, workdir: str,
   decay 5e-4, lr x0.1 at half, the experts' augmentation), read from its cache file
   when one exists for the same data and settings."""
   h = config.hpd
+  if is_weights_file(h.distance_net):
+    from dd_jax.models import imagenet
+    model, variables = imagenet.load(h.distance_net)
+    class_map = tuple(int(c) for c in config.gan.class_map)
+    require(len(class_map) == prepared.num_classes, "gan.class_map",
+            f"{len(class_map)} classes for the data's {prepared.num_classes}",
+            "give one ImageNet index per class")
+    return CamNet(model, variables, pooled=True, class_index=class_map)
   model = models.build(h.distance_net, prepared.num_classes, field="hpd.distance_net",
                        conv_impl=config.model.conv_impl)
   meta = _net_meta(config, prepared)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import io
 import os
 import pickle
 import struct
@@ -31,13 +30,11 @@ import sys
 import numpy as np
 
 from dd_jax.errors import ConfigError, require
+from dd_jax.torch_pickle import (_load_from_bytes, _numpy_globals,
+                                 _rebuild_from_type, _rebuild_parameter,
+                                 _rebuild_tensor_v2)
 from dd_jax.gan.generator import FORMAT, save
 
-LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
-STORAGE_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64,
-                  "HalfStorage": np.float16, "LongStorage": np.int64,
-                  "IntStorage": np.int32, "ShortStorage": np.int16,
-                  "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
 SAFE_BUILTINS = {"set": set, "frozenset": frozenset, "slice": slice, "complex": complex,
                  "bytearray": bytearray}
 
@@ -95,98 +92,9 @@ def _reconstruct_persistent_obj(meta):
   return PersistentObject(str(meta["class_name"]), meta.get("state") or {}, digest)
 
 
-class StorageRef:
-  """A storage's dtype marker inside a legacy torch.save stream."""
-
-  def __init__(self, dtype):
-    self.dtype = dtype
-
-
-class _StorageUnpickler(pickle.Unpickler):
-  """The small pickles of a legacy torch.save stream (magic, version, sys info, the
-  storage reference, the key list): only storage classes resolve."""
-
-  def __init__(self, f):
-    super().__init__(f)
-    self.refs = []
-
-  def find_class(self, module, name):
-    if module == "torch" and name in STORAGE_DTYPES:
-      return StorageRef(STORAGE_DTYPES[name])
-    raise pickle.UnpicklingError(f"unexpected global {module}.{name} in a tensor storage")
-
-  def persistent_load(self, pid):
-    if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-      raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
-    self.refs.append(pid)
-    return pid
-
-
-def _load_from_bytes(blob: bytes) -> np.ndarray:
-  """torch.storage._load_from_bytes: a legacy torch.save stream of one storage -> the
-  flat NumPy array of its elements."""
-  f = io.BytesIO(blob)
-  magic = _StorageUnpickler(f).load()
-  if magic != LEGACY_MAGIC:
-    raise pickle.UnpicklingError("a tensor storage is not a legacy torch.save stream")
-  _StorageUnpickler(f).load()   # protocol version
-  sys_info = _StorageUnpickler(f).load()
-  if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
-    raise pickle.UnpicklingError("big-endian tensor storages are not supported")
-  inner = _StorageUnpickler(f)
-  pid = inner.load()
-  keys = _StorageUnpickler(f).load()
-  arrays = {}
-  for key in keys:
-    ref = next(r for r in inner.refs if r[2] == key)
-    dtype = np.dtype(ref[1].dtype)
-    (count,) = struct.unpack("<q", f.read(8))
-    arrays[key] = np.frombuffer(f.read(count * dtype.itemsize), dtype=dtype.newbyteorder("<"))
-  flat = arrays[pid[2]]
-  view = pid[5] if len(pid) > 5 else None
-  if view is not None:   # old view storages: (view key, offset, size)
-    _, offset, size = view
-    flat = flat[offset:offset + size]
-  return flat
-
-
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None):
-  flat = np.asarray(storage)
-  size, stride = tuple(size), tuple(stride)
-  if not size:
-    return flat[storage_offset:storage_offset + 1].reshape(()).copy()
-  item = flat.dtype.itemsize
-  return np.lib.stride_tricks.as_strided(flat[storage_offset:], size,
-                                         [s * item for s in stride]).copy()
-
-
-def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None):
-  return data
-
-
-def _rebuild_from_type(func, new_type, args, state):
-  return func(*args)
-
-
 def _load_type(name):
   return {"NoneType": type(None), **SAFE_BUILTINS, "dict": dict, "list": list,
           "tuple": tuple}.get(name) or _stub("dill._dill", f"type_{name}")
-
-
-def _numpy_globals() -> dict:
-  """NumPy's own array and scalar reconstruction (both module paths: numpy 1 and 2)."""
-  try:
-    from numpy._core import multiarray
-  except ImportError:   # numpy 1
-    from numpy.core import multiarray
-  out = {}
-  for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    out[(mod, "_reconstruct")] = multiarray._reconstruct
-    out[(mod, "scalar")] = multiarray.scalar
-  out[("numpy", "ndarray")] = np.ndarray
-  out[("numpy", "dtype")] = np.dtype
-  return out
 
 
 ALLOWED = {

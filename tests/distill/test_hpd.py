@@ -177,3 +177,23 @@ def _hpd_config_with(**hpd_fields):
   with config.unlocked():
     config.hpd.update(hpd_fields)
   return config
+
+
+def test_an_imagenet_cam_net_reads_the_datas_classes_through_the_class_map(tmp_path):
+  from dd_jax.models import imagenet
+  model, variables = imagenet.template()
+  variables = jax.tree.map(lambda a: np.random.default_rng(0).normal(size=a.shape)
+                           .astype(np.float32) * 0.05, variables)
+  variables["batch_stats"] = jax.tree.map(np.abs, variables["batch_stats"])
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 32, 32, 3))
+  y = jnp.array([0, 1, 2])
+  mapped = hpd_select.CamNet(model, variables, pooled=True, class_index=(7, 217, 482))
+  direct = hpd_select.CamNet(model, variables, pooled=True)
+  np.testing.assert_allclose(hpd_select.cam_features(mapped, x, y),
+                             hpd_select.cam_features(direct, x, jnp.array([7, 217, 482])))
+  missing = _hpd_config_with(distance_net=str(tmp_path / "r18.msgpack"))
+  with pytest.raises(ConfigError, match=r"^hpd\.distance_net: .* does not exist"):
+    hpd_select.validate(missing)
+  (tmp_path / "r18.msgpack").write_bytes(b"")
+  with pytest.raises(ConfigError, match=r"^gan\.class_map: an ImageNet CAM net needs"):
+    hpd_select.validate(missing)
