@@ -9,12 +9,13 @@ python benchmarks/hpd_fmnist.py --root=/tmp/hpd --experts=/tmp/fm1h/experts
 The budget of the PAD ablation's IPC 1 MTT arm (benchmarks/pad_ablation.py: 3 plain-SGD
 experts x 3 epochs, N=20, M=2, start epochs {0, 1}, 500 outer steps): pixel MTT at
 lr_img 1000; GLaD at layer 2 of the prior's 5 (4 synthesis layers + ToRGB) with GLaD's
-MTT learning rates (w 10, f 10,000), 500 steps; `hpd` as the paper (configs'
+MTT learning rates (w 10, f 10,000), 500 steps; `hpd` as the paper (the configs'
 default): two spaces of two layers from layer 1, 250 steps each, each space's best
-latents by the class-relevant distance (a ResNet-18 trained here) carried on, the final
-set chosen by accuracy on 50 held-out training images per class (its experts are
-trained without them, in <root>/experts_holdout); `hpd_code` as the released code
-(variant code=1): 125 steps on each of layers 1..4, the last layer's final latents. --prior is a trained prior folder (benchmarks/gan_prior.py writes
+latents by the class-relevant distance (a ResNet-18 trained here, 2 epochs) carried
+on, the final set chosen by accuracy on 50 held-out training images per class (its
+experts are trained without them, in <root>/experts_holdout); `hpd_code` as the
+released code (variant code=1): 125 steps on each of layers 1..4, the last layer's
+final latents. --prior is a trained prior folder (benchmarks/gan_prior.py writes
 one; python -m dd_jax.gan.train too); --mtt an existing pixel MTT arm of this budget
 (its synset.npz is evaluated here again, across architectures). Every set: 5 nets x
 1000 epochs per architecture. Each arm resumes in <root>/<arm>. --step-time=K only times each arm's outer step
@@ -64,6 +65,8 @@ def distill_flags(arm: str, experts: str, prior: str, budget: argparse.Namespace
            f"--config.expert.dir={experts}", *shared]
   if arm in HPD_SPACES:
     flags.append(f"--config.hpd.steps_per_layer={b.iterations // HPD_SPACES[arm]}")
+  if arm == "hpd":   # the CAM net (a ResNet-18): 2 epochs on the budget's data, for a CPU
+    flags.append("--config.hpd.distance_epochs=2")
   return flags
 
 

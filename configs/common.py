@@ -279,7 +279,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.hpd.select = "distance"       # distance (the search) | accuracy (paper, l. 47) | last
   config.hpd.real_per_class = 100      # real images per class for the selection distance
   config.hpd.distance_net = "ResNet18"   # the CAM net: an arch trained here, or "expert"
-  config.hpd.distance_epochs = 20      # its training epochs on the (non-held-out) training set
+  config.hpd.distance_epochs = 20      # its epochs on the training set (a CPU run: 2-5)
   config.hpd.distance_lr = 0.01        # its SGD lr (momentum 0.9, weight decay 5e-4)
   config.hpd.select_nets = 2           # select=accuracy: nets trained per recorded set
   config.hpd.select_epochs = 300       # select=accuracy: their epochs (eval.protocol's recipe)

@@ -182,11 +182,12 @@ class ProgressiveDistiller(run.StagedRun):
       net = self._net
     idx = indexing.sample_per_class(p.y_train, p.num_classes, h.real_per_class,
                                     seed=self.config.seed + 7, field="hpd.real_per_class")
-    real, real_labels = jnp.asarray(p.x_train[idx]), jnp.asarray(p.y_train[idx])
+    real = hpd_select.class_means(net, jnp.asarray(p.x_train[idx]),
+                                  jnp.asarray(p.y_train[idx]), p.num_classes)
 
     def score(images, labels):
       hard = labels if labels.ndim == 1 else labels.argmax(1)
-      return hpd_select.class_relevant_distance(net, real, real_labels, jnp.asarray(images),
+      return hpd_select.class_relevant_distance(net, real, None, jnp.asarray(images),
                                                 jnp.asarray(hard), p.num_classes)
     return score
 

@@ -104,18 +104,20 @@ def cam_features(net: CamNet, images: jax.Array, labels: jax.Array) -> jax.Array
   return (jax.nn.relu(grads) * feats).reshape(feats.shape[0], -1)
 
 
-def class_relevant_distance(net: CamNet, real: jax.Array, real_labels: jax.Array,
+def class_means(net: CamNet, images: jax.Array, labels: jax.Array,
+                num_classes: int) -> dict[int, np.ndarray]:
+  """Each present class's mean CAM features (the real side is computed once a run)."""
+  cam, labels = np.asarray(cam_features(net, images, labels)), np.asarray(labels)
+  return {c: cam[labels == c].mean(0) for c in range(num_classes) if (labels == c).any()}
+
+
+def class_relevant_distance(net: CamNet, real: jax.Array | dict, real_labels: jax.Array,
                             syn: jax.Array, syn_labels: jax.Array, num_classes: int) -> float:
-  """sum over classes of |mean CAM features of real_c - mean of syn_c|^2 (Eq. 6)."""
-  real_cam = np.asarray(cam_features(net, real, real_labels))
-  syn_cam = np.asarray(cam_features(net, syn, syn_labels))
-  real_labels, syn_labels = np.asarray(real_labels), np.asarray(syn_labels)
-  total = 0.0
-  for c in range(num_classes):
-    r, s = real_cam[real_labels == c], syn_cam[syn_labels == c]
-    if len(s) and len(r):
-      total += float(np.sum(np.square(r.mean(0) - s.mean(0))))
-  return total
+  """sum over classes of |mean CAM features of real_c - mean of syn_c|^2 (Eq. 6);
+  `real` may be `class_means` of the real images already."""
+  r = real if isinstance(real, dict) else class_means(net, real, real_labels, num_classes)
+  s = class_means(net, syn, syn_labels, num_classes)
+  return float(sum(np.sum(np.square(r[c] - s[c])) for c in s if c in r))
 
 
 def _net_meta(config, prepared: pipeline.Prepared) -> dict:
