@@ -122,6 +122,7 @@ STATE_DICT_GLOBALS = {
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
     ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch", "Size"): tuple,
 }
 
 
@@ -140,8 +141,9 @@ class _StateDictUnpickler(pickle.Unpickler):
       return StorageRef(np.uint8)
     found = STATE_DICT_GLOBALS.get((module, name))
     if found is None:
-      raise ConfigError(self.field, f"the file needs {module}.{name}, which a weights file "
-                        "does not", "give a state dict saved with torch.save(model.state_dict())")
+      raise ConfigError(self.field, f"the file needs {module}.{name}, which a file of "
+                        "tensors does not: refused (it could run code)",
+                        "save tensors, lists and dicts only (e.g. model.state_dict())")
     return found
 
   def persistent_load(self, pid):
@@ -155,8 +157,9 @@ class _StateDictUnpickler(pickle.Unpickler):
     return self.storages[key]
 
 
-def load_state_dict(path: str, field: str = "path") -> dict[str, np.ndarray]:
-  """{name: array} of a torch.save'd state dict (zip format; torch >= 1.6)."""
+def load(path: str, field: str = "path"):
+  """Whatever tensors, lists, tuples and dicts a torch.save zip file holds (torch >= 1.6),
+  tensors as NumPy arrays; a file that needs any other global is refused."""
   try:
     archive = zipfile.ZipFile(path)
   except (OSError, zipfile.BadZipFile) as e:
@@ -176,6 +179,12 @@ def load_state_dict(path: str, field: str = "path") -> dict[str, np.ndarray]:
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, struct.error) as e:
       raise ConfigError(field, f"{path} is not a readable state dict ({e})",
                         "give a state dict saved with torch.save") from None
+  return obj
+
+
+def load_state_dict(path: str, field: str = "path") -> dict[str, np.ndarray]:
+  """{name: array} of a torch.save'd state dict."""
+  obj = load(path, field)
   if not isinstance(obj, dict):
     raise ConfigError(field, f"{path} holds a {type(obj).__name__}, not a state dict",
                       "save model.state_dict(), not the model")
