@@ -89,3 +89,14 @@ def table(rows: list[tuple], arms: list[str]) -> str:
     cells = {r[1]: f"{r[2]:.2f} ± {r[3]:.2f}" for r in rows if r[0] == ipc}
     lines.append(f"| {ipc} | " + " | ".join(cells.get(a, "-") for a in arms) + " |")
   return "\n".join(lines)
+
+
+def step_seconds(root: str, arm: str) -> str:
+  """Outer steps per second from the run's log (the distiller's last progress line)."""
+  rates = []
+  log = os.path.join(root, arm + ".log")
+  if os.path.exists(log):
+    with open(log) as f:
+      rates = [float(line.split(" steps/s")[0].rsplit(" ", 1)[1])
+               for line in f if " steps/s" in line]
+  return f"{1 / rates[-1]:.2f} s/step" if rates and rates[-1] > 0 else "n/a"

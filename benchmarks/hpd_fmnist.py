@@ -76,17 +76,6 @@ def holdout_experts(experts: str) -> str:
   return os.path.join(os.path.dirname(os.path.abspath(experts)), "experts_holdout")
 
 
-def step_seconds(root: str, arm: str) -> str:
-  """Outer steps per second from the run's log (the distiller's last progress line)."""
-  rates = []
-  log = os.path.join(root, arm + ".log")
-  if os.path.exists(log):
-    with open(log) as f:
-      rates = [float(line.split(" steps/s")[0].rsplit(" ", 1)[1])
-               for line in f if " steps/s" in line]
-  return f"{1 / rates[-1]:.2f} s/step" if rates and rates[-1] > 0 else "n/a"
-
-
 def timed_steps(root: str, arm: str, experts: str, prior: str,
                 budget: argparse.Namespace, steps: int) -> float:
   """Seconds per outer step of `arm` on the budget: `steps` steps logged one by one in
@@ -150,7 +139,7 @@ def main() -> None:
                                 distill_flags(arm, args.experts, args.prior, args),
                                 (f"--config.eval.models=({quoted},)",), source)
     tm = table[arm]["timing"]
-    print(f"{arm:<5} distil {tm['distill_s'] / 60:.1f} min ({step_seconds(args.root, arm)}), "
+    print(f"{arm:<5} distil {tm['distill_s'] / 60:.1f} min ({common.step_seconds(args.root, arm)}), "
           f"eval {tm['eval_s'] / 60:.1f} min, CPU {tm['cpu_s'] / 60:.1f} min "
           f"(this call {time.perf_counter() - t:.0f} s)", flush=True)
   models = args.models.split(",")

@@ -197,7 +197,8 @@ def import_synset(src: str, config, dst: str, lr: float | None = None) -> dict[s
           "give the labels_best.pt saved with the images")
   labels = labels.astype(np.int32) if labels.ndim == 1 else labels.astype(np.float32)
   lr = float(stored_lr) if stored_lr is not None else (lr or config.eval.lr)
-  meta = {"data": prepared.describe(), "imported_from": os.path.abspath(src),
+  meta = {"data": prepared.describe(), "config": {"data": config.data.to_dict()},
+          "imported_from": os.path.abspath(src),
           "lr_source": "lr_best.pt" if stored_lr is not None else "given"}
   return export.save_synset(dst[:-len(".npz")], images, labels, lr, prepared.pre,
                             prepared.num_classes, meta)

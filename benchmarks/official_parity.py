@@ -1,0 +1,326 @@
+"""Distillation parity with the official MTT code at equal budget (issue 26; MTT so far).
+
+  python benchmarks/official_parity.py --official=/tmp/mtt-distillation --root=/tmp/op \
+      --ipc=1 --seeds=0,1,2 [--iterations=200 --syn-steps=10 --expert-epochs=2 ...]
+
+Fashion-MNIST, both sides from the same experts (ours, trained by the first run and
+exported with dd_jax.interop to the official buffer layout) and, per seed, the same
+initial images (our `pix_init="real"` draw for that seed: the official run's dataset is
+handed exactly those images, so its `get_images` picks them), at the same N, M, start
+window, lr_img, lr_lr, lr_teacher, batch_syn and iterations. The official distill.py runs
+unchanged from a checkout (wandb and torchvision stood in for; its get_dataset replaced
+by one returning our preprocessed data), one subprocess per seed, torch seeded with the
+seed. Each final set is then evaluated by both protocols (benchmarks/eval_parity.py's
+"ours" and "official" arms, 5 nets each). Printed and written to <root>/table.md: per
+side and protocol the mean ± std over seeds (of each seed's 5-net mean), seconds per
+outer step (ours: the distiller's logged rate; official: the median gap between its
+loss logs) and peak RSS per side (whole process: ours includes training the experts in
+the first seed's run); <root>/losses.png has the matching-loss curves side by
+side. Every step resumes from <root>.
+
+Official distill.py on CPU: it draws start epochs with np.random.randint(0, T) and one
+expert per step, as ours; it evaluates at iterations 0 and the last (1 net x 1 epoch here:
+the real evaluation is the one after).
+"""
+import argparse
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from benchmarks import common, eval_parity  # noqa: E402
+
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def budget_flags(a, seed: int) -> list[str]:
+  return [f"--config=configs/fashion_mnist_mtt.py:ipc={a.ipc}",
+          f"--config.data.train_per_class={a.train_per_class}",
+          f"--config.expert.num_experts={a.num_experts}",
+          f"--config.expert.epochs={a.experts_epochs}",
+          f"--config.expert.dir={os.path.join(a.root, 'experts')}",
+          f"--config.distill.syn_steps={a.syn_steps}",
+          f"--config.distill.expert_epochs={a.expert_epochs}",
+          f"--config.distill.max_start_epoch={a.max_start_epoch}",
+          f"--config.distill.iterations={a.iterations}",
+          f"--config.distill.lr_img={a.lr_img}", f"--config.distill.lr_lr={a.lr_lr}",
+          f"--config.distill.lr_teacher={a.lr_teacher}",
+          f"--config.distill.batch_syn={a.batch_syn}",
+          "--config.distill.eval_every=0", f"--config.seed={seed}"]
+
+
+def timed(cmd: list[str], log: str) -> dict:
+  """Runs `cmd` from the repository root; its seconds and peak RSS (MiB)."""
+  t = time.perf_counter()
+  with open(log, "a") as f:
+    proc = subprocess.Popen(cmd, cwd=ROOT_DIR, stdout=f, stderr=f)
+    _, status, usage = os.wait4(proc.pid, 0)
+  if status:
+    sys.exit(f"failed ({status}): {' '.join(cmd)}; see {log}")
+  return {"seconds": time.perf_counter() - t, "peak_mib": usage.ru_maxrss / 1024}
+
+
+def prepared_data(a):
+  from configs import fashion_mnist_mtt
+  from dd_jax.data import pipeline
+  config = fashion_mnist_mtt.get_config(f"ipc={a.ipc}")
+  config.data.train_per_class = a.train_per_class
+  return config, pipeline.prepare(config.data)
+
+
+def run_ours(a, seed: int) -> dict:
+  work = os.path.join(a.root, f"ours_{seed}")
+  done = os.path.join(work, "timing.json")
+  if not os.path.exists(done):
+    os.makedirs(work, exist_ok=True)
+    t = timed([sys.executable, "-m", "dd_jax.main", *budget_flags(a, seed),
+               f"--workdir={work}"], work + ".log")
+    rate = common.step_seconds(a.root, f"ours_{seed}")   # "<x> s/step" from the log
+    t["step_s"] = float(rate.split()[0]) if rate != "n/a" else float("nan")
+    from dd_jax import report
+    loss = report.read_scalars(work).get("loss")
+    t["loss"] = [[int(s), float(v)] for s, v in zip(*loss)] if loss else []
+    with open(done, "w") as f:
+      json.dump(t, f)
+  with open(done) as f:
+    return json.load(f)
+
+
+def export_buffers(a) -> str:
+  """Our experts in the official layout: <root>/buffers/FashionMNIST/ConvNet."""
+  from dd_jax import interop
+  folder = os.path.join(a.root, "buffers", "FashionMNIST", "ConvNet")
+  if not os.path.exists(os.path.join(folder, "replay_buffer_0.pt")):
+    interop.export_experts(os.path.join(a.root, "experts"), folder)
+  return os.path.join(a.root, "buffers")
+
+
+def run_official(a, seed: int) -> dict:
+  work = os.path.join(a.root, f"official_{seed}")
+  done = os.path.join(work, "timing.json")
+  if not os.path.exists(done):
+    os.makedirs(work, exist_ok=True)
+    t = timed([sys.executable, os.path.abspath(__file__), "--run-official",
+               f"--seed={seed}", *sys.argv[1:]], work + ".log")
+    with open(os.path.join(work, "run.json")) as f:
+      t.update(json.load(f))
+    with open(done, "w") as f:
+      json.dump(t, f)
+  with open(done) as f:
+    return json.load(f)
+
+
+def official_args(a, seed: int, buffers: str) -> types.SimpleNamespace:
+  return types.SimpleNamespace(
+      dataset="FashionMNIST", subset="imagenette", model="ConvNet", res=128, ipc=a.ipc,
+      eval_mode="S", num_eval=1, eval_it=a.iterations, epoch_eval_train=1,
+      Iteration=a.iterations, lr_img=a.lr_img, lr_lr=a.lr_lr, lr_teacher=a.lr_teacher,
+      lr_init=a.lr_teacher, batch_real=256, batch_syn=a.batch_syn or None, batch_train=256,
+      pix_init="real", dsa="True", dsa_strategy="color_crop_cutout_flip_scale_rotate",
+      data_path="", buffer_path=buffers, expert_epochs=a.expert_epochs,
+      syn_steps=a.syn_steps, max_start_epoch=a.max_start_epoch, zca=False, load_all=False,
+      no_aug=False, texture=False, canvas_size=2, canvas_samples=1, max_files=None,
+      max_experts=None, force_save=False)
+
+
+def _stub_wandb(log: list, lrs: list):
+  wandb = types.ModuleType("wandb")
+  wandb.run = types.SimpleNamespace(name="parity")
+  wandb.config = types.SimpleNamespace(_items={})
+
+  def init(config=None, **_):
+    wandb.config._items = dict(vars(config))
+
+  def record(values, step=None):
+    if "Grand_Loss" in values:
+      log.append([step, float(values["Grand_Loss"]), time.perf_counter()])
+    if "Synthetic_LR" in values:
+      lrs.append(float(values["Synthetic_LR"]))
+
+  wandb.init, wandb.log, wandb.finish = init, record, lambda *_, **__: None
+  wandb.Histogram = wandb.Image = lambda *_, **__: None
+  sys.modules["wandb"] = wandb
+
+
+def official_main(a, seed: int) -> None:
+  """In the subprocess: the official distill.main on our data and initial images."""
+  import random
+  import torch
+  from dd_jax import interop
+  from dd_jax.distill import state as state_lib
+  config, p = prepared_data(a)
+  buffers = export_buffers(a)
+  work = os.path.join(a.root, f"official_{seed}")
+  images, labels = state_lib.initial_images(p.x_train, p.y_train, p.num_classes, a.ipc,
+                                            "real", seed)
+  utils = eval_parity.import_official(a.official)
+  torchvision = sys.modules["torchvision"]
+  if not hasattr(torchvision, "utils"):
+    torchvision.utils = types.SimpleNamespace(make_grid=lambda x, **_: x)
+  sys.modules.setdefault("torchvision.utils", torchvision.utils)
+  losses, lrs = [], []
+  _stub_wandb(losses, lrs)
+  sys.path.insert(0, a.official)
+  import distill   # the official distill.py
+  train = torch.utils.data.TensorDataset(torch.as_tensor(images.transpose(0, 3, 1, 2).copy()),
+                                         torch.as_tensor(labels.astype(np.int64)))
+  test = torch.utils.data.TensorDataset(torch.as_tensor(p.x_test.transpose(0, 3, 1, 2).copy()),
+                                        torch.as_tensor(p.y_test.astype(np.int64)))
+  mean, std = p.pre.describe().get("mean"), p.pre.describe().get("std")
+
+  def get_dataset(*_, **__):
+    loader = torch.utils.data.DataLoader(test, batch_size=256, shuffle=False)
+    identity = {c: c for c in range(p.num_classes)}
+    return (1, (28, 28), p.num_classes, [str(c) for c in range(p.num_classes)], mean, std,
+            train, test, loader, None, identity, identity)
+
+  distill.get_dataset = get_dataset
+  official_network = distill.get_network
+
+  def get_network(*args, **kwargs):
+    """The official net; DSA's one-channel batches come with strides today's torch reads
+    as channels-last, which its .view() refuses: standard strides, same values (as
+    benchmarks/eval_parity.py does)."""
+    net = official_network(*args, **kwargs)
+    net.register_forward_pre_hook(
+        lambda _, inputs: (inputs[0].clone(memory_format=torch.contiguous_format),
+                           *inputs[1:]))
+    return net
+
+  distill.get_network = get_network
+  # CPU: its image-saving branch calls .cuda(); the images and the lr are the parameters
+  # of the first two SGDs it creates, updated in place: kept to read them at the end.
+  torch.Tensor.cuda = lambda self, *_, **__: self
+  optimised = []
+  sgd = torch.optim.SGD
+
+  class RecordingSGD(sgd):
+    def __init__(self, params, *args, **kwargs):
+      params = list(params)
+      optimised.append(params)
+      super().__init__(params, *args, **kwargs)
+
+  torch.optim.SGD = RecordingSGD
+  torch.manual_seed(seed)
+  np.random.seed(seed)
+  random.seed(seed)
+  os.chdir(work)
+  start = time.perf_counter()
+  with contextlib.redirect_stdout(sys.stderr):
+    distill.main(official_args(a, seed, buffers))
+  seconds = time.perf_counter() - start
+  final_images, final_lr = optimised[0][0].detach(), optimised[1][0].detach()
+  out = os.path.join(work, "official")
+  os.makedirs(out, exist_ok=True)
+  torch.save(final_images.clone(), os.path.join(out, "images_best.pt"))
+  torch.save(torch.as_tensor(labels.astype(np.int64)), os.path.join(out, "labels_best.pt"))
+  torch.save(final_lr.clone(), os.path.join(out, "lr_best.pt"))
+  interop.import_synset(out, config, os.path.join(work, "synset.npz"))
+  gaps = np.diff([t for _, _, t in losses])
+  with open(os.path.join(work, "run.json"), "w") as f:
+    json.dump({"loss": [[s, v] for s, v, _ in losses], "distill_s": seconds,
+               "step_s": float(np.median(gaps)) if len(gaps) else float("nan")}, f)
+
+
+def evaluate(a, sets: list[str]) -> dict:
+  """eval_parity's "official" and "ours" arms on every set (resumable)."""
+  out = os.path.join(a.root, "eval")
+  common.run_module(["benchmarks.eval_parity", f"--official={a.official}", f"--out={out}",
+                     f"--sets={','.join(sets)}", "--arms=official,ours",
+                     f"--nets={a.nets}", f"--epochs={a.eval_epochs}"],
+                    os.path.join(a.root, "eval.log"))
+  with open(os.path.join(out, "results.json")) as f:
+    stored = json.load(f)
+  suffix = f"/nets={a.nets}/epochs={a.eval_epochs}"
+  return {s: {k[:-len(suffix)]: v for k, v in r.items() if k.endswith(suffix)}
+          for s, r in stored.items()}
+
+
+def loss_png(curves: dict, path: str) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6, 3.2))
+  for (side, seed), points in sorted(curves.items()):
+    if points:
+      s, v = zip(*points)
+      ax.plot(s, v, color="C0" if side == "ours" else "C1", alpha=0.6,
+              label=side if seed == min(k[1] for k in curves) else None)
+  ax.set_xlabel("outer step")
+  ax.set_ylabel("matching loss")
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--official", required=True, help="a checkout of mtt-distillation")
+  p.add_argument("--root", required=True)
+  p.add_argument("--ipc", type=int, default=1)
+  p.add_argument("--seeds", default="0,1,2")
+  p.add_argument("--train-per-class", type=int, default=1000)
+  p.add_argument("--num-experts", type=int, default=2)
+  p.add_argument("--experts-epochs", type=int, default=5, help="epochs per expert")
+  p.add_argument("--syn-steps", type=int, default=10)
+  p.add_argument("--expert-epochs", type=int, default=2, help="M")
+  p.add_argument("--max-start-epoch", type=int, default=2)
+  p.add_argument("--iterations", type=int, default=200)
+  p.add_argument("--lr-img", type=float, default=1000.0)
+  p.add_argument("--lr-lr", type=float, default=1e-7)
+  p.add_argument("--lr-teacher", type=float, default=0.01)
+  p.add_argument("--batch-syn", type=int, default=0, help="0: the whole set")
+  p.add_argument("--nets", type=int, default=5)
+  p.add_argument("--eval-epochs", type=int, default=300)
+  p.add_argument("--run-official", action="store_true", help=argparse.SUPPRESS)
+  p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+  a = p.parse_args()
+  if a.run_official:
+    official_main(a, a.seed)
+    return
+  os.makedirs(a.root, exist_ok=True)
+  print(common.machine(), flush=True)
+  seeds = [int(s) for s in a.seeds.split(",")]
+  runs = {}
+  for seed in seeds:
+    runs[("ours", seed)] = run_ours(a, seed)        # the first trains the experts
+    runs[("official", seed)] = run_official(a, seed)
+    for side in ("ours", "official"):
+      r = runs[(side, seed)]
+      print(f"seed {seed} {side}: {r['seconds']:.0f} s, peak {r['peak_mib']:.0f} MiB",
+            flush=True)
+  sets = [os.path.join(a.root, f"{side}_{s}", "synset.npz")
+          for s in seeds for side in ("ours", "official")]
+  results = evaluate(a, sets)
+  loss_png({k: r.get("loss", []) for k, r in runs.items()}, os.path.join(a.root, "losses.png"))
+  lines = [f"MTT parity, Fashion-MNIST IPC {a.ipc}, {len(seeds)} seeds, {a.iterations} steps "
+           f"(N {a.syn_steps}, M {a.expert_epochs}, T+ {a.max_start_epoch}), evaluated with "
+           f"{a.nets} nets x {a.eval_epochs} epochs (benchmarks/official_parity.py; mean ± "
+           "std over seeds of each seed's mean, %)", "",
+           "| side | our protocol | official protocol | s / outer step | peak RSS MiB |",
+           "| --- | --- | --- | --- | --- |"]
+  for side in ("ours", "official"):
+    row = []
+    for arm in ("ours", "official"):
+      means = [100 * np.mean(results[os.path.join(a.root, f"{side}_{s}", "synset.npz")][arm])
+               for s in seeds]
+      row.append(f"{np.mean(means):.2f} ± {np.std(means):.2f}")
+    per_step = np.mean([runs[(side, s)]["step_s"] for s in seeds])
+    peak = max(runs[(side, s)]["peak_mib"] for s in seeds)
+    lines.append(f"| {side} | {row[0]} | {row[1]} | {per_step:.2f} | {peak:.0f} |")
+  text = "\n".join(lines)
+  print(text)
+  with open(os.path.join(a.root, "table.md"), "w") as f:
+    f.write(text + "\n")
+
+
+if __name__ == "__main__":
+  main()
