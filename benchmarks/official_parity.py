@@ -7,7 +7,8 @@ Fashion-MNIST, both sides from the same experts (ours, trained by the first run 
 exported with dd_jax.interop to the official buffer layout) and, per seed, the same
 initial images (our `pix_init="real"` draw for that seed: the official run's dataset is
 handed exactly those images, so its `get_images` picks them), at the same N, M, start
-window, lr_img, lr_lr, lr_teacher, batch_syn and iterations. The official distill.py runs
+window, lr_img, lr_lr, lr_teacher, batch_syn and iterations (the official loop updates at
+it = 0..Iteration, so ours runs --iterations + 1 steps). The official distill.py runs
 unchanged from a checkout (wandb and torchvision stood in for; its get_dataset replaced
 by one returning our preprocessed data), one subprocess per seed, torch seeded with the
 seed. Each final set is then evaluated by both protocols (benchmarks/eval_parity.py's
@@ -50,11 +51,13 @@ def budget_flags(a, seed: int) -> list[str]:
           f"--config.distill.syn_steps={a.syn_steps}",
           f"--config.distill.expert_epochs={a.expert_epochs}",
           f"--config.distill.max_start_epoch={a.max_start_epoch}",
-          f"--config.distill.iterations={a.iterations}",
+          # the official loop updates at it = 0..Iteration: Iteration + 1 steps
+          f"--config.distill.iterations={a.iterations + 1}",
           f"--config.distill.lr_img={a.lr_img}", f"--config.distill.lr_lr={a.lr_lr}",
           f"--config.distill.lr_teacher={a.lr_teacher}",
           f"--config.distill.batch_syn={a.batch_syn}",
-          "--config.distill.eval_every=0", f"--config.seed={seed}"]
+          "--config.distill.eval_every=0", "--config.distill.log_every=1",
+          f"--config.seed={seed}"]
 
 
 def timed(cmd: list[str], log: str) -> dict:
@@ -86,8 +89,9 @@ def run_ours(a, seed: int) -> dict:
     rate = common.step_seconds(a.root, f"ours_{seed}")   # "<x> s/step" from the log
     t["step_s"] = float(rate.split()[0]) if rate != "n/a" else float("nan")
     from dd_jax import report
-    loss = report.read_scalars(work).get("loss")
-    t["loss"] = [[int(s), float(v)] for s, v in zip(*loss)] if loss else []
+    loss = report.read_scalars(work).get("distill/loss")
+    t["loss"] = ([[int(s), float(v)] for s, v in zip(loss.steps, loss.values)]
+                 if loss is not None else [])
     with open(done, "w") as f:
       json.dump(t, f)
   with open(done) as f:
@@ -140,8 +144,8 @@ def _stub_wandb(log: list, lrs: list):
     wandb.config._items = dict(vars(config))
 
   def record(values, step=None):
-    if "Grand_Loss" in values:
-      log.append([step, float(values["Grand_Loss"]), time.perf_counter()])
+    if "Grand_Loss" in values:   # logged once per outer step, without a step number
+      log.append([len(log), float(values["Grand_Loss"]), time.perf_counter()])
     if "Synthetic_LR" in values:
       lrs.append(float(values["Synthetic_LR"]))
 
@@ -252,7 +256,7 @@ def loss_png(curves: dict, path: str) -> None:
   for (side, seed), points in sorted(curves.items()):
     if points:
       s, v = zip(*points)
-      ax.plot(s, v, color="C0" if side == "ours" else "C1", alpha=0.6,
+      ax.plot(s, v, ".-", color="C0" if side == "ours" else "C1", alpha=0.6,
               label=side if seed == min(k[1] for k in curves) else None)
   ax.set_xlabel("outer step")
   ax.set_ylabel("matching loss")
