@@ -59,6 +59,7 @@ RESUMABLE_FIELDS = {
 
 # Fields added after runs were recorded, with the value that does what runs did before.
 ADDED_FIELDS = {
+    "data": {"holdout_per_class": 0},
     "seqmatch": {"expert_epochs": []},
     "expert": {"lr_step_after": [], "lr_step_factor": 0.1, "lr_step_reset": False},
 }
@@ -252,6 +253,11 @@ def run_identity(config: ml_collections.ConfigDict, prepared: pipeline.Prepared)
     cfg["model"].pop("one_channel_padding", None)
   if not config.distill.perturb_rho:    # unused without a perturbation
     cfg["distill"].pop("perturb_normaliser", None)
+  if config.distill.parameterization != "hpd":   # unused: runs begun before its fields resume
+    cfg.pop("hpd", None)
+  if config.expert.data_schedule != "prune":     # the static removal's fields, unused
+    for field in ("prune", "prune_fraction"):
+      cfg["expert"]["schedule"].pop(field, None)
   for section, neutral in ADDED_FIELDS.items():   # at these values, runs begun before resume
     for field, value in neutral.items():
       if cfg.get(section, {}).get(field, value) == value:

@@ -216,6 +216,21 @@ def test_the_idc_section_is_part_of_an_idc_runs_identity_only(shared):
   assert run.run_identity(config, prepared)["config"]["idc"]["fix_iter"] == 50
 
 
+def test_fields_added_in_2026_12_leave_other_runs_identity_alone(shared):
+  """A run begun before the H-PD, held-out and static-pruning fields existed resumes."""
+  from dd_jax.data import pipeline
+  from tests.conftest import tiny_idx_config
+  mtt = tiny_idx_config(shared[0])
+  identity = run.run_identity(mtt, pipeline.prepare(mtt.data))["config"]
+  assert "hpd" not in identity and "holdout_per_class" not in identity["data"]
+  assert not {"prune", "prune_fraction"} & set(identity["expert"]["schedule"])
+  with mtt.unlocked():
+    mtt.expert.data_schedule, mtt.data.holdout_per_class = "prune", 2
+  identity = run.run_identity(mtt, pipeline.prepare(mtt.data))["config"]
+  assert identity["expert"]["schedule"]["prune"] == "hard"
+  assert identity["data"]["holdout_per_class"] == 2
+
+
 def test_earlier_subsets_join_a_class_loss_without_taking_gradients():
   model, params = _net()
   s = _settings(frozen_per_class=1, max_syn=100)
