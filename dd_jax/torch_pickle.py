@@ -115,11 +115,13 @@ def _numpy_globals() -> dict:
   return out
 
 
-
-STATE_DICT_GLOBALS = {
+# What rebuilds tensors, lists and dicts: all a file of tensors needs (the StyleGAN
+# converter adds its own few on top).
+TENSOR_GLOBALS = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._tensor", "_rebuild_from_type"): _rebuild_from_type,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch", "Size"): tuple,
@@ -139,7 +141,7 @@ class _StateDictUnpickler(pickle.Unpickler):
       return StorageRef(STORAGE_DTYPES[name])
     if module == "torch" and name == "UntypedStorage":
       return StorageRef(np.uint8)
-    found = STATE_DICT_GLOBALS.get((module, name))
+    found = TENSOR_GLOBALS.get((module, name))
     if found is None:
       raise ConfigError(self.field, f"the file needs {module}.{name}, which a file of "
                         "tensors does not: refused (it could run code)",

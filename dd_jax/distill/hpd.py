@@ -52,11 +52,13 @@ class BestLatents:
   iterations: int
   score: Callable[[np.ndarray, np.ndarray], float]   # distance of rendered images
   by_loss: bool = False
+  _best: float | None = None   # read from disk once (a resumed space), then kept
 
   def best_distance(self) -> float:
-    if not os.path.exists(self.path):
-      return float("inf")
-    return float(read_npz(self.path)["distance"])
+    if self._best is None:
+      self._best = (float(read_npz(self.path)["distance"]) if os.path.exists(self.path)
+                    else float("inf"))
+    return self._best
 
   def offer(self, distiller, state, done: int, metrics: dict | None = None) -> None:
     due = done == self.iterations or (self.record_every and done % self.record_every == 0)
@@ -68,6 +70,7 @@ class BestLatents:
       images, labels = distiller.synset(state)
       distance = self.score(images, labels)
     if distance < self.best_distance() or not os.path.exists(self.path):
+      self._best = distance
       write_npz_atomic(self.path, ws=np.asarray(state.images["ws"]),
                        f=np.asarray(state.images["f"]), labels=np.asarray(state.labels),
                        lr=np.float32(distiller.syn_lr(state)), distance=np.float64(distance),

@@ -20,7 +20,6 @@ shape, factor, padding and filter from each layer's own state) and the params py
 """
 from __future__ import annotations
 
-import collections
 import hashlib
 import os
 import pickle
@@ -30,9 +29,7 @@ import sys
 import numpy as np
 
 from dd_jax.errors import ConfigError, require
-from dd_jax.torch_pickle import (_load_from_bytes, _numpy_globals,
-                                 _rebuild_from_type, _rebuild_parameter,
-                                 _rebuild_tensor_v2)
+from dd_jax.torch_pickle import TENSOR_GLOBALS, _load_from_bytes, _numpy_globals
 from dd_jax.gan.generator import FORMAT, save
 
 SAFE_BUILTINS = {"set": set, "frozenset": frozenset, "slice": slice, "complex": complex,
@@ -98,14 +95,9 @@ def _load_type(name):
 
 
 ALLOWED = {
+    **TENSOR_GLOBALS,
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("torch._tensor", "_rebuild_from_type"): _rebuild_from_type,
-    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
     ("torch.storage", "_load_from_bytes"): _load_from_bytes,
-    ("collections", "OrderedDict"): collections.OrderedDict,
     ("dill._dill", "_load_type"): _load_type,
     ("dnnlib.util", "EasyDict"): EasyDict,
     **{("builtins", k): v for k, v in SAFE_BUILTINS.items()},
