@@ -72,15 +72,16 @@ def load_set(spec: str, lr: float):
     return prepared.x_train[idx], prepared.y_train[idx].astype(np.int64), lr, prepared
   with np.load(spec) as f:
     labels, meta = f["labels"], json.loads(str(f["meta"]))
-    if labels.ndim == 2:
-      sys.exit(f"{spec}: soft labels; the official evaluate_synset takes hard ones")
     prepared = load_data(meta["config"]["data"].get("train_per_class", 0))
-    return (f["images"].astype(np.float32), labels.astype(np.int64), float(f["lr"]),
-            prepared)
+    # soft labels (DATM/PAD: [N, C] logits) stay float
+    labels = labels.astype(np.float32 if labels.ndim == 2 else np.int64)
+    return f["images"].astype(np.float32), labels, float(f["lr"]), prepared
 
 
 def import_official(path: str):
-  """The official utils module (kornia/torchvision stood in for when missing)."""
+  """The official utils module (kornia/torchvision stood in for when missing): MTT's
+  utils.py, or in a PAD/DATM checkout its utils/utils_baseline.py (the same loop, with a
+  train criterion for soft labels)."""
   for name in ("kornia", "torchvision"):
     try:
       __import__(name)
@@ -89,8 +90,17 @@ def import_official(path: str):
       stub.datasets = stub.transforms = types.ModuleType(name + ".stub")
       sys.modules[name] = stub
   sys.path.insert(0, path)
+  if os.path.exists(os.path.join(path, "utils", "utils_baseline.py")):
+    from utils import utils_baseline   # PAD's (DATM's) evaluation
+    return utils_baseline
   import utils   # the official utils.py
   return utils
+
+
+def soft_cross_entropy(logits, target):
+  """DATM/PAD's SoftCrossEntropy: -sum(log_softmax(x) * softmax(y)) / batch."""
+  import torch.nn.functional as F
+  return (-F.log_softmax(logits, dim=1) * F.softmax(target, dim=1)).sum() / logits.shape[0]
 
 
 @contextlib.contextmanager
@@ -104,13 +114,20 @@ def seeded_get_network(utils, seed: int):
     utils.torch.random.manual_seed = original
 
 
-def run_official(utils, arm, images, labels, lr, prepared, nets, epochs):
+def run_official(utils, arm, images, labels, lr, prepared, nets, epochs, batch=256):
+  import inspect
   import torch
   from benchmarks.torch_port import networks
   args = types.SimpleNamespace(
-      device="cpu", lr_net=lr, epoch_eval_train=epochs, batch_train=256, dsa=True,
+      device="cpu", lr_net=lr, epoch_eval_train=epochs, batch_train=batch, dsa=True,
       dsa_strategy="color_crop_cutout_flip_scale_rotate", dsa_param=utils.ParamDiffAug(),
-      dataset="FashionMNIST", dc_aug_param=None)
+      dataset="FashionMNIST", dc_aug_param=None, parall_eva=True)
+  soft = labels.ndim == 2
+  takes_criterion = "train_criterion" in inspect.signature(utils.evaluate_synset).parameters
+  if soft and not takes_criterion:
+    sys.exit("soft labels: MTT's evaluate_synset takes hard ones; give --official a "
+             "PAD (DATM) checkout, whose utils/utils_baseline.py trains on soft labels")
+  extra = {"train_criterion": soft_cross_entropy} if soft else {}
   test = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(
       torch.as_tensor(prepared.x_test.transpose(0, 3, 1, 2)),
       torch.as_tensor(prepared.y_test.astype(np.int64))), batch_size=256, shuffle=False)
@@ -130,12 +147,12 @@ def run_official(utils, arm, images, labels, lr, prepared, nets, epochs):
     net.register_forward_pre_hook(
         lambda _, inputs: (inputs[0].clone(memory_format=torch.contiguous_format),))
     with contextlib.redirect_stdout(sys.stderr):
-      _, _, acc = utils.evaluate_synset(k, net, x, y, test, args)
+      _, _, acc = utils.evaluate_synset(k, net, x, y, test, args, **extra)
     accs.append(float(acc))
   return accs
 
 
-def run_ours(arm, images, labels, lr, prepared, nets, epochs):
+def run_ours(arm, images, labels, lr, prepared, nets, epochs, batch=256):
   from configs import fashion_mnist_mtt
   from dd_jax.evaluate import protocol as protocol_lib
   config = fashion_mnist_mtt.get_config("ipc=1")
@@ -144,9 +161,9 @@ def run_ours(arm, images, labels, lr, prepared, nets, epochs):
   accs = []
   for k in range(nets):   # net k from seed k, as the official arms
     r = protocol_lib.evaluate_synset(
-        images, labels.astype(np.int32), prepared.x_test, prepared.y_test,
-        num_classes=prepared.num_classes, model_config=config.model, lr=lr, epochs=epochs,
-        num_nets=1, seed=k, protocol=proto)
+        images, labels if labels.ndim == 2 else labels.astype(np.int32), prepared.x_test,
+        prepared.y_test, num_classes=prepared.num_classes, model_config=config.model, lr=lr,
+        epochs=epochs, batch_size=batch, num_nets=1, seed=k, protocol=proto)
     accs.append(float(r.accuracies[0]))
   return accs
 
@@ -171,13 +188,16 @@ def table(results: dict, sets: list[str], arms: list[str]) -> str:
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--official", required=True, help="a checkout of mtt-distillation")
+  p.add_argument("--official", required=True,
+                 help="a checkout of mtt-distillation (or of PAD, for soft-label sets)")
   p.add_argument("--out", required=True, help="results folder (resumable)")
   p.add_argument("--sets", default="random:1:0,random:1:1,random:1:2,random:10:0")
   p.add_argument("--arms", default=",".join(ARMS))
   p.add_argument("--nets", type=int, default=5)
   p.add_argument("--epochs", type=int, default=1000)
   p.add_argument("--lr", type=float, default=0.01, help="lr of random real sets")
+  p.add_argument("--batch", type=int, default=256,
+                 help="training batch (batch_train; PAD's YAMLs: 128)")
   p.add_argument("--torch-threads", type=int, default=1,
                  help="PyTorch's threads (1: least slowed by another busy process)")
   a = p.parse_args()
@@ -192,18 +212,20 @@ def main():
   path = os.path.join(a.out, "results.json")
   results = json.load(open(path)) if os.path.exists(path) else {}
   utils = None
+  suffix = f"/batch={a.batch}" if a.batch != 256 else ""
   for s in sets:
     images, labels, lr, prepared = load_set(s, a.lr)
     for arm in arms:
-      key = f"{arm}/nets={a.nets}/epochs={a.epochs}"
+      key = f"{arm}/nets={a.nets}/epochs={a.epochs}{suffix}"
       if key in results.get(s, {}):
         continue
       t = time.perf_counter()
       if arm.startswith("official"):
         utils = utils or import_official(a.official)
-        accs = run_official(utils, arm, images, labels, lr, prepared, a.nets, a.epochs)
+        accs = run_official(utils, arm, images, labels, lr, prepared, a.nets, a.epochs,
+                            a.batch)
       else:
-        accs = run_ours(arm, images, labels, lr, prepared, a.nets, a.epochs)
+        accs = run_ours(arm, images, labels, lr, prepared, a.nets, a.epochs, a.batch)
       results.setdefault(s, {})[key] = accs
       with open(path + ".tmp", "w") as f:
         json.dump(results, f, indent=1)
@@ -212,7 +234,8 @@ def main():
             f"({', '.join(f'{100 * x:.2f}' for x in accs)}) lr {lr:.4g}, "
             f"{time.perf_counter() - t:.0f}s", flush=True)
   view = {s: {k.split("/")[0]: v for k, v in r.items()
-              if k.endswith(f"/nets={a.nets}/epochs={a.epochs}")} for s, r in results.items()}
+              if k.endswith(f"/nets={a.nets}/epochs={a.epochs}{suffix}")}
+          for s, r in results.items()}
   md = (f"Evaluation parity, Fashion-MNIST, ConvNet, {a.nets} nets x {a.epochs} epochs "
         f"(benchmarks/eval_parity.py; mean ± std over nets, %)\n\n"
         + table(view, sets, [x for x in ARMS if any(x in view.get(s, {}) for s in sets)]))

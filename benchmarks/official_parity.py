@@ -1,7 +1,21 @@
-"""Distillation parity with the official MTT code at equal budget (issue 26; MTT so far).
+"""Distillation parity with the official code at equal budget (issue 26): MTT, DATM/PAD.
 
   python benchmarks/official_parity.py --official=/tmp/mtt-distillation --root=/tmp/op \
       --ipc=1 --seeds=0,1,2 [--iterations=200 --syn-steps=10 --expert-epochs=2 ...]
+  python benchmarks/official_parity.py --method=pad --official=/tmp/PAD \
+      --official-eval=/tmp/PAD --root=/tmp/op_pad --experts=/tmp/op/experts --ipc=10 \
+      [--loss-mask=0.25 --lr-y=2 --current-max-start-epoch=1 --expansion-end=100 ...]
+
+--method=mtt runs the MTT checkout's distill.py; --method=pad the PAD checkout's
+distill/PAD.py (DATM's soft labels, learned by SGD at --lr-y, momentum 0.9, from the
+first expert's last-epoch logits on the initial images; its sequential start-epoch window;
+updates skipped above --threshold; with --loss-mask=r its per-parameter loss mask, which
+the released script gates behind `loss_threshold_low < 1`, set here) against
+configs/fashion_mnist_pad.py with fiex=0 (the experts are shared: FIEX is expert-side),
+pix_init "real", distill.param_mask "loss" at ratio r (none at 0), one label expert.
+PAD's script seeds itself with 42 whatever the run; here with the seed. Soft-label sets
+are evaluated by PAD's evaluate_synset (--official-eval: a PAD checkout; its soft
+cross-entropy) at batch --batch-train (PAD's YAMLs: 128).
 
 Fashion-MNIST, both sides from the same experts (ours, trained by the first run and
 exported with dd_jax.interop to the official buffer layout) and, per seed, the same
@@ -42,12 +56,32 @@ from benchmarks import common, eval_parity  # noqa: E402
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def method_flags(a) -> list[str]:
+  """The config of --method on our side, aligned with what the official script does."""
+  if a.method == "mtt":
+    return [f"--config=configs/fashion_mnist_mtt.py:ipc={a.ipc}"]
+  return [f"--config=configs/fashion_mnist_pad.py:ipc={a.ipc},fiex=0,"
+          f"fiem={int(a.loss_mask > 0)}",
+          "--config.expert.sam=none", "--config.distill.pix_init=real",
+          "--config.distill.label_experts=1", "--config.distill.label_epoch=-1",
+          f"--config.distill.lr_y={a.lr_y}", "--config.distill.label_momentum=0.9",
+          f"--config.distill.current_max_start_epoch={a.current_max_start_epoch}",
+          f"--config.distill.expansion_end={a.expansion_end}",
+          f"--config.distill.loss_threshold={a.threshold}",
+          f"--config.distill.param_mask={'loss' if a.loss_mask > 0 else 'none'}",
+          f"--config.distill.param_mask_ratio={a.loss_mask}"]
+
+
+def experts_dir(a) -> str:
+  return a.experts or os.path.join(a.root, "experts")
+
+
 def budget_flags(a, seed: int) -> list[str]:
-  return [f"--config=configs/fashion_mnist_mtt.py:ipc={a.ipc}",
+  return [*method_flags(a),
           f"--config.data.train_per_class={a.train_per_class}",
           f"--config.expert.num_experts={a.num_experts}",
           f"--config.expert.epochs={a.experts_epochs}",
-          f"--config.expert.dir={os.path.join(a.root, 'experts')}",
+          f"--config.expert.dir={experts_dir(a)}",
           f"--config.distill.syn_steps={a.syn_steps}",
           f"--config.distill.expert_epochs={a.expert_epochs}",
           f"--config.distill.max_start_epoch={a.max_start_epoch}",
@@ -103,7 +137,7 @@ def export_buffers(a) -> str:
   from dd_jax import interop
   folder = os.path.join(a.root, "buffers", "FashionMNIST", "ConvNet")
   if not os.path.exists(os.path.join(folder, "replay_buffer_0.pt")):
-    interop.export_experts(os.path.join(a.root, "experts"), folder)
+    interop.export_experts(experts_dir(a), folder)
   return os.path.join(a.root, "buffers")
 
 
@@ -123,16 +157,31 @@ def run_official(a, seed: int) -> dict:
 
 
 def official_args(a, seed: int, buffers: str) -> types.SimpleNamespace:
-  return types.SimpleNamespace(
+  """The official script's arguments on the budget (its evaluation skipped or shrunk:
+  the real one is done afterwards)."""
+  common_args = dict(
       dataset="FashionMNIST", subset="imagenette", model="ConvNet", res=128, ipc=a.ipc,
-      eval_mode="S", num_eval=1, eval_it=a.iterations, epoch_eval_train=1,
-      Iteration=a.iterations, lr_img=a.lr_img, lr_lr=a.lr_lr, lr_teacher=a.lr_teacher,
-      lr_init=a.lr_teacher, batch_real=256, batch_syn=a.batch_syn or None, batch_train=256,
-      pix_init="real", dsa="True", dsa_strategy="color_crop_cutout_flip_scale_rotate",
-      data_path="", buffer_path=buffers, expert_epochs=a.expert_epochs,
-      syn_steps=a.syn_steps, max_start_epoch=a.max_start_epoch, zca=False, load_all=False,
-      no_aug=False, texture=False, canvas_size=2, canvas_samples=1, max_files=None,
-      max_experts=None, force_save=False)
+      eval_mode="S", num_eval=1, epoch_eval_train=1, Iteration=a.iterations,
+      lr_img=a.lr_img, lr_lr=a.lr_lr, lr_teacher=a.lr_teacher, lr_init=a.lr_teacher,
+      batch_real=256, batch_syn=a.batch_syn or None, batch_train=256, pix_init="real",
+      dsa_strategy="color_crop_cutout_flip_scale_rotate", data_path="",
+      buffer_path=buffers, expert_epochs=a.expert_epochs, syn_steps=a.syn_steps,
+      max_start_epoch=a.max_start_epoch, zca=False, load_all=False, no_aug=False,
+      texture=False, canvas_size=2, canvas_samples=1, max_files=None, max_experts=None,
+      force_save=False)
+  if a.method == "mtt":
+    return types.SimpleNamespace(**common_args, eval_it=a.iterations, dsa="True")
+  return types.SimpleNamespace(
+      **common_args, dsa=True, device=[0], project="parity", name=f"parity_{seed}",
+      eval_it=a.iterations + 1, skip_first_eva=True, parall_eva=True,   # no evaluation
+      lr_y=a.lr_y, Momentum_y=0.9, threshold=a.threshold, min_start_epoch=0,
+      Sequential_Generation=a.current_max_start_epoch > 0,
+      current_max_start_epoch=a.current_max_start_epoch,
+      expansion_end_epoch=max(a.expansion_end, 1), ema_decay=0.999,
+      loss_ratio=a.loss_mask, depth_ratio=0.0,
+      loss_threshold_low=0.0 if a.loss_mask > 0 else 1.0,   # gates the loss mask
+      record_loss=False, init_frozen="start", Initialize_Label_With_Another_Model=False,
+      Initialize_Label_Model="", Initialize_Label_Model_Dir="", Label_Model_Timestamp=-1)
 
 
 def _stub_wandb(log: list, lrs: list):
@@ -154,8 +203,38 @@ def _stub_wandb(log: list, lrs: list):
   sys.modules["wandb"] = wandb
 
 
+def _stub_modules(losses: list, lrs: list) -> None:
+  """wandb records the loss and lr; torchvision.utils and yacs stand in (unused)."""
+  _stub_wandb(losses, lrs)
+  torchvision = sys.modules["torchvision"]
+  if not hasattr(torchvision, "utils"):
+    torchvision.utils = types.SimpleNamespace(make_grid=lambda x, **_: x)
+  sys.modules.setdefault("torchvision.utils", torchvision.utils)
+  try:
+    import yacs.config  # noqa: F401
+  except ImportError:   # PAD's utils/cfg.py builds its defaults on a CfgNode
+    yacs, config = types.ModuleType("yacs"), types.ModuleType("yacs.config")
+    config.CfgNode = type("CfgNode", (types.SimpleNamespace,), {})
+    yacs.config = config
+    sys.modules.update({"yacs": yacs, "yacs.config": config})
+
+
+def _load_script(a):
+  """The official distillation module: MTT's distill.py or PAD's distill/PAD.py."""
+  import importlib.util
+  sys.path.insert(0, a.official)
+  if a.method == "mtt":
+    import distill
+    return distill
+  spec = importlib.util.spec_from_file_location(
+      "pad_distill", os.path.join(a.official, "distill", "PAD.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
 def official_main(a, seed: int) -> None:
-  """In the subprocess: the official distill.main on our data and initial images."""
+  """In the subprocess: the official script's main on our data and initial images."""
   import random
   import torch
   from dd_jax import interop
@@ -165,15 +244,10 @@ def official_main(a, seed: int) -> None:
   work = os.path.join(a.root, f"official_{seed}")
   images, labels = state_lib.initial_images(p.x_train, p.y_train, p.num_classes, a.ipc,
                                             "real", seed)
-  utils = eval_parity.import_official(a.official)
-  torchvision = sys.modules["torchvision"]
-  if not hasattr(torchvision, "utils"):
-    torchvision.utils = types.SimpleNamespace(make_grid=lambda x, **_: x)
-  sys.modules.setdefault("torchvision.utils", torchvision.utils)
+  eval_parity.import_official(a.official)   # its utils, kornia/torchvision stood in for
   losses, lrs = [], []
-  _stub_wandb(losses, lrs)
-  sys.path.insert(0, a.official)
-  import distill   # the official distill.py
+  _stub_modules(losses, lrs)
+  script = _load_script(a)
   train = torch.utils.data.TensorDataset(torch.as_tensor(images.transpose(0, 3, 1, 2).copy()),
                                          torch.as_tensor(labels.astype(np.int64)))
   test = torch.utils.data.TensorDataset(torch.as_tensor(p.x_test.transpose(0, 3, 1, 2).copy()),
@@ -186,8 +260,8 @@ def official_main(a, seed: int) -> None:
     return (1, (28, 28), p.num_classes, [str(c) for c in range(p.num_classes)], mean, std,
             train, test, loader, None, identity, identity)
 
-  distill.get_dataset = get_dataset
-  official_network = distill.get_network
+  script.get_dataset = get_dataset
+  official_network = script.get_network
 
   def get_network(*args, **kwargs):
     """The official net; DSA's one-channel batches come with strides today's torch reads
@@ -199,9 +273,10 @@ def official_main(a, seed: int) -> None:
                            *inputs[1:]))
     return net
 
-  distill.get_network = get_network
-  # CPU: its image-saving branch calls .cuda(); the images and the lr are the parameters
-  # of the first two SGDs it creates, updated in place: kept to read them at the end.
+  script.get_network = get_network
+  # CPU: image-saving branches call .cuda(). The images, the lr (and PAD's soft labels)
+  # are the parameters of the first SGDs the script creates, updated in place: kept to
+  # read them at the end.
   torch.Tensor.cuda = lambda self, *_, **__: self
   optimised = []
   sgd = torch.optim.SGD
@@ -213,19 +288,24 @@ def official_main(a, seed: int) -> None:
       super().__init__(params, *args, **kwargs)
 
   torch.optim.SGD = RecordingSGD
+  if hasattr(script, "manual_seed"):   # PAD seeds itself with 42: with the seed instead
+    fixed = script.manual_seed
+    script.manual_seed = lambda seed=0, _ours=seed: fixed(_ours)
   torch.manual_seed(seed)
   np.random.seed(seed)
   random.seed(seed)
   os.chdir(work)
   start = time.perf_counter()
   with contextlib.redirect_stdout(sys.stderr):
-    distill.main(official_args(a, seed, buffers))
+    script.main(official_args(a, seed, buffers))
   seconds = time.perf_counter() - start
   final_images, final_lr = optimised[0][0].detach(), optimised[1][0].detach()
+  final_labels = (optimised[2][0].detach() if a.method == "pad"
+                  else torch.as_tensor(labels.astype(np.int64)))
   out = os.path.join(work, "official")
   os.makedirs(out, exist_ok=True)
   torch.save(final_images.clone(), os.path.join(out, "images_best.pt"))
-  torch.save(torch.as_tensor(labels.astype(np.int64)), os.path.join(out, "labels_best.pt"))
+  torch.save(final_labels.clone(), os.path.join(out, "labels_best.pt"))
   torch.save(final_lr.clone(), os.path.join(out, "lr_best.pt"))
   interop.import_synset(out, config, os.path.join(work, "synset.npz"))
   gaps = np.diff([t for _, _, t in losses])
@@ -237,13 +317,15 @@ def official_main(a, seed: int) -> None:
 def evaluate(a, sets: list[str]) -> dict:
   """eval_parity's "official" and "ours" arms on every set (resumable)."""
   out = os.path.join(a.root, "eval")
-  common.run_module(["benchmarks.eval_parity", f"--official={a.official}", f"--out={out}",
-                     f"--sets={','.join(sets)}", "--arms=official,ours",
-                     f"--nets={a.nets}", f"--epochs={a.eval_epochs}"],
+  common.run_module(["benchmarks.eval_parity", f"--official={a.official_eval or a.official}",
+                     f"--out={out}", f"--sets={','.join(sets)}", "--arms=official,ours",
+                     f"--nets={a.nets}", f"--epochs={a.eval_epochs}",
+                     f"--batch={a.batch_train}"],
                     os.path.join(a.root, "eval.log"))
   with open(os.path.join(out, "results.json")) as f:
     stored = json.load(f)
-  suffix = f"/nets={a.nets}/epochs={a.eval_epochs}"
+  suffix = f"/nets={a.nets}/epochs={a.eval_epochs}" + (
+      f"/batch={a.batch_train}" if a.batch_train != 256 else "")
   return {s: {k[:-len(suffix)]: v for k, v in r.items() if k.endswith(suffix)}
           for s, r in stored.items()}
 
@@ -267,7 +349,14 @@ def loss_png(curves: dict, path: str) -> None:
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--official", required=True, help="a checkout of mtt-distillation")
+  p.add_argument("--method", default="mtt", choices=("mtt", "pad"))
+  p.add_argument("--official", required=True,
+                 help="a checkout of mtt-distillation (--method=mtt) or of PAD (pad)")
+  p.add_argument("--official-eval", default="",
+                 help="the checkout whose evaluate_synset scores the sets (default "
+                      "--official; soft labels need PAD's)")
+  p.add_argument("--experts", default="",
+                 help="experts to share (default <root>/experts, trained by the first run)")
   p.add_argument("--root", required=True)
   p.add_argument("--ipc", type=int, default=1)
   p.add_argument("--seeds", default="0,1,2")
@@ -282,6 +371,17 @@ def main() -> None:
   p.add_argument("--lr-lr", type=float, default=1e-7)
   p.add_argument("--lr-teacher", type=float, default=0.01)
   p.add_argument("--batch-syn", type=int, default=0, help="0: the whole set")
+  p.add_argument("--lr-y", type=float, default=2.0, help="pad: the soft labels' lr")
+  p.add_argument("--threshold", type=float, default=1.0,
+                 help="pad: updates skipped above this matching loss")
+  p.add_argument("--current-max-start-epoch", type=int, default=0,
+                 help="pad: the start window's first upper bound (0: no sequential window)")
+  p.add_argument("--expansion-end", type=int, default=0,
+                 help="pad: steps until the window reaches --max-start-epoch")
+  p.add_argument("--loss-mask", type=float, default=0.0,
+                 help="pad: share of parameters with the smallest matching loss left out")
+  p.add_argument("--batch-train", type=int, default=256,
+                 help="the evaluation's training batch (PAD's YAMLs: 128)")
   p.add_argument("--nets", type=int, default=5)
   p.add_argument("--eval-epochs", type=int, default=300)
   p.add_argument("--run-official", action="store_true", help=argparse.SUPPRESS)
@@ -305,7 +405,7 @@ def main() -> None:
           for s in seeds for side in ("ours", "official")]
   results = evaluate(a, sets)
   loss_png({k: r.get("loss", []) for k, r in runs.items()}, os.path.join(a.root, "losses.png"))
-  lines = [f"MTT parity, Fashion-MNIST IPC {a.ipc}, {len(seeds)} seeds, {a.iterations} steps "
+  lines = [f"{a.method.upper()} parity, Fashion-MNIST IPC {a.ipc}, {len(seeds)} seeds, {a.iterations} steps "
            f"(N {a.syn_steps}, M {a.expert_epochs}, T+ {a.max_start_epoch}), evaluated with "
            f"{a.nets} nets x {a.eval_epochs} epochs (benchmarks/official_parity.py; mean ± "
            "std over seeds of each seed's mean, %)", "",
