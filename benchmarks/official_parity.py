@@ -1,4 +1,4 @@
-"""Distillation parity with the official code at equal budget (issue 26): MTT, DATM/PAD.
+"""Distillation parity with the official code at equal budget (issue 26): MTT, DATM/PAD, AST.
 
   python benchmarks/official_parity.py --official=/tmp/mtt-distillation --root=/tmp/op \
       --ipc=1 --seeds=0,1,2 [--iterations=200 --syn-steps=10 --expert-epochs=2 ...]
@@ -13,6 +13,11 @@ updates skipped above --threshold; with --loss-mask=r its per-parameter loss mas
 the released script gates behind `loss_threshold_low < 1`, set here) against
 configs/fashion_mnist_pad.py with fiex=0 (the experts are shared: FIEX is expert-side),
 pix_init "real", distill.param_mask "loss" at ratio r (none at 0), one label expert.
+--method=ast runs the AST checkout's distill.py with --weight_perturb --agg_middle_loss
+--balance_loss (its README commands; inner momentum `mom` 0.9, its default) against
+configs/fashion_mnist_ast.py with code=1 (the code's perturbation, log base and inner
+momentum), smooth=0 (experts are shared: smoothness is expert-side) and init=0 (the same
+real initial images on both sides: its `avg` init is not compared).
 PAD's script seeds itself with 42 whatever the run; here with the seed. Soft-label sets
 are evaluated by PAD's evaluate_synset (--official-eval: a PAD checkout; its soft
 cross-entropy) at batch --batch-train (PAD's YAMLs: 128).
@@ -60,6 +65,8 @@ def method_flags(a) -> list[str]:
   """The config of --method on our side, aligned with what the official script does."""
   if a.method == "mtt":
     return [f"--config=configs/fashion_mnist_mtt.py:ipc={a.ipc}"]
+  if a.method == "ast":
+    return [f"--config=configs/fashion_mnist_ast.py:ipc={a.ipc},code=1,smooth=0,init=0"]
   return [f"--config=configs/fashion_mnist_pad.py:ipc={a.ipc},fiex=0,"
           f"fiem={int(a.loss_mask > 0)}",
           "--config.expert.sam=none", "--config.distill.pix_init=real",
@@ -171,6 +178,11 @@ def official_args(a, seed: int, buffers: str) -> types.SimpleNamespace:
       force_save=False)
   if a.method == "mtt":
     return types.SimpleNamespace(**common_args, eval_it=a.iterations, dsa="True")
+  if a.method == "ast":
+    return types.SimpleNamespace(
+        **common_args, eval_it=a.iterations, dsa="True", mom=0.9, balance_loss=True,
+        agg_middle_loss=True, adaptive_middle_loss=False, ignore_graph=False,
+        weight_perturb=True, align_loss=False, align_alpha=0.1, align_bs=500)
   return types.SimpleNamespace(
       **common_args, dsa=True, device=[0], project="parity", name=f"parity_{seed}",
       eval_it=a.iterations + 1, skip_first_eva=True, parall_eva=True,   # no evaluation
@@ -220,10 +232,14 @@ def _stub_modules(losses: list, lrs: list) -> None:
 
 
 def _load_script(a):
-  """The official distillation module: MTT's distill.py or PAD's distill/PAD.py."""
+  """The official distillation module: MTT's or AST's distill.py, PAD's distill/PAD.py."""
   import importlib.util
   sys.path.insert(0, a.official)
-  if a.method == "mtt":
+  if a.method == "ast":   # its distill.py imports a generator.py the repository lacks
+    generator = types.ModuleType("generator")
+    generator.Generator = None   # for pix_init "gan" only
+    sys.modules.setdefault("generator", generator)
+  if a.method in ("mtt", "ast"):
     import distill
     return distill
   spec = importlib.util.spec_from_file_location(
@@ -275,8 +291,8 @@ def official_main(a, seed: int) -> None:
 
   script.get_network = get_network
   # CPU: image-saving branches call .cuda(). The images, the lr (and PAD's soft labels)
-  # are the parameters of the first SGDs the script creates, updated in place: kept to
-  # read them at the end.
+  # are the parameters of the first SGDs the script creates (in an order of its own),
+  # updated in place: kept to read them at the end, told apart by rank.
   torch.Tensor.cuda = lambda self, *_, **__: self
   optimised = []
   sgd = torch.optim.SGD
@@ -299,9 +315,11 @@ def official_main(a, seed: int) -> None:
   with contextlib.redirect_stdout(sys.stderr):
     script.main(official_args(a, seed, buffers))
   seconds = time.perf_counter() - start
-  final_images, final_lr = optimised[0][0].detach(), optimised[1][0].detach()
-  final_labels = (optimised[2][0].detach() if a.method == "pad"
-                  else torch.as_tensor(labels.astype(np.int64)))
+  by_rank = {}
+  for params in optimised[:3]:
+    by_rank.setdefault(params[0].dim(), params[0].detach())
+  final_images, final_lr = by_rank[4], by_rank[0]
+  final_labels = by_rank[2] if a.method == "pad" else torch.as_tensor(labels.astype(np.int64))
   out = os.path.join(work, "official")
   os.makedirs(out, exist_ok=True)
   torch.save(final_images.clone(), os.path.join(out, "images_best.pt"))
@@ -349,9 +367,10 @@ def loss_png(curves: dict, path: str) -> None:
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--method", default="mtt", choices=("mtt", "pad"))
+  p.add_argument("--method", default="mtt", choices=("mtt", "pad", "ast"))
   p.add_argument("--official", required=True,
-                 help="a checkout of mtt-distillation (--method=mtt) or of PAD (pad)")
+                 help="a checkout of mtt-distillation (--method=mtt), PAD (pad) or "
+                      "AST-Alignment-with-Smooth-Expert (ast)")
   p.add_argument("--official-eval", default="",
                  help="the checkout whose evaluate_synset scores the sets (default "
                       "--official; soft labels need PAD's)")
