@@ -245,31 +245,44 @@ def run_identity(config: ml_collections.ConfigDict, prepared: pipeline.Prepared)
     else:
       for f in fields:
         cfg.get(section, {}).pop(f, None)
-  if config.distill.method != "idc":   # unused; and runs begun before it existed resume
+  drop_unused(cfg, prepared.x_train.shape[-1])
+  return {"config": cfg, "data": prepared.describe()}
+
+
+def drop_unused(cfg: dict, channels: int) -> dict:
+  """Drops, in place, the fields of an identity's config that do not change the run:
+  applied to the stored identity too, so runs recorded before a field was dropped (or
+  added) resume."""
+  d = cfg.get("distill", {})
+  if d.get("method") != "idc":   # unused; and runs begun before it existed resume
     cfg.pop("idc", None)
   elif cfg["idc"].get("fix_iter") == 1:   # the default: IDC runs begun before it resume
     cfg["idc"].pop("fix_iter")
-  if prepared.x_train.shape[-1] != 1:   # shapes one-channel nets only: RGB runs resume
-    cfg["model"].pop("one_channel_padding", None)
-  if not config.distill.perturb_rho:    # unused without a perturbation
-    cfg["distill"].pop("perturb_normaliser", None)
-  if config.distill.parameterization != "hpd":   # unused: runs begun before its fields resume
+  if channels != 1:   # shapes one-channel nets only: RGB runs resume
+    cfg.get("model", {}).pop("one_channel_padding", None)
+  if not d.get("perturb_rho"):    # unused without a perturbation
+    d.pop("perturb_normaliser", None)
+  if d.get("parameterization") != "hpd":   # unused: runs begun before its fields resume
     cfg.pop("hpd", None)
-  if config.expert.data_schedule != "prune":     # the static removal's fields, unused
+  schedule = cfg.get("expert", {}).get("schedule", {})
+  if cfg.get("expert", {}).get("data_schedule") != "prune":   # the static removal's fields
     for field in ("prune", "prune_fraction"):
-      cfg["expert"]["schedule"].pop(field, None)
+      schedule.pop(field, None)
   for section, neutral in ADDED_FIELDS.items():   # at these values, runs begun before resume
     for field, value in neutral.items():
       if cfg.get(section, {}).get(field, value) == value:
         cfg.get(section, {}).pop(field, None)
-  return {"config": cfg, "data": prepared.describe()}
+  return cfg
 
 
 def check_workdir(run_dir: str, identity: dict) -> None:
   """Refuses a workdir whose run was started with another config."""
   path = os.path.join(run_dir, "run.json")
   if os.path.exists(path):
-    diff = spec_difference(store.read_json(path), identity)
+    found = store.read_json(path)
+    shape = found.get("data", {}).get("image_shape") or [1]
+    drop_unused(found.get("config", {}), shape[-1])
+    diff = spec_difference(found, identity)
     if diff:
       raise ConfigError("--workdir", f"{os.path.dirname(run_dir)} holds a run of a "
                         f"different config: {diff}",

@@ -231,6 +231,27 @@ def test_fields_added_in_2026_12_leave_other_runs_identity_alone(shared):
   assert identity["data"]["holdout_per_class"] == 2
 
 
+def test_a_run_recorded_with_then_neutral_fields_resumes(shared, tmp_path):
+  """A run.json written while the fields above were still recorded at their neutral
+  values (holdout 0, an hpd section on a pixel run) is accepted; a real difference is
+  still refused."""
+  import json
+  from dd_jax.data import pipeline
+  from tests.conftest import tiny_idx_config
+  mtt = tiny_idx_config(shared[0])
+  prepared = pipeline.prepare(mtt.data)
+  identity = run.run_identity(mtt, prepared)
+  stored = json.loads(json.dumps(identity))
+  stored["config"]["data"]["holdout_per_class"] = 0
+  stored["config"]["hpd"] = {"layers_per_space": 2}
+  (tmp_path / "run.json").write_text(json.dumps(stored))
+  run.check_workdir(str(tmp_path), identity)   # resumes
+  stored["config"]["data"]["holdout_per_class"] = 5
+  (tmp_path / "run.json").write_text(json.dumps(stored))
+  with pytest.raises(ConfigError, match=r"holdout_per_class \(stored 5, config None\)"):
+    run.check_workdir(str(tmp_path), identity)
+
+
 def test_earlier_subsets_join_a_class_loss_without_taking_gradients():
   model, params = _net()
   s = _settings(frozen_per_class=1, max_syn=100)
