@@ -160,9 +160,10 @@ def distance_net(config: ml_collections.ConfigDict, workdir: str,
   for epoch in range(1, h.distance_epochs + 1):
     lr = h.distance_lr * (0.1 if epoch > h.distance_epochs // 2 else 1.0)
     state, loss, acc = epoch_fn(state, jnp.float32(lr), x, y, jax.random.fold_in(key, epoch))
+    loss, acc = float(loss), float(acc)   # waits for the epoch: the ETA counts it
     elapsed = time.perf_counter() - start
     logging.info("H-PD distance net %s epoch %d/%d: loss %.4f train acc %.4f (ETA %.0f s)",
-                 h.distance_net, epoch, h.distance_epochs, float(loss), float(acc),
+                 h.distance_net, epoch, h.distance_epochs, loss, acc,
                  elapsed / epoch * (h.distance_epochs - epoch))
   variables = {"params": state.params, **({"batch_stats": state.batch_stats}
                                           if state.batch_stats else {})}
