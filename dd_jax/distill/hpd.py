@@ -204,7 +204,8 @@ class ProgressiveDistiller(run.StagedRun):
       lr, distance, step = float(best["lr"]), float(best["distance"]), int(best["step"])
     else:
       lr, step = float(distiller.syn_lr(state)), self.config.hpd.steps_per_layer
-      distance = self._scorer(distiller)(*distiller.synset(state))
+      distance = (self._scorer(distiller)(*distiller.synset(state))
+                  if self._uses_distance() else float("nan"))
     record = dict(ws=np.asarray(state.images["ws"]), f=np.asarray(state.images["f"]),
                   labels=np.asarray(state.labels), lr=np.float32(lr),
                   distance=np.float64(distance), step=np.int64(step), layer=np.int64(k))
@@ -222,7 +223,7 @@ class ProgressiveDistiller(run.StagedRun):
     h = self.config.hpd
     num_layers = train_prior.load_prior(self.config, self.workdir, self.prepared)[0].num_layers
     validate(self.config, num_layers)
-    if h.distance_net != "expert":
+    if h.distance_net != "expert" and self._uses_distance():
       self._net = hpd_select.distance_net(self.config, self.workdir, self.prepared)
     records, previous, offset, summary = [], None, 0, ""
     for k in spaces(self.config, num_layers):
@@ -266,6 +267,13 @@ class ProgressiveDistiller(run.StagedRun):
         f"H-PD: layer {chosen['layer']} chosen ({h.select}; {score} "
         + ", ".join(f"{r['layer']}: {r.get(score, float('nan')):.4g}" for r in records)
         + ")")
+
+  def _uses_distance(self) -> bool:
+    """Whether anything reads the class-relevant distance: the search within a space,
+    or the final choice by it. The released code's setting (no search, the last space)
+    trains no distance net."""
+    h = self.config.hpd
+    return bool(h.record_every) or h.select == "distance"
 
   def _choose(self, records: list[dict]) -> dict:
     select = self.config.hpd.select

@@ -63,6 +63,21 @@ def test_layers_run_in_order_carrying_ws_and_the_best_layer_is_exported(shared, 
   np.testing.assert_array_equal(_synset(work)["images"], got["images"])
 
 
+def test_the_released_codes_setting_trains_no_distance_net(shared, tmp_path):
+  """No search within a space and the last space's set (code=1): nothing reads the
+  class-relevant distance, so no CAM net is trained for it."""
+  config = _hpd(shared)
+  with config.unlocked():
+    config.hpd.record_every, config.hpd.select = 0, "last"
+  work = str(tmp_path / "hpd")
+  run.distill(config, work)
+  with open(os.path.join(work, "distill", "hpd.json")) as f:
+    record = json.load(f)
+  assert record["chosen"]["layer"] == 3
+  assert all(np.isnan(r["distance"]) for r in record["layers"])
+  assert not os.path.exists(os.path.join(work, "hpd"))   # no distance_net_*.msgpack
+
+
 def test_each_space_keeps_its_best_latents_by_distance_across_a_resume(tmp_path):
   scores = iter([3.0, 1.0, 2.0, 5.0])
 
