@@ -263,10 +263,11 @@ class ProgressiveDistiller(run.StagedRun):
     write_json_atomic(os.path.join(self.run_dir, "hpd.json"),
                       {"layers": records, "select": h.select, "chosen": chosen})
     score = "accuracy" if h.select == "accuracy" else "distance"
+    scores = [r.get(score, float("nan")) for r in records]
+    detail = ("" if all(np.isnan(scores)) else f"; {score} " + ", ".join(
+        f"{r['layer']}: {v:.4g}" for r, v in zip(records, scores)))
     return (summary + "\n" if summary else "") + (
-        f"H-PD: layer {chosen['layer']} chosen ({h.select}; {score} "
-        + ", ".join(f"{r['layer']}: {r.get(score, float('nan')):.4g}" for r in records)
-        + ")")
+        f"H-PD: layer {chosen['layer']} chosen ({h.select}{detail})")
 
   def _uses_distance(self) -> bool:
     """Whether anything reads the class-relevant distance: the search within a space,

@@ -70,7 +70,8 @@ def test_the_released_codes_setting_trains_no_distance_net(shared, tmp_path):
   with config.unlocked():
     config.hpd.record_every, config.hpd.select = 0, "last"
   work = str(tmp_path / "hpd")
-  run.distill(config, work)
+  summary = run.distill(config, work)
+  assert "H-PD: layer 3 chosen (last)" in summary
   with open(os.path.join(work, "distill", "hpd.json")) as f:
     record = json.load(f)
   assert record["chosen"]["layer"] == 3
