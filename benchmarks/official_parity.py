@@ -176,13 +176,12 @@ def official_args(a, seed: int, buffers: str) -> types.SimpleNamespace:
       max_start_epoch=a.max_start_epoch, zca=False, load_all=False, no_aug=False,
       texture=False, canvas_size=2, canvas_samples=1, max_files=None, max_experts=None,
       force_save=False)
-  if a.method == "mtt":
-    return types.SimpleNamespace(**common_args, eval_it=a.iterations, dsa="True")
-  if a.method == "ast":
-    return types.SimpleNamespace(
-        **common_args, eval_it=a.iterations, dsa="True", mom=0.9, balance_loss=True,
-        agg_middle_loss=True, adaptive_middle_loss=False, ignore_graph=False,
-        weight_perturb=True, align_loss=False, align_alpha=0.1, align_bs=500)
+  if a.method in ("mtt", "ast"):   # AST's distill.py is MTT's with its switches added
+    ast = dict(mom=0.9, balance_loss=True, agg_middle_loss=True,
+               adaptive_middle_loss=False, ignore_graph=False, weight_perturb=True,
+               align_loss=False, align_alpha=0.1, align_bs=500)
+    return types.SimpleNamespace(**common_args, eval_it=a.iterations, dsa="True",
+                                 **(ast if a.method == "ast" else {}))
   return types.SimpleNamespace(
       **common_args, dsa=True, device=[0], project="parity", name=f"parity_{seed}",
       eval_it=a.iterations + 1, skip_first_eva=True, parall_eva=True,   # no evaluation

@@ -249,7 +249,7 @@ def run_identity(config: ml_collections.ConfigDict, prepared: pipeline.Prepared)
   return {"config": cfg, "data": prepared.describe()}
 
 
-def drop_unused(cfg: dict, channels: int) -> dict:
+def drop_unused(cfg: dict, channels: int) -> None:
   """Drops, in place, the fields of an identity's config that do not change the run:
   applied to the stored identity too, so runs recorded before a field was dropped (or
   added) resume."""
@@ -264,15 +264,14 @@ def drop_unused(cfg: dict, channels: int) -> dict:
     d.pop("perturb_normaliser", None)
   if d.get("parameterization") != "hpd":   # unused: runs begun before its fields resume
     cfg.pop("hpd", None)
-  schedule = cfg.get("expert", {}).get("schedule", {})
-  if cfg.get("expert", {}).get("data_schedule") != "prune":   # the static removal's fields
+  expert = cfg.get("expert", {})
+  if expert.get("data_schedule") != "prune":   # the static removal's fields, unused
     for field in ("prune", "prune_fraction"):
-      schedule.pop(field, None)
+      expert.get("schedule", {}).pop(field, None)
   for section, neutral in ADDED_FIELDS.items():   # at these values, runs begun before resume
     for field, value in neutral.items():
       if cfg.get(section, {}).get(field, value) == value:
         cfg.get(section, {}).pop(field, None)
-  return cfg
 
 
 def check_workdir(run_dir: str, identity: dict) -> None:
