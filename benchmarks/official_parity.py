@@ -32,7 +32,8 @@ unchanged from a checkout (wandb and torchvision stood in for; its get_dataset r
 by one returning our preprocessed data), one subprocess per seed, torch seeded with the
 seed. Each final set is then evaluated by both protocols (benchmarks/eval_parity.py's
 "ours" and "official" arms, 5 nets each). Printed and written to <root>/table.md: per
-side and protocol the mean ± std over seeds (of each seed's 5-net mean), seconds per
+side and protocol the mean ± std over seeds (of each seed's 5-net mean), the pass
+criteria with their figures (`verdict`), seconds per
 outer step (ours: the distiller's logged rate; official: the median gap between its
 loss logs) and peak RSS per side (whole process: ours includes training the experts in
 the first seed's run); <root>/losses.png has the matching-loss curves side by
@@ -364,6 +365,26 @@ def loss_png(curves: dict, path: str) -> None:
   fig.savefig(path, dpi=120)
 
 
+def verdict(means: dict, seeds: list[int]) -> list[str]:
+  """The issue's pass criteria, each with its figures: per protocol, our sets' mean
+  within 1 point or the pooled seed std of the official sets'; per set, the two
+  protocols within 1 point."""
+  out = []
+  for arm in ("ours", "official"):
+    ours, theirs = means["ours", arm], means["official", arm]
+    gap = np.mean(ours) - np.mean(theirs)
+    bound = max(1.0, float(np.sqrt((np.var(ours) + np.var(theirs)) / 2)))
+    out.append(f"- {arm} protocol: ours - official {gap:+.2f} (bound {bound:.2f}): "
+               + ("pass" if abs(gap) <= bound else "MISS"))
+  for side in ("ours", "official"):
+    gaps = [o - f for o, f in zip(means[side, "ours"], means[side, "official"])]
+    worst = max(gaps, key=abs)
+    out.append(f"- {side} sets, our protocol - official protocol per seed: "
+               + ", ".join(f"{g:+.2f}" for g in gaps)
+               + (": pass" if abs(worst) <= 1.0 else ": MISS"))
+  return out
+
+
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--method", default="mtt", choices=("mtt", "pad", "ast"))
@@ -429,15 +450,17 @@ def main() -> None:
            "std over seeds of each seed's mean, %)", "",
            "| side | our protocol | official protocol | s / outer step | peak RSS MiB |",
            "| --- | --- | --- | --- | --- |"]
+  means = {(side, arm): [100 * np.mean(results[os.path.join(a.root, f"{side}_{s}",
+                                                            "synset.npz")][arm])
+                         for s in seeds]
+           for side in ("ours", "official") for arm in ("ours", "official")}
   for side in ("ours", "official"):
-    row = []
-    for arm in ("ours", "official"):
-      means = [100 * np.mean(results[os.path.join(a.root, f"{side}_{s}", "synset.npz")][arm])
-               for s in seeds]
-      row.append(f"{np.mean(means):.2f} ± {np.std(means):.2f}")
+    row = [f"{np.mean(means[side, arm]):.2f} ± {np.std(means[side, arm]):.2f}"
+           for arm in ("ours", "official")]
     per_step = np.mean([runs[(side, s)]["step_s"] for s in seeds])
     peak = max(runs[(side, s)]["peak_mib"] for s in seeds)
     lines.append(f"| {side} | {row[0]} | {row[1]} | {per_step:.2f} | {peak:.0f} |")
+  lines += [""] + verdict(means, seeds)
   text = "\n".join(lines)
   print(text)
   with open(os.path.join(a.root, "table.md"), "w") as f:
