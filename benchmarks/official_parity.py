@@ -90,6 +90,7 @@ def budget_flags(a, seed: int) -> list[str]:
           f"--config.expert.num_experts={a.num_experts}",
           f"--config.expert.epochs={a.experts_epochs}",
           f"--config.expert.dir={experts_dir(a)}",
+          "--config.expert.seed=0",   # one set of experts for every distillation seed
           f"--config.distill.syn_steps={a.syn_steps}",
           f"--config.distill.expert_epochs={a.expert_epochs}",
           f"--config.distill.max_start_epoch={a.max_start_epoch}",

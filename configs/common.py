@@ -57,6 +57,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.expert = ml_collections.ConfigDict()
   config.expert.dir = ""               # "" = <workdir>/experts
   config.expert.num_experts = 100      # trajectories trained on the real data
+  config.expert.seed = -1              # seeds the experts (and PAD's ranking); -1 = seed:
+                                       # set it to distil with several seeds from one set
   config.expert.epochs = 50            # epochs per trajectory (one snapshot per epoch)
   config.expert.optimizer = "sgd"      # sgd | adam
   config.expert.lr = 0.01              # the experts' learning rate

@@ -61,7 +61,8 @@ RESUMABLE_FIELDS = {
 ADDED_FIELDS = {
     "data": {"holdout_per_class": 0},
     "seqmatch": {"expert_epochs": []},
-    "expert": {"lr_step_after": [], "lr_step_factor": 0.1, "lr_step_reset": False},
+    "expert": {"lr_step_after": [], "lr_step_factor": 0.1, "lr_step_reset": False,
+               "seed": -1},
 }
 
 

@@ -107,11 +107,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
   augment.check_strategy(s.dsa_strategy, "score.dsa_strategy")
 
 
+def expert_seed(config: ml_collections.ConfigDict) -> int:
+  """The seed of the experts and of their difficulty ranking: expert.seed, or the run's
+  seed when it is -1 (so runs of several distillation seeds can share one set)."""
+  return config.expert.seed if config.expert.seed >= 0 else config.seed
+
+
 def score_meta(config, prepared: pipeline.Prepared) -> dict:
   s = config.score
   return {"data": prepared.describe(), "split": "train", "method": s.method,
           "num_models": s.num_models, "epochs": s.epochs, "arch": config.model.arch,
-          "seed": config.seed}
+          "seed": expert_seed(config)}
 
 
 def score_path(workdir: str, method: str) -> str:
@@ -130,7 +136,7 @@ def compute_scores(config: ml_collections.ConfigDict, workdir: str,
   scorer = jax.jit(make_scorer(model, s.method))
   x, y = jnp.asarray(prepared.x_train), jnp.asarray(prepared.y_train)
   total = np.zeros(len(y), np.float64)
-  root = jax.random.fold_in(jax.random.PRNGKey(config.seed), 7_919)  # not the experts' keys
+  root = jax.random.fold_in(jax.random.PRNGKey(expert_seed(config)), 7_919)  # not the experts' keys
   for m in range(s.num_models):
     init_key, train_key = jax.random.split(jax.random.fold_in(root, m))
     state = training.init_state(model, init_key, x[:1], tx)

@@ -51,7 +51,8 @@ def epoch_lr(schedule: str, base: float, epoch: int, epochs: int,
 
 def validate(config: ml_collections.ConfigDict) -> None:
   e = config.expert
-  require_at_least(e, "expert", {"num_experts": 1, "epochs": 1, "batch_size": 1})
+  require_at_least(e, "expert", {"num_experts": 1, "epochs": 1, "batch_size": 1,
+                                 "seed": -1})
   require(e.lr > 0, "expert.lr", f"is {e.lr}", "use a positive learning rate")
   require(e.lr_schedule in LR_SCHEDULES, "expert.lr_schedule", f"unknown {e.lr_schedule!r}",
           f"use one of {', '.join(LR_SCHEDULES)}")
@@ -126,7 +127,7 @@ def expert_spec(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
                         "weight_decay": e.weight_decay, "batch_size": e.batch_size},
           "dsa_strategy": e.dsa_strategy,
           "epochs": e.epochs,
-          "seed": config.seed,
+          "seed": score_lib.expert_seed(config),
           **({"clipped_ce": {"epochs": e.clip_epochs, "start": e.clip_start}}
              if e.clip_epochs else {}),
           **({"gradient_penalty": {"weight": e.gp_weight, "target": e.gp_target,
@@ -211,7 +212,7 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
   accuracy = jax.jit(training.make_accuracy(model))
   x_train, y_train = jnp.asarray(prepared.x_train), jnp.asarray(prepared.y_train)
   x_test, y_test = jnp.asarray(prepared.x_test), jnp.asarray(prepared.y_test)
-  root = jax.random.PRNGKey(config.seed)
+  root = jax.random.PRNGKey(score_lib.expert_seed(config))
   start_time = time.perf_counter()
   epochs_run = 0
   total_epochs = e.num_experts * e.epochs

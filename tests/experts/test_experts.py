@@ -30,7 +30,8 @@ def _abstract_params(config):
 def _all_params(directory, config):
   reader = store.ExpertReader(directory)
   like = _abstract_params(config)
-  out = {(e, t): reader.params(e, t, like) for e in reader.experts for t in range(4)}
+  out = {(e, t): reader.params(e, t, like) for e in reader.experts
+         for t in range(reader.epochs + 1)}
   reader.close()
   return out
 
@@ -113,6 +114,35 @@ def test_interrupted_run_resumes_to_the_same_trajectories(idx_dir, tmp_path, mon
     jax.tree.map(np.testing.assert_array_equal, a[key], b[key])
   metrics = store.ExpertReader(resumed).metadata(1)["metrics"]
   assert [m["epoch"] for m in metrics] == [0, 1, 2, 3]
+
+
+def test_expert_seed_lets_runs_of_other_seeds_share_one_set_of_experts(idx_dir, tmp_path):
+  """expert.seed pins the experts (and PAD's ranking): runs of seeds 1 and 2 read the
+  folder trained at seed 0, which holds the very experts a seed-0 run trains; without
+  it, the run's seed is the experts' and another seed is refused."""
+  config = _config(idx_dir, epochs=1)
+  whole = train.train_experts(config, str(tmp_path / "seed0"))
+  prepared = pipeline.prepare(config.data)
+  for seed in (1, 2):
+    other = _config(idx_dir, epochs=1, seed=0)
+    with other.unlocked():
+      other.seed = seed
+    assert train.expert_spec(other, prepared) == train.expert_spec(config, prepared)
+    assert train.train_experts(other, str(tmp_path / "seed0")) == whole   # reused
+  pinned = _config(idx_dir, epochs=1, seed=0)
+  with pinned.unlocked():
+    pinned.seed = 5
+  fresh = train.train_experts(pinned, str(tmp_path / "pinned"))
+  a, b = _all_params(whole, config), _all_params(fresh, config)
+  for key in ((0, 0), (1, 1)):
+    jax.tree.map(np.testing.assert_array_equal, a[key], b[key])
+  unpinned = _config(idx_dir, epochs=1)
+  with unpinned.unlocked():
+    unpinned.seed = 1
+  with pytest.raises(ConfigError, match=r"seed \(stored 0, config 1\)"):
+    train.train_experts(unpinned, str(tmp_path / "seed0"))
+  with pytest.raises(ConfigError, match="expert.seed"):
+    train.validate(_config(idx_dir, seed=-2))
 
 
 def test_folder_of_another_architecture_is_refused_before_training(idx_dir, tmp_path):
