@@ -77,7 +77,7 @@ def experts_cost() -> None:
   from dd_jax import models
   from dd_jax.distill import state as state_lib
   from dd_jax.distill.step import StepSettings, compiled_step
-  from dd_jax.plan import MiB, program_bytes
+  from dd_jax.memory import MiB, program_bytes
 
   print("| segments per step | s/step (median of 5) | step program (MiB) |")
   print("| --- | --- | --- |")

@@ -6,6 +6,7 @@ few fields, and applies variants parsed from its argument, e.g.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Callable
 
@@ -143,7 +144,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.label_momentum = 0.9   # SGD momentum on the soft labels
   config.distill.loss_threshold = 0.0  # DATM: skip updates when loss > it (0 = never)
   config.distill.dsa_strategy = DEFAULT_STRATEGY   # DSA on the student's batches ("none": off)
-  # DC / DM (distill/backbones.py): real images per class and match; DC's loop lengths
+  # DC / DM (distill/methods/backbones.py): real images per class and match; DC's loop lengths
   # (0 = the official values by IPC); with expert.data_schedule="pad" (FIEX) the real
   # batches follow the scheduler, one scheduler epoch per `schedule_steps` outer steps.
   # Their nets train and evaluate at distill.lr_teacher.
@@ -181,7 +182,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.distill.checkpoint_every = 100   # outer steps between checkpoints
   config.distill.keep_checkpoints = 2   # checkpoints kept (older ones deleted)
   config.distill.snapshot_cache_mb = 1_024   # expert snapshots kept in memory
-  # memory_limit_mb: a run whose estimated memory per device (dd_jax/plan.py) exceeds
+  # memory_limit_mb: a run whose estimated memory per device (dd_jax/memory.py) exceeds
   # it is refused; 0 = the device's memory, -1 = no check.
   config.distill.memory_limit_mb = 0
   # A step with a non-finite loss, lr or images is rolled back inside the compiled step
@@ -401,37 +402,40 @@ def pad(addition_end: int, code: dict[int, dict] | None = None
   GSAM rho 0.01 alpha 0.3 (README command), IR 0.75 and AEE `addition_end` (Table 10),
   one removal of the easiest 10% (pad.txt lines 100, 458) after epoch 40 (the README's
   first; the paper gives no epoch)."""
+  return functools.partial(apply_pad, addition_end=addition_end, code=code)
 
-  def method(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
-    runlocal = bool(args.get("runlocal"))
-    e = config.expert
-    e.sam = "gsam"
-    if not runlocal:
-      e.epochs = 100
-    official = not runlocal and code_variant(config, args, code, config.distill.ipc)
-    if switch(args, "fiex"):
-      e.data_schedule = "pad"
-      e.schedule.initial_ratio = 0.75
-      e.schedule.addition_end = addition_end
-      e.schedule.removal_epochs = (40, 60) if official else (40,)
-      e.schedule.removal_fractions = (0.1, 0.2) if official else (0.1,)
-    d = config.distill
-    d.soft_labels = True
-    if not runlocal:
-      d.iterations = 10_000
-    else:   # the small variant exercises every module (the IPC tables are not applied)
-      d.pix_init, d.param_mask_ratio = "correct", 0.5
-    if not switch(args, "fiem"):
-      d.param_mask, d.param_mask_ratio = "none", 0.0
-    elif args.get("fiem", "").lower() == "deep":   # Table 5b: the deepest share masked
-      d.param_mask, d.param_mask_ratio = "deep", float(args.get("mask", 0.25))
-    elif d.param_mask == "none" and d.param_mask_ratio > 0:
-      d.param_mask = "depth"
-    if "score" in args:   # Table 4a's other difficulty scores (uncertainty, loss)
-      config.score.method = args["score"]
-    config.eval.batch_size = 128   # the official batch_train
 
-  return method
+def apply_pad(config: ml_collections.ConfigDict, args: dict[str, str], addition_end: int,
+              code: dict[int, dict] | None = None) -> None:
+  """PAD's switches on `config` (see `pad`): shared by the PAD, AST (`pad=1`) and
+  SeqMatch (`pad=1`) variants."""
+  runlocal = bool(args.get("runlocal"))
+  e = config.expert
+  e.sam = "gsam"
+  if not runlocal:
+    e.epochs = 100
+  official = not runlocal and code_variant(config, args, code, config.distill.ipc)
+  if switch(args, "fiex"):
+    e.data_schedule = "pad"
+    e.schedule.initial_ratio = 0.75
+    e.schedule.addition_end = addition_end
+    e.schedule.removal_epochs = (40, 60) if official else (40,)
+    e.schedule.removal_fractions = (0.1, 0.2) if official else (0.1,)
+  d = config.distill
+  d.soft_labels = True
+  if not runlocal:
+    d.iterations = 10_000
+  else:   # the small variant exercises every module (the IPC tables are not applied)
+    d.pix_init, d.param_mask_ratio = "correct", 0.5
+  if not switch(args, "fiem"):
+    d.param_mask, d.param_mask_ratio = "none", 0.0
+  elif args.get("fiem", "").lower() == "deep":   # Table 5b: the deepest share masked
+    d.param_mask, d.param_mask_ratio = "deep", float(args.get("mask", 0.25))
+  elif d.param_mask == "none" and d.param_mask_ratio > 0:
+    d.param_mask = "depth"
+  if "score" in args:   # Table 4a's other difficulty scores (uncertainty, loss)
+    config.score.method = args["score"]
+  config.eval.batch_size = 128   # the official batch_train
 
 
 def apply_distill(config: ml_collections.ConfigDict, table: dict[int, dict],
@@ -571,53 +575,56 @@ def ast(pad_addition_end: int = 20) -> Callable[[ml_collections.ConfigDict, dict
   whole-tensor perturbation with rho 1, inner momentum 0.9, its evaluation schedule); `pad=1` adds PAD's modules on top (GSAM + scheduled experts, soft
   labels, depth mask `mask=<ratio>`, default 0.25), which keep PAD's expert length.
   """
+  return functools.partial(apply_ast, pad_addition_end=pad_addition_end)
 
-  def method(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
-    runlocal, code = bool(args.get("runlocal")), switch(args, "code", default=False)
-    with_pad = switch(args, "pad", default=False)
-    e, d = config.expert, config.distill
-    if with_pad:
-      pad(pad_addition_end)(config, args)
-      if switch(args, "fiem") and not runlocal:
-        d.param_mask, d.param_mask_ratio = "depth", float(args.get("mask", 0.25))
-    elif not runlocal:
-      e.epochs = 50
-      e.num_experts = 100 if code else 50   # "50 distinct expert trajectories" (line 320)
-    if switch(args, "smooth"):
-      e.momentum = 0.9
-      e.clip_epochs, e.clip_start = (10 if code else 5), 0.5
-      e.gp_weight, e.gp_target = (2.0 if code else 1.0), 1.0
-      e.gp_norm = "channel" if code else "sample"
-      # lr and weight decay: the paper gives none, the official buffer.py's
-      e.lr, e.weight_decay = 0.003, 1e-3
-      # "the learning rate reduced by half in the 25th epoch" (ast.txt line 350); the
-      # code: x0.6 after epoch 27 with a new SGD
-      e.lr_schedule = "step"
-      e.lr_step_after, e.lr_step_factor, e.lr_step_reset = (
-          ((27,), 0.6, True) if code else ((25,), 0.5, False))
-      if runlocal:   # 2-epoch experts
-        e.lr_step_after = (1,)
-    if switch(args, "init"):
-      d.pix_init = "kmeans"
-      d.kmeans_features = "logits" if code else "penultimate"
-    if switch(args, "balance"):
-      d.balance_loss, d.balance_offset = True, 8.0
-      d.balance_log_base = 5.0 if code else 2.718281828459045
-    if switch(args, "inter"):
-      d.intermediate = "equal"
-      if runlocal:   # one intermediate expert epoch to match
-        d.expert_epochs = 2
-    if switch(args, "perturb"):
-      d.perturb_rho, d.perturb_style = (1.0, "tensor") if code else (0.1, "filter")
-    if code:
-      d.inner_momentum = 0.9
-    # the paper's evaluation: lr x0.5 at epoch 500 of 1000; the code's: x0.5 after epoch
-    # 501 of 1001 with a new SGD, weight decay 1e-3
-    config.eval.protocol = "ast_code" if code else "ast"
-    if code:
-      config.eval.weight_decay = 1e-3
 
-  return method
+def apply_ast(config: ml_collections.ConfigDict, args: dict[str, str],
+              pad_addition_end: int = 20) -> None:
+  """AST's switches on `config` (see `ast`): shared by the AST and SeqMatch (`ast=1`)
+  variants."""
+  runlocal, code = bool(args.get("runlocal")), switch(args, "code", default=False)
+  with_pad = switch(args, "pad", default=False)
+  e, d = config.expert, config.distill
+  if with_pad:
+    apply_pad(config, args, pad_addition_end)
+    if switch(args, "fiem") and not runlocal:
+      d.param_mask, d.param_mask_ratio = "depth", float(args.get("mask", 0.25))
+  elif not runlocal:
+    e.epochs = 50
+    e.num_experts = 100 if code else 50   # "50 distinct expert trajectories" (line 320)
+  if switch(args, "smooth"):
+    e.momentum = 0.9
+    e.clip_epochs, e.clip_start = (10 if code else 5), 0.5
+    e.gp_weight, e.gp_target = (2.0 if code else 1.0), 1.0
+    e.gp_norm = "channel" if code else "sample"
+    # lr and weight decay: the paper gives none, the official buffer.py's
+    e.lr, e.weight_decay = 0.003, 1e-3
+    # "the learning rate reduced by half in the 25th epoch" (ast.txt line 350); the
+    # code: x0.6 after epoch 27 with a new SGD
+    e.lr_schedule = "step"
+    e.lr_step_after, e.lr_step_factor, e.lr_step_reset = (
+        ((27,), 0.6, True) if code else ((25,), 0.5, False))
+    if runlocal:   # 2-epoch experts
+      e.lr_step_after = (1,)
+  if switch(args, "init"):
+    d.pix_init = "kmeans"
+    d.kmeans_features = "logits" if code else "penultimate"
+  if switch(args, "balance"):
+    d.balance_loss, d.balance_offset = True, 8.0
+    d.balance_log_base = 5.0 if code else 2.718281828459045
+  if switch(args, "inter"):
+    d.intermediate = "equal"
+    if runlocal:   # one intermediate expert epoch to match
+      d.expert_epochs = 2
+  if switch(args, "perturb"):
+    d.perturb_rho, d.perturb_style = (1.0, "tensor") if code else (0.1, "filter")
+  if code:
+    d.inner_momentum = 0.9
+  # the paper's evaluation: lr x0.5 at epoch 500 of 1000; the code's: x0.5 after epoch
+  # 501 of 1001 with a new SGD, weight decay 1e-3
+  config.eval.protocol = "ast_code" if code else "ast"
+  if code:
+    config.eval.weight_decay = 1e-3
 
 
 # GLaD's learning rates (w, f) per objective, from its scripts.
@@ -687,9 +694,9 @@ def seqmatch(table: dict[int, dict], code: dict[int, dict] | None = None
   def method(config: ml_collections.ConfigDict, args: dict[str, str]) -> None:
     runlocal = bool(args.get("runlocal"))
     if switch(args, "pad", default=False):
-      pad(20)(config, args)
+      apply_pad(config, args, 20)
     if switch(args, "ast", default=False):
-      ast()(config, args)
+      apply_ast(config, args)
     if not switch(args, "seq"):
       return
     s, d = config.seqmatch, config.distill

@@ -15,7 +15,7 @@ A run refuses to start (`check`) when the estimate exceeds the device's memory
 (`distill.memory_limit_mb` when set), naming the settings that shrink it.
 
 python -m dd_jax.plan --config=... --workdir=...  prints the plan without training
-experts or a prior (shapes are all it needs).
+experts or a prior (shapes are all it needs): dd_jax/plan.py.
 """
 from __future__ import annotations
 
@@ -116,19 +116,3 @@ def check(plan: MemoryPlan, distill) -> None:
         f"distill.syn_steps, use distill.remat_policy='nothing', or spread the batch "
         f"over more devices (mesh.data)")
   raise ConfigError(field, f"the run does not fit: {plan.summary()}", fix)
-
-
-def main() -> None:
-  from dd_jax import cli  # pylint: disable=g-import-not-at-top
-  from dd_jax.distill import run  # pylint: disable=g-import-not-at-top
-
-  def plan_run(config, workdir: str) -> str:
-    memory = run.Distiller(config, workdir, plan_only=True).memory_plan()
-    verdict = "fits" if memory.fits else "does NOT fit"
-    return f"{verdict}: {memory.summary()}"
-
-  cli.run_with_config(plan_run)
-
-
-if __name__ == "__main__":
-  main()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import html
-import io
 import json
 import logging as pylogging
 import os
@@ -28,15 +27,16 @@ import numpy as np
 
 from dd_jax import faults
 from dd_jax.data import sources
+from dd_jax.distill.methods import method_summary
 from dd_jax.errors import ConfigError
 from dd_jax.metadata import read_npz
+from dd_jax.report_plots import (MAX_CLASS_ROWS, MAX_PER_ROW, accuracy_png, curve_png,
+                                 synset_png)
 
 REPORT_DIR = "report"
 # The metrics plotted over outer steps (TensorBoard tag -> title), when a run has them.
 CURVES = {"distill/loss": "Matching loss", "distill/syn_lr": "Learned student lr",
           "distill/inner_loss_last": "Student CE after the unroll"}
-MAX_CLASS_ROWS = 20     # image rows shown (CIFAR-100: the first 20 classes)
-MAX_PER_ROW = 10
 
 
 @dataclasses.dataclass
@@ -137,137 +137,6 @@ def _experts(workdir: str, config: dict) -> list[dict]:
   return found
 
 
-def method_summary(config: dict) -> str:
-  """The method switches a config turns on, in words."""
-  d = config.get("distill", {})
-  parts = [{"mtt": "trajectory matching (MTT)", "dc": "gradient matching (DC)",
-            "dm": "distribution matching (DM)",
-            "idc": "gradient matching with multi-formation (IDC)"}.get(
-                d.get("method"), str(d.get("method")))]
-  if d.get("parameterization") in ("glad", "hpd"):
-    parts.append({"glad": "GLaD latents", "hpd": "H-PD progressive latents"}[
-        d["parameterization"]])
-  if d.get("soft_labels"):
-    parts.append("DATM soft labels")
-  if d.get("param_mask", "none") != "none":
-    parts.append(f"PAD parameter mask ({d['param_mask']}, {d.get('param_mask_ratio')})")
-  if config.get("expert", {}).get("data_schedule", "none") != "none":
-    parts.append("PAD data scheduler for experts")
-  if config.get("expert", {}).get("gp_weight", 0):
-    parts.append("AST smooth experts")
-  if d.get("pix_init") == "kmeans":
-    parts.append("AST representative init")
-  if d.get("balance_loss"):
-    parts.append("AST balanced inner loss")
-  if d.get("intermediate", "none") != "none":
-    parts.append(f"AST intermediate matching ({d['intermediate']})")
-  if d.get("perturb_rho", 0):
-    parts.append(f"AST weight perturbation (rho {d['perturb_rho']})")
-  subsets = config.get("seqmatch", {}).get("subsets")
-  if subsets:
-    parts.append(f"SeqMatch subsets {list(subsets)}")
-  return " + ".join(parts)
-
-
-# ----- plots (matplotlib, drawn off screen) -----
-
-def _figure(width=6.0, height=3.2):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  from matplotlib.ticker import MaxNLocator  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(width, height), dpi=100)
-  ax.grid(alpha=0.3)
-  ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # outer steps are whole
-  return plt, fig, ax
-
-
-def _png(plt, fig, trim: bool = False) -> bytes:
-  """The figure as PNG bytes (closed after): laid out tight, or with its empty border
-  trimmed (`trim`, for grids of images)."""
-  buf = io.BytesIO()
-  if not trim:
-    fig.tight_layout()
-  fig.savefig(buf, format="png", bbox_inches="tight" if trim else None)
-  plt.close(fig)
-  return buf.getvalue()
-
-
-def curve_png(series: Series, title: str, log: bool = False) -> bytes:
-  plt, fig, ax = _figure()
-  ax.plot(series.steps, series.values, lw=1.2)
-  positive = series.values[series.values > 0]
-  if log and positive.size == series.values.size and positive.max() > 10 * positive.min():
-    ax.set_yscale("log")
-  ax.set_title(title)
-  ax.set_xlabel("outer step")
-  return _png(plt, fig)
-
-
-def accuracy_png(evals: dict[str, list]) -> bytes | None:
-  """Mean accuracy (+- std over the nets) against the step, a line per architecture
-  (and per SeqMatch subset / H-PD layer folder)."""
-  lines = []
-  for folder, records in evals.items():
-    archs = sorted({k for r in records for k, v in r.items() if isinstance(v, dict)})
-    for arch in archs:
-      # A SeqMatch subset's or H-PD layer's steps count on from the earlier ones, as
-      # in the loss curves (records before that was written have their own steps).
-      rows = sorted((r.get("global_step", r["step"]), r[arch]["mean"], r[arch]["std"])
-                    for r in records if arch in r)
-      label = arch if len(evals) == 1 else f"{folder} {arch}"
-      lines.append((label, np.array(rows)))
-  if not lines:
-    return None
-  plt, fig, ax = _figure()
-  for label, rows in lines:
-    ax.errorbar(rows[:, 0], 100 * rows[:, 1], yerr=100 * rows[:, 2], marker="o", ms=3,
-                capsize=3, label=label)
-  ax.set_title("Evaluation accuracy (mean +- std over the nets)")
-  ax.set_xlabel("outer step")
-  ax.set_ylabel("test accuracy (%)")
-  ax.legend(fontsize=8)
-  return _png(plt, fig)
-
-
-def synset_png(pixels: np.ndarray, labels: np.ndarray, class_names) -> bytes:
-  """The synthetic images as pixels, a row per class (at most MAX_CLASS_ROWS rows and
-  MAX_PER_ROW images a row), each row named; one image per class: a square-ish block of
-  titled images."""
-  hard = labels if labels.ndim == 1 else labels.argmax(-1)
-  classes = sorted(set(hard.tolist()))[:MAX_CLASS_ROWS]
-  name = lambda c: class_names[c] if class_names and c < len(class_names) else str(c)  # noqa: E731
-  cols = max(1, min(MAX_PER_ROW, max(int(np.sum(hard == c)) for c in classes)))
-  if cols == 1:   # one image per class: a square-ish block, each image titled
-    cols = int(np.ceil(np.sqrt(len(classes))))
-    rows = int(np.ceil(len(classes) / cols))
-    cells = [(i // cols, i % cols, c, np.flatnonzero(hard == c)[0], name(c))
-             for i, c in enumerate(classes)]
-  else:           # a row per class, named on the left
-    rows = len(classes)
-    cells = [(i, j, c, k, None) for i, c in enumerate(classes)
-             for j, k in enumerate(np.flatnonzero(hard == c)[:cols])]
-  plt, fig, _ = _figure(width=1.0 + 1.1 * cols, height=1.1 * rows + 0.3)
-  fig.clf()
-  grey = pixels.shape[-1] == 1
-  for row, col, c, k, title in cells:
-    ax = fig.add_subplot(rows, cols, row * cols + col + 1)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for side in ax.spines.values():
-      side.set_visible(False)
-    img = np.clip(pixels[k], 0, 1)
-    ax.imshow(img[..., 0] if grey else img, cmap="gray" if grey else None,
-              vmin=0, vmax=1, interpolation="nearest")
-    if title is not None:
-      ax.set_title(title, fontsize=8)
-    elif col == 0:
-      ax.set_ylabel(name(c), rotation=0, ha="right", va="center", fontsize=8)
-  return _png(plt, fig, trim=True)
-
-
-# ----- the page -----
-
 def _table(header: list[str] | None, rows: list[list[Any]]) -> str:
   head = ("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"
           if header else "")
@@ -351,19 +220,38 @@ th { background: #f3f3f3; } img { max-width: 100%; }
 
 def render(run: RunFiles) -> tuple[str, dict[str, bytes]]:
   """The page and its images {file name: PNG bytes}."""
-  images, body = {}, []
+  images = {}
+  title, facts = _facts(run)
+  body = [f"<h1>{html.escape(title)}</h1>", facts, "<h2>Distillation</h2>",
+          _curves(run, images), _synset_section(run, images), _accuracy_section(run),
+          _experts_section(run)]
+  rows = timings(run)
+  if rows:
+    body.append("<h2>Timings</h2>" + _table(["what", "time"], rows))
+  body.append("<h2>Config</h2>" + _config_tables(run.config))
+  body.append(f"<p class='muted'>Made by python -m dd_jax.report on "
+              f"{time.strftime('%Y-%m-%d %H:%M:%S')}.</p>")
+  page = (f"<!doctype html><html><head><meta charset='utf-8'><title>"
+          f"{html.escape(title)}</title><style>{STYLE}</style></head><body>"
+          + "\n".join(part for part in body if part) + "</body></html>\n")
+  return page, images
+
+
+def _dataset(run: RunFiles) -> str:
+  return run.data.get("dataset") or run.config.get("data", {}).get("name", "?")
+
+
+def _facts(run: RunFiles) -> tuple[str, str]:
+  """The page's title and its table of facts (workdir, model, data, the set)."""
   config, data = run.config, run.data
-  d = config.get("distill", {})
-  dataset = data.get("dataset") or config.get("data", {}).get("name", "?")
-  num_classes = data.get("num_classes")
+  d, model = config.get("distill", {}), config.get("model", {})
+  dataset = _dataset(run)
   title = f"{dataset}, IPC {d.get('ipc', '?')}: {method_summary(config)}"
-  body.append(f"<h1>{html.escape(title)}</h1>")
   facts = [["workdir", os.path.abspath(run.workdir)],
-           ["model", f"{config.get('model', {}).get('arch', '?')} (width "
-                     f"{config.get('model', {}).get('width', '?')}, depth "
-                     f"{config.get('model', {}).get('depth', '?')})"]]
+           ["model", f"{model.get('arch', '?')} (width {model.get('width', '?')}, depth "
+                     f"{model.get('depth', '?')})"]]
   if data:
-    facts.append(["data", f"{dataset}, {num_classes} classes, images "
+    facts.append(["data", f"{dataset}, {data.get('num_classes')} classes, images "
                           f"{'x'.join(map(str, data.get('image_shape', [])))}, "
                           f"fingerprint {data.get('fingerprint', '?')}"])
   if run.synset is not None:
@@ -371,9 +259,11 @@ def render(run: RunFiles) -> tuple[str, dict[str, bytes]]:
     facts.append(["synthetic set", f"{len(run.synset['labels'])} images at step "
                                    f"{meta.get('step', '?')}, learned lr "
                                    f"{float(run.synset['lr']):.5g}"])
-  body.append(_table(None, facts))
+  return title, _table(None, facts)
 
-  body.append("<h2>Distillation</h2>")
+
+def _curves(run: RunFiles, images: dict) -> str:
+  """The metric curves and the accuracy over steps (added to `images`)."""
   plots = []
   for tag, name in CURVES.items():
     if tag in run.scalars and len(run.scalars[tag].steps):
@@ -384,26 +274,27 @@ def render(run: RunFiles) -> tuple[str, dict[str, bytes]]:
   if accuracy:
     images["accuracy.png"] = accuracy
     plots.append("accuracy.png")
-  if plots:
-    body.append('<div class="plots">' + "".join(
-        f'<img src="{f}" alt="{f}">' for f in plots) + "</div>")
-  else:
-    body.append('<p class="muted">No metrics logged yet.</p>')
+  if not plots:
+    return '<p class="muted">No metrics logged yet.</p>'
+  return '<div class="plots">' + "".join(f'<img src="{f}" alt="{f}">' for f in plots) + "</div>"
 
-  if run.synset is not None:
-    pixels, labels = run.synset.get("pixels"), run.synset["labels"]
-    if pixels is not None:
-      names = sources.CLASS_NAMES.get(dataset)
-      images["synset.png"] = synset_png(pixels, labels, names)
-      shown = min(MAX_CLASS_ROWS, num_classes or MAX_CLASS_ROWS)
-      hard = labels if labels.ndim == 1 else labels.argmax(-1)
-      layout = ("one per class" if np.bincount(hard).max() == 1 else
-                f"a row per class, at most {MAX_PER_ROW} each")
-      zca = " with the ZCA whitening inverted" if config.get("data", {}).get("zca") else ""
-      body.append(f"<h2>Synthetic images</h2><p class='muted'>As pixels{zca}: {layout} "
-                  f"(the first {shown} classes).</p>"
-                  "<img src='synset.png' alt='synthetic images'>")
 
+def _synset_section(run: RunFiles, images: dict) -> str:
+  if run.synset is None or run.synset.get("pixels") is None:
+    return ""
+  pixels, labels = run.synset["pixels"], run.synset["labels"]
+  dataset, num_classes = _dataset(run), run.data.get("num_classes")
+  images["synset.png"] = synset_png(pixels, labels, sources.CLASS_NAMES.get(dataset))
+  shown = min(MAX_CLASS_ROWS, num_classes or MAX_CLASS_ROWS)
+  hard = labels if labels.ndim == 1 else labels.argmax(-1)
+  layout = ("one per class" if np.bincount(hard).max() == 1 else
+            f"a row per class, at most {MAX_PER_ROW} each")
+  zca = " with the ZCA whitening inverted" if run.config.get("data", {}).get("zca") else ""
+  return (f"<h2>Synthetic images</h2><p class='muted'>As pixels{zca}: {layout} "
+          f"(the first {shown} classes).</p><img src='synset.png' alt='synthetic images'>")
+
+
+def _accuracy_section(run: RunFiles) -> str:
   rows = []
   for folder, records in run.evals.items():
     last = records[-1]
@@ -419,30 +310,23 @@ def render(run: RunFiles) -> tuple[str, dict[str, bytes]]:
     for arch, v in run.final.get("results", {}).items():
       where = "final (dd_jax.evaluate" + (", under way)" if run.final.get("partial") else ")")
       rows.append([where, arch, "", _pct(v["mean"], v["std"]), len(v.get("accuracies", []))])
-  if rows:
-    body.append("<h2>Accuracy</h2>" + _table(
-        ["where", "architecture", "step", "test accuracy (%)", "nets"], rows))
+  if not rows:
+    return ""
+  return "<h2>Accuracy</h2>" + _table(
+      ["where", "architecture", "step", "test accuracy (%)", "nets"], rows)
 
-  if run.experts:
-    rows = []
-    for e in run.experts:
-      last = e["metrics"][-1]
-      rows.append([e.get("index", "?"), last.get("epoch", "?"),
-                   f"{100 * last.get('test_acc', float('nan')):.2f}",
-                   _duration(sum(m.get("seconds", 0) for m in e["metrics"]))])
-    body.append("<h2>Experts</h2>" + _table(
-        ["expert", "epochs", "final test accuracy (%)", "training time"], rows))
 
-  rows = timings(run)
-  if rows:
-    body.append("<h2>Timings</h2>" + _table(["what", "time"], rows))
-  body.append("<h2>Config</h2>" + _config_tables(config))
-  body.append(f"<p class='muted'>Made by python -m dd_jax.report on "
-              f"{time.strftime('%Y-%m-%d %H:%M:%S')}.</p>")
-  page = (f"<!doctype html><html><head><meta charset='utf-8'><title>"
-          f"{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-          + "\n".join(body) + "</body></html>\n")
-  return page, images
+def _experts_section(run: RunFiles) -> str:
+  if not run.experts:
+    return ""
+  rows = []
+  for e in run.experts:
+    last = e["metrics"][-1]
+    rows.append([e.get("index", "?"), last.get("epoch", "?"),
+                 f"{100 * last.get('test_acc', float('nan')):.2f}",
+                 _duration(sum(m.get("seconds", 0) for m in e["metrics"]))])
+  return "<h2>Experts</h2>" + _table(
+      ["expert", "epochs", "final test accuracy (%)", "training time"], rows)
 
 
 def write_report(workdir: str) -> str:

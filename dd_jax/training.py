@@ -149,6 +149,58 @@ def clipped_ce_scale(epoch: int, ramp_epochs: int, start: float = 0.5) -> float:
   return min(1.0, start + (1.0 - start) * (epoch - 1) / ramp_epochs)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Batches:
+  """How `make_train_epoch` forms and scores a batch."""
+  model: nn.Module
+  loss: Callable[[Array, Array], Array]
+  dsa_mode: str
+  dsa_strategy: str
+  cutmix_prob: float
+  teacher: nn.Module | None
+  temperature: float
+  penalty: "GradientPenalty | None"
+
+
+def _batch_inputs(b: _Batches, images, labels, idx, key, teacher_variables):
+  """The augmented (and CutMixed) batch: (inputs, clean images, labels, CutMix partner
+  labels, kept area, targets: the labels or the teacher's tempered logits)."""
+  clean = images[idx]
+  x = augment.augment_batch(b.dsa_mode, key, clean, b.dsa_strategy)
+  y = labels[idx]
+  partner, kept = y, 1.0
+  if b.cutmix_prob > 0:
+    x, perm, kept = augment.cutmix(jax.random.fold_in(key, 2), x, b.cutmix_prob)
+    partner = y[perm]
+  targets = y
+  if b.teacher is not None:
+    targets = b.teacher.apply(teacher_variables, x, train=False) / b.temperature
+  return x, clean, y, partner, kept, targets
+
+
+def _batch_loss(b: _Batches, state, x, clean, partner, kept, targets, weights, scale,
+                dropout_key):
+  """params -> (the batch's weighted loss (+ AST's penalty), (logits, batch stats))."""
+
+  def loss_fn(params):
+    logits, new_stats = apply(b.model, params, state.batch_stats, x, train=True,
+                              dropout_key=dropout_key)
+    if b.teacher is not None:
+      per_sample = b.temperature ** 2 * b.loss(logits / b.temperature, targets)
+    elif b.cutmix_prob > 0:
+      per_sample = kept * b.loss(logits, targets) + (1.0 - kept) * b.loss(logits, partner)
+    else:
+      per_sample = b.loss(logits, targets)
+    value = scale * jnp.sum(per_sample * weights) / jnp.sum(weights)
+    if b.penalty is not None:
+      value = value + b.penalty(
+          lambda inputs: apply(b.model, params, state.batch_stats, inputs, train=True)[0],
+          clean, weights)
+    return value, (logits, new_stats)
+
+  return loss_fn
+
+
 def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_size: int,
                      dsa_strategy: str, loss: Callable[[Array, Array], Array] = cross_entropy,
                      sam: GSAM | None = None, penalty: GradientPenalty | None = None,
@@ -166,38 +218,17 @@ def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, batch_s
   that probability, the loss weighted between the two images' labels by area (with a
   teacher, its outputs on the mixed batch are the targets)."""
 
+  b = _Batches(model, loss, dsa_mode, dsa_strategy, cutmix_prob, teacher, temperature,
+               penalty)
+
   def train_step(carry, batch):
     state, lr, images, labels, scale, teacher_variables = carry
     idx, mask, key = batch
-    clean = images[idx]
-    x = augment.augment_batch(dsa_mode, key, clean, dsa_strategy)
-    y = labels[idx]
-    partner, kept = y, 1.0
-    if cutmix_prob > 0:
-      x, perm, kept = augment.cutmix(jax.random.fold_in(key, 2), x, cutmix_prob)
-      partner = y[perm]
+    x, clean, y, partner, kept, targets = _batch_inputs(b, images, labels, idx, key,
+                                                        teacher_variables)
     weights = mask.astype(x.dtype)
-    dropout_key = jax.random.fold_in(key, 1)
-    targets = y
-    if teacher is not None:
-      targets = teacher.apply(teacher_variables, x, train=False) / temperature
-
-    def loss_fn(params):
-      logits, new_stats = apply(model, params, state.batch_stats, x, train=True,
-                                dropout_key=dropout_key)
-      if teacher is not None:
-        per_sample = temperature ** 2 * loss(logits / temperature, targets)
-      elif cutmix_prob > 0:
-        per_sample = kept * loss(logits, targets) + (1.0 - kept) * loss(logits, partner)
-      else:
-        per_sample = loss(logits, targets)
-      value = scale * jnp.sum(per_sample * weights) / jnp.sum(weights)
-      if penalty is not None:
-        value = value + penalty(
-            lambda inputs: apply(model, params, state.batch_stats, inputs, train=True)[0],
-            clean, weights)
-      return value, (logits, new_stats)
-
+    loss_fn = _batch_loss(b, state, x, clean, partner, kept, targets, weights, scale,
+                          jax.random.fold_in(key, 1))
     (value, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
     if sam is not None:

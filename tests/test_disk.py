@@ -8,6 +8,7 @@ import pytest
 
 from dd_jax import disk
 from dd_jax.distill import run
+from dd_jax.distill.methods import mtt
 from dd_jax.errors import ConfigError
 from dd_jax.experts import train
 from tests.conftest import tiny_idx_config
@@ -18,7 +19,7 @@ Usage = collections.namedtuple("Usage", "total used free")
 def _refused_before_compute(monkeypatch, config, workdir, match):
   computed = []
   monkeypatch.setattr(train, "training", None)          # no expert step can be built
-  monkeypatch.setattr(run, "compiled_step", lambda *a, **k: computed.append(a))
+  monkeypatch.setattr(mtt, "compiled_step", lambda *a, **k: computed.append(a))
   with pytest.raises(ConfigError, match=match):
     run.distill(config, workdir)
   assert not computed and not os.path.exists(workdir)

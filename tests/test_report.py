@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dd_jax import report, summaries
+from dd_jax import report, report_plots, summaries
 from dd_jax.errors import ConfigError
 from dd_jax.metadata import write_json_atomic, write_npz_atomic
 from tests.conftest import ROOT
@@ -79,8 +79,8 @@ def test_the_report_shows_what_the_run_wrote(tmp_path):
 
 
 def test_one_image_per_class_is_drawn_as_a_block_not_a_column():
-  block = report.synset_png(np.zeros((10, 28, 28, 1)), np.arange(10), None)
-  rows = report.synset_png(np.zeros((20, 28, 28, 1)), np.repeat(np.arange(10), 2), None)
+  block = report_plots.synset_png(np.zeros((10, 28, 28, 1)), np.arange(10), None)
+  rows = report_plots.synset_png(np.zeros((20, 28, 28, 1)), np.repeat(np.arange(10), 2), None)
   with Image.open(io.BytesIO(block)) as a, Image.open(io.BytesIO(rows)) as b:
     assert 0.5 < a.size[0] / a.size[1] < 2       # 4 x 3 images
     assert b.size[1] > 2 * b.size[0]             # 10 rows of 2

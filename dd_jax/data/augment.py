@@ -202,7 +202,11 @@ def dsa_idc(key: PRNGKey, x: Array, strategy: str | Sequence[str] = DEFAULT_STRA
 def augment_batch(mode: str, key: PRNGKey, x: Array, strategy: str | Sequence[str]) -> Array:
   """A training batch's augmentation: mode "one" (`dsa`, the MTT/DC family's) or "idc"
   (`dsa_idc`)."""
-  return dsa_idc(key, x, strategy) if mode == "idc" else dsa(key, x, strategy)
+  return BATCH_MODES.get(mode, dsa)(key, x, strategy)
+
+
+# eval.protocol recipes' augmentation modes (anything else: "one")
+BATCH_MODES = {"one": dsa, "idc": dsa_idc}
 
 
 def cutmix(key: PRNGKey, x: Array, prob: float, beta: float = 1.0

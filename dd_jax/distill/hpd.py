@@ -31,15 +31,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dd_jax import summaries
 from dd_jax.data import indexing
-from dd_jax.errors import require
-from dd_jax.distill import hpd_select, run
+from dd_jax.distill import hpd_select, loop
+from dd_jax.distill import state as state_lib
+from dd_jax.distill import workdir as workdir_lib
+from dd_jax.distill.methods import PARAMETERIZATIONS
+from dd_jax.distill.methods.latents import spaces, validate_hpd
+from dd_jax.distill.stage import OnePart, StagedRun
+from dd_jax.distill.validation import validate_run
+from dd_jax.gan import train as train_prior
 from dd_jax.metadata import read_npz, write_json_atomic, write_npz_atomic
-
-SELECT = ("accuracy", "distance", "last")
-
-
-SEARCH = ("distance", "loss")   # what ranks a space's latents (Table 15)
 
 
 @dataclasses.dataclass
@@ -78,7 +80,7 @@ class BestLatents:
 
 
 @dataclasses.dataclass
-class LayerStage:
+class LayerStage(OnePart):
   """What one space's `Distiller` needs beyond its config (the Stage interface)."""
   layer: int
   last_layer: int
@@ -90,61 +92,30 @@ class LayerStage:
   best: BestLatents | None = None
 
   @property
-  def index(self) -> int:
+  def rng_index(self) -> int:
     return self.layer
 
   @property
   def label(self) -> str:
     return f"layer {self.layer}/{self.last_layer} "
 
-  def export_meta(self, lr: float) -> dict:
+  def export_meta(self, lr: float, per_image: int) -> dict:
     return {"hpd": {"layer": self.layer}}
-
-  def frozen(self):
-    return None
-
-  def union(self, images, labels):
-    return np.asarray(images), np.asarray(labels)
 
   def after_step(self, distiller, state, done: int, metrics: dict | None = None) -> None:
     if self.best is not None:
       self.best.offer(distiller, state, done, metrics)
 
 
-def spaces(config: ml_collections.ConfigDict, num_layers: int) -> list[int]:
-  """The layers where optimisation spaces start."""
-  h = config.hpd
-  return list(range(h.start_layer, num_layers, h.layers_per_space))
+def enabled(config: ml_collections.ConfigDict) -> bool:
+  """Whether the config's parameterisation runs space by space."""
+  param = PARAMETERIZATIONS.get(config.distill.parameterization)
+  return param is not None and param.progressive
 
 
-def validate(config: ml_collections.ConfigDict, num_layers: int | None = None) -> None:
-  h = config.hpd
-  require(h.steps_per_layer >= 1, "hpd.steps_per_layer", f"is {h.steps_per_layer}",
-          "run >= 1 outer step per space (the paper: 100 for MTT/DC, 20 for DM)")
-  require(h.select in SELECT, "hpd.select", f"unknown {h.select!r}",
-          f"use one of {', '.join(SELECT)}")
-  require(h.real_per_class >= 1, "hpd.real_per_class", f"is {h.real_per_class}",
-          "use e.g. 100 real images per class for the distance")
-  require(h.layers_per_space >= 1, "hpd.layers_per_space", f"is {h.layers_per_space}",
-          "group >= 1 generator layer per space (the paper: 2)")
-  require(h.record_every >= 0, "hpd.record_every", f"is {h.record_every}",
-          "use 0 (the final latents only) or the steps between distance checks")
-  require(h.search in SEARCH, "hpd.search", f"unknown {h.search!r}",
-          f"use one of {', '.join(SEARCH)} (or hpd.record_every=0: no search)")
-  hpd_select.validate(config)
-  if num_layers is not None:
-    require(0 <= h.start_layer < num_layers, "hpd.start_layer",
-            f"is {h.start_layer}, the prior has layers 0..{num_layers - 1} before its image",
-            f"use a layer in [0, {num_layers - 1}]")
-    count = num_layers - h.start_layer
-    require(count % h.layers_per_space == 0, "hpd.layers_per_space",
-            f"{h.layers_per_space} does not divide the {count} generator layers from "
-            f"hpd.start_layer={h.start_layer} to the image",
-            "use a divisor of " + str(count) + " or move hpd.start_layer")
-
-
-class ProgressiveDistiller(run.StagedRun):
+class ProgressiveDistiller(StagedRun):
   """Runs the spaces in order; a restarted run skips finished spaces."""
+  validate = staticmethod(validate_run)
 
   def _layer_config(self, k: int) -> ml_collections.ConfigDict:
     c = copy.deepcopy(self.config)
@@ -156,15 +127,10 @@ class ProgressiveDistiller(run.StagedRun):
   def _initial(self, k: int, previous: dict | None, distiller) -> tuple[dict, np.ndarray]:
     """Space k's starting latents: the prior's at the first space, else the previous
     space's recorded ws and its f advanced through the layers up to k (clipped again)."""
-    from dd_jax.distill import latent
-    space, prior, g = distiller.space, distiller.prior[0], self.config.glad
+    param, g = distiller.param, self.config.glad
     if previous is None:
-      labels = np.repeat(np.arange(self.prepared.num_classes, dtype=np.int32),
-                         self.config.distill.ipc)
-      from dd_jax.gan import train as train_prior
-      return latent.initial_latents(space, prior, train_prior.prior_classes(self.config, labels),
-                                    g.init, self.config.seed, g.average_samples,
-                                    g.clip), labels
+      return param.initial(distiller.method)
+    space, prior = param.space, param.prior[0]
     ws, f = jnp.asarray(previous["ws"]), jnp.asarray(previous["f"])
     for layer in range(int(previous["layer"]), k):
       f = space.gen.advance(prior, ws, f, layer)
@@ -176,11 +142,10 @@ class ProgressiveDistiller(run.StagedRun):
     "expert" and the run has no experts: DC/DM)."""
     p, h = self.prepared, self.config.hpd
     if h.distance_net == "expert":
-      if distiller.reader is None:
+      params = distiller.method.expert_params()
+      if params is None:
         return lambda images, labels: float("nan")
-      params = distiller.reader.params(distiller.reader.experts[0], distiller.reader.epochs,
-                                       distiller.abstract)
-      net = hpd_select.CamNet(distiller.model, {"params": params}, pooled=False)
+      net = hpd_select.CamNet(distiller.ctx.model, {"params": params}, pooled=False)
     else:
       net = self._net
     idx = indexing.sample_per_class(p.y_train, p.num_classes, h.real_per_class,
@@ -216,13 +181,10 @@ class ProgressiveDistiller(run.StagedRun):
     return record
 
   def run(self) -> str:
-    from dd_jax import summaries
-    from dd_jax.distill import state as state_lib
-    from dd_jax.gan import train as train_prior
-    run.record_workdir(self.run_dir, self.identity)
+    workdir_lib.record_workdir(self.run_dir, self.identity)
     h = self.config.hpd
     num_layers = train_prior.load_prior(self.config, self.workdir, self.prepared)[0].num_layers
-    validate(self.config, num_layers)
+    validate_hpd(self.config, num_layers)
     if h.distance_net != "expert" and self._uses_distance():
       self._net = hpd_select.distance_net(self.config, self.workdir, self.prepared)
     records, previous, offset, summary = [], None, 0, ""
@@ -233,7 +195,7 @@ class ProgressiveDistiller(run.StagedRun):
         best_path = os.path.join(self.run_dir, f"layer_{k}.best.npz")
         stage = LayerStage(k, num_layers - 1, os.path.join(self.run_dir, f"layer_{k}"),
                            functools.partial(self._initial, k, previous), offset)
-        distiller = run.Distiller(config, self.workdir, self.prepared, stage=stage)
+        distiller = loop.Distiller(config, self.workdir, self.prepared, stage=stage)
         if h.record_every:
           stage.best = BestLatents(best_path, h.record_every, config.distill.iterations,
                                    self._scorer(distiller), by_loss=h.search == "loss")
@@ -248,12 +210,12 @@ class ProgressiveDistiller(run.StagedRun):
     chosen = self._choose(records)
     # export the chosen space's recorded set as the synthetic set
     stored = read_npz(os.path.join(self.run_dir, f"layer_{chosen['layer']}.npz"))
-    distiller = run.Distiller(self._layer_config(chosen["layer"]), self.workdir,
+    distiller = loop.Distiller(self._layer_config(chosen["layer"]), self.workdir,
                               self.prepared, stage=LayerStage(
                                   chosen["layer"], num_layers - 1, os.path.join(
                                       self.run_dir, f"layer_{chosen['layer']}"),
                                   None, offset))
-    state = distiller._state_like().replace(
+    state = distiller.state_like().replace(
         images={"ws": jnp.asarray(stored["ws"]), "f": jnp.asarray(stored["f"])},
         labels=jnp.asarray(stored["labels"]),
         lr_param=state_lib.lr_to_param(float(stored["lr"]), self.config.distill.syn_lr_param))

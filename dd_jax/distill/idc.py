@@ -35,7 +35,7 @@ import optax
 
 from dd_jax import training
 from dd_jax.data import augment, indexing
-from dd_jax.distill import backbones, multiformation
+from dd_jax.distill import guard, multiformation
 from dd_jax.distill.state import DistillState, scaled
 from dd_jax.errors import require, require_at_least
 
@@ -269,7 +269,7 @@ def make_step(model: nn.Module, s: IDCSettings):
     (images, img_opt, _), (losses, norms) = jax.lax.scan(
         match, (start, state.img_opt, net),
         (real_idx, net_idx, jax.random.split(kloop, s.matches)))
-    return backbones.finish_step(state, images, img_opt, rng, losses, norms,
+    return guard.finish_step(state, images, img_opt, rng, losses, norms,
                                  s.nonfinite_lr_factor)
 
   return step

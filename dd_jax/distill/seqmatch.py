@@ -41,8 +41,12 @@ import ml_collections
 import numpy as np
 
 from dd_jax.data import pipeline
+from dd_jax.distill import loop, stage as stage_lib
+from dd_jax.distill import workdir as workdir_lib
+from dd_jax.distill.methods import METHODS, PARAMETERIZATIONS
+from dd_jax.distill.validation import validate_run
 from dd_jax.errors import require
-from dd_jax.distill import multiformation, run
+from dd_jax.evaluate import protocol
 from dd_jax.metadata import read_npz, write_npz_atomic
 
 # seqmatch.<tuple> -> the distill field it sets per subset
@@ -85,9 +89,14 @@ class Stage:
   def sequential(self) -> bool:   # sequential evaluation once there are earlier subsets
     return self.index > 0
 
-  def export_meta(self, lr: float) -> dict:
-    """Which rows belong to which subset, and their lrs."""
-    return {"seqmatch": {"subsets": list(self.sizes[:self.index + 1]),
+  @property
+  def rng_index(self) -> int:
+    return self.index
+
+  def export_meta(self, lr: float, per_image: int) -> dict:
+    """Which rows belong to which subset (`per_image` decoded rows per stored image),
+    and their lrs."""
+    return {"seqmatch": {"subsets": [n * per_image for n in self.sizes[:self.index + 1]],
                          "lrs": [s.lr for s in self.earlier] + [lr]}}
 
   def frozen(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -97,12 +106,9 @@ class Stage:
     return (np.concatenate([s.images for s in self.earlier]),
             np.concatenate([s.labels for s in self.earlier]))
 
-  def union(self, images, labels) -> tuple[np.ndarray, np.ndarray]:
-    frozen = self.frozen()
-    if frozen is None:
-      return np.asarray(images), np.asarray(labels)
-    return (np.concatenate([frozen[0], np.asarray(images)]),
-            np.concatenate([frozen[1], np.asarray(labels)]))
+  def parts(self, images, labels) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The earlier subsets, then this one."""
+    return [(s.images, s.labels) for s in self.earlier] + [(images, labels)]
 
   def after_step(self, distiller, state, done: int, metrics: dict | None = None) -> None:
     """Nothing after a subset's steps (H-PD's spaces keep their best latents here)."""
@@ -132,7 +138,7 @@ class WarmStart:
     spec = {"subsets": h.hexdigest()[:16], "epochs": self.epochs,
             "momentum": ev.momentum, "weight_decay": ev.weight_decay,
             "batch_size": ev.batch_size, "dsa_strategy": ev.dsa_strategy}
-    if ev.protocol != "mtt":   # folders stored before the field existed stay valid
+    if ev.protocol != protocol.DEFAULT_RECIPE:   # folders stored before it stay valid
       spec["protocol"] = ev.protocol
     return spec
 
@@ -176,14 +182,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if s.experts == "warm_start":
     require(s.warm_start_epochs >= 1, _field("warm_start_epochs"),
             f"is {s.warm_start_epochs}", "train each warm-start stage >= 1 epoch, e.g. 1000")
-  require(d.parameterization == "pixels", "distill.parameterization",
+  param = PARAMETERIZATIONS.get(d.parameterization)
+  require(param is None or not param.latent, "distill.parameterization",
           "SeqMatch with GLaD latents is not available yet",
           "use distill.parameterization='pixels' with seqmatch.subsets")
-  require(d.method in ("mtt", "idc"), "distill.method", f"SeqMatch runs on trajectory "
-          f"matching (mtt) or IDC, not {d.method}",
-          "use distill.method='mtt' or 'idc', or seqmatch.subsets=() for DC/DM")
+  method = METHODS.get(d.method)
+  splittable = [name for name, m in METHODS.items() if m.seqmatch]
+  require(method is not None and method.seqmatch, "distill.method",
+          f"SeqMatch runs on {' or '.join(splittable)}, not {d.method}",
+          f"use distill.method={' or '.join(map(repr, splittable))}, or "
+          "seqmatch.subsets=() for the others")
   stored = config.expert.epochs
-  for k in range(count if d.method == "mtt" else 0):   # start windows: trajectories only
+  for k in range(count if method.uses_experts else 0):   # start windows: trajectories only
     lo, hi = _value(config, "min_start_epochs", k), _value(config, "max_start_epochs", k)
     m = _value(config, "expert_epochs", k)
     require(0 <= lo < hi, _field("min_start_epochs", k),
@@ -207,7 +217,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
               f"is {d.current_max_start_epoch}, outside subset {k + 1}'s window "
               f"({lo}, {hi}]", "give a value inside every subset's window, or 0")
   for k in range(count):
-    run.validate(stage_config(config, k, num_classes=1))
+    validate_run(stage_config(config, k, num_classes=1))
 
 
 def _even_split(ipc: int) -> tuple[int, ...]:
@@ -245,9 +255,10 @@ def slice_subset(images: np.ndarray, labels: np.ndarray, num_classes: int,
   return images[rows], labels[rows]
 
 
-class SequentialDistiller(run.StagedRun):
+class SequentialDistiller(stage_lib.StagedRun):
   """Runs the subsets in order; a restarted run skips finished subsets and resumes the
   current one from its checkpoint."""
+  validate = staticmethod(validate)
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str,
                prepared: pipeline.Prepared | None = None):
@@ -269,7 +280,7 @@ class SequentialDistiller(run.StagedRun):
                         self.sizes, k)
 
   def run(self) -> str:
-    run.record_workdir(self.run_dir, self.identity)
+    workdir_lib.record_workdir(self.run_dir, self.identity)
     earlier, offset, summary = [], 0, ""
     num_classes = self.prepared.num_classes
     for k in range(len(self.sizes)):
@@ -281,11 +292,9 @@ class SequentialDistiller(run.StagedRun):
         continue
       warm = None
       if k and self.config.seqmatch.experts == "warm_start":
-        stages = _unions(earlier)
-        if config.distill.method == "idc":   # the matching nets train on decoded images
-          stages = [(*multiformation.decode_set(x, y, config.idc.factor), lr)
-                    for x, y, lr in stages]
-        else:
+        method = METHODS[config.distill.method]   # nets train on decoded images (IDC)
+        stages = [(*method.decode(config, x, y), lr) for x, y, lr in _unions(earlier)]
+        if method.uses_experts:   # subset k's own experts
           with config.unlocked():
             config.expert.dir = os.path.join(self.run_dir, f"subset_{k + 1}", "experts")
         warm = WarmStart(stages, self.config.seqmatch.warm_start_epochs, self.config.eval)
@@ -293,7 +302,7 @@ class SequentialDistiller(run.StagedRun):
                     run_dir=os.path.join(self.run_dir, f"subset_{k + 1}"),
                     earlier=list(earlier), initial=functools.partial(self._initial, k),
                     step_offset=offset, warm_start=warm)
-      distiller = run.Distiller(config, self.workdir, self.prepared, stage=stage)
+      distiller = loop.Distiller(config, self.workdir, self.prepared, stage=stage)
       summary = distiller.run()
       state = distiller.final_state
       subset = Subset(np.asarray(state.images), np.asarray(state.labels),

@@ -31,6 +31,7 @@ import optax
 
 from dd_jax import losses, training
 from dd_jax.data import augment
+from dd_jax.distill.guard import all_finite, keep_if
 from dd_jax.distill.state import (DistillState, after_step, label_optimizer, optimizers,
                                   param_to_lr, scaled)
 
@@ -130,15 +131,6 @@ def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
   return loss, inner / scale
 
 
-def all_finite(tree) -> jax.Array:
-  return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
-def keep_if(ok: jax.Array, new: DistillState, old: DistillState) -> DistillState:
-  """`new` where ok, else `old` (a rolled-back step), leaf by leaf inside the jit."""
-  return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
-
-
 @functools.lru_cache(maxsize=16)
 def compiled_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=None,
                   placement=None):
@@ -163,86 +155,120 @@ def make_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=No
 
   With a `latent.LatentSpace` (GLaD), state.images are latents: they are rendered with
   prior = (generator params, preprocessing arrays), and the images' gradient is pulled
-  back through the generator with jax.vjp; `latent_tx` updates them."""
+  back through the generator with jax.vjp; `latent_tx` updates them.
+
+  The step, in named parts: the objective (`objective`), its gradients with respect to
+  the images, the lr and DATM's labels (`outer_gradients`), the optimiser updates
+  (`updated_values`), then the guard: a non-finite step rolls back, DATM's threshold
+  skips, the linear lr is clamped (`guarded`)."""
   img_tx, lr_tx = optimizers(settings)
-  img_tx = latent_tx or img_tx
-  label_tx = label_optimizer(settings)
-  soft = settings.soft_labels
+  txs = (latent_tx or img_tx, lr_tx, label_optimizer(settings))
   constrain = placement.batch if placement is not None else None
-  many = settings.experts_per_step > 1
 
   def step(state: DistillState, start: Params, target: Params, batch_stats: Params,
            mask: Mask | None = None, middles: list[Params] | None = None,
            loss_scale=None, frozen=None, prior=None):
     key, rng = jax.random.split(state.rng)
-
-    def objective(images, lr_param, labels):
-      lr = param_to_lr(lr_param, settings.syn_lr_param)
-
-      def one(start, target, middles, loss_scale, key):
-        return meta_loss(model, settings, images, lr, labels, start, target,
-                         batch_stats, key, mask, middles, loss_scale, frozen, constrain)
-
-      if not many:
-        return one(start, target, middles, loss_scale, key)
-      # [E] segments -> [devices on the expert axis, E / devices]: vmapped (and split)
-      # over the first, one after another on each device over the second. A vmap over
-      # all E on one device costs 5.4x one segment at E = 4 on CPU (lax.map: 4x) and
-      # holds E unrolls at once.
-      e = settings.experts_per_step
-      groups = placement.experts if placement is not None else 1
-      segs = (start, target, middles, loss_scale, jax.random.split(key, e))
-      segs = jax.tree.map(lambda x: x.reshape((groups, e // groups) + x.shape[1:]), segs)
-
-      def on_device(group):
-        return jax.lax.map(lambda s: one(*s), group)
-
-      loss, inner = jax.vmap(on_device,
-                             spmd_axis_name="experts" if placement else None)(segs)
-      return jnp.mean(loss), jnp.mean(inner, axis=(0, 1))
-
-    images, pullback = state.images, None
-    if space is not None:   # GLaD: render the latents, keep the generator's pullback
-      images, pullback = jax.vjp(lambda z: space.render(prior[0], prior[1], z),
-                                 state.images)
-    (loss, inner), grads = jax.value_and_grad(
-        objective, argnums=(0, 1, 2) if soft else (0, 1), has_aux=True)(
-            images, state.lr_param, state.labels)
-    g_img, g_lr = grads[:2]
-    if pullback is not None:
-      g_img = pullback(g_img)[0]
-    scale = state.update_scale
-    upd, img_opt = img_tx.update(g_img, state.img_opt, state.images)
-    images = optax.apply_updates(state.images, scaled(upd, scale))
-    upd, lr_opt = lr_tx.update(g_lr, state.lr_opt, state.lr_param)
-    lr_param = optax.apply_updates(state.lr_param, scaled(upd, scale))
-    updated = dict(images=images, img_opt=img_opt, lr_param=lr_param, lr_opt=lr_opt)
-    if soft:
-      upd, label_opt = label_tx.update(grads[2], state.label_opt, state.labels)
-      updated.update(labels=optax.apply_updates(state.labels, scaled(upd, scale)),
-                     label_opt=label_opt)
-    finite = jnp.isfinite(loss) & all_finite((grads, updated["images"],
-                                               updated["lr_param"], updated["labels"]
-                                               if soft else ()))
-    clamped = jnp.zeros((), bool)
-    if settings.syn_lr_param == "linear":   # the official code lets lr go <= 0 or NaN
-      clamped = lr_param < settings.min_syn_lr
-      updated["lr_param"] = jnp.maximum(lr_param, settings.min_syn_lr)
-    skipped = (loss > settings.loss_threshold if settings.loss_threshold > 0
-               else jnp.zeros((), bool))
-    apply = finite & ~skipped
-    kept = keep_if(apply, state.replace(**updated), state)
-    kept = kept.replace(step=state.step + 1, rng=rng,
-                        update_scale=after_step(state, finite, settings.nonfinite_lr_factor))
-    metrics = {"loss": loss, "finite": finite, "skipped": skipped & finite,
-               "update_scale": kept.update_scale,
-               "lr_clamped": clamped & apply,
-               "syn_lr": param_to_lr(kept.lr_param, settings.syn_lr_param),
-               "grad_norm_images": optax.tree.norm(g_img),
-               "grad_lr": g_lr,
-               "inner_loss_first": inner[0], "inner_loss_last": inner[-1]}
-    if soft:
-      metrics["grad_norm_labels"] = optax.tree.norm(grads[2])
-    return kept, metrics
+    segment = (start, target, middles, loss_scale, key)
+    fn = objective(model, settings, segment, batch_stats, mask, frozen, constrain, placement)
+    loss, inner, grads, raw = outer_gradients(fn, state, settings.soft_labels, space, prior)
+    updated = updated_values(state, grads, txs, settings.soft_labels)
+    return guarded(state, updated, loss, inner, grads, raw, rng, settings)
 
   return step
+
+
+def objective(model: nn.Module, settings: StepSettings, segment, batch_stats, mask, frozen,
+              constrain, placement):
+  """(images, lr_param, labels) -> (matching loss, [N] inner losses) of the segment
+  (start, target, middles, loss_scale, key); with E > 1 segments, their mean."""
+
+  def one(start, target, middles, loss_scale, key, images, lr, labels):
+    return meta_loss(model, settings, images, lr, labels, start, target,
+                     batch_stats, key, mask, middles, loss_scale, frozen, constrain)
+
+  def fn(images, lr_param, labels):
+    lr = param_to_lr(lr_param, settings.syn_lr_param)
+    if settings.experts_per_step == 1:
+      return one(*segment, images, lr, labels)
+    # [E] segments -> [devices on the expert axis, E / devices]: vmapped (and split)
+    # over the first, one after another on each device over the second. A vmap over
+    # all E on one device costs 5.4x one segment at E = 4 on CPU (lax.map: 4x) and
+    # holds E unrolls at once.
+    e = settings.experts_per_step
+    groups = placement.experts if placement is not None else 1
+    start, target, middles, loss_scale, key = segment
+    segs = (start, target, middles, loss_scale, jax.random.split(key, e))
+    segs = jax.tree.map(lambda x: x.reshape((groups, e // groups) + x.shape[1:]), segs)
+
+    def on_device(group):
+      return jax.lax.map(lambda s: one(*s, images, lr, labels), group)
+
+    loss, inner = jax.vmap(on_device,
+                           spmd_axis_name="experts" if placement else None)(segs)
+    return jnp.mean(loss), jnp.mean(inner, axis=(0, 1))
+
+  return fn
+
+
+def outer_gradients(fn, state: DistillState, soft: bool, space=None, prior=None):
+  """(loss, inner losses, gradients, raw gradients) of `objective` with respect to the
+  images (GLaD: the latents, through the generator's pullback; the raw ones are the
+  rendered images'), the lr and, with soft labels, the labels."""
+  images, pullback = state.images, None
+  if space is not None:   # GLaD: render the latents, keep the generator's pullback
+    images, pullback = jax.vjp(lambda z: space.render(prior[0], prior[1], z),
+                               state.images)
+  (loss, inner), grads = jax.value_and_grad(
+      fn, argnums=(0, 1, 2) if soft else (0, 1), has_aux=True)(
+          images, state.lr_param, state.labels)
+  raw = grads
+  if pullback is not None:
+    grads = (pullback(grads[0])[0],) + tuple(grads[1:])
+  return loss, inner, grads, raw
+
+
+def updated_values(state: DistillState, grads, txs, soft: bool) -> dict:
+  """The optimisers' new images, lr (and labels), scaled by the state's update scale."""
+  img_tx, lr_tx, label_tx = txs
+  scale = state.update_scale
+  upd, img_opt = img_tx.update(grads[0], state.img_opt, state.images)
+  images = optax.apply_updates(state.images, scaled(upd, scale))
+  upd, lr_opt = lr_tx.update(grads[1], state.lr_opt, state.lr_param)
+  lr_param = optax.apply_updates(state.lr_param, scaled(upd, scale))
+  updated = dict(images=images, img_opt=img_opt, lr_param=lr_param, lr_opt=lr_opt)
+  if soft:
+    upd, label_opt = label_tx.update(grads[2], state.label_opt, state.labels)
+    updated.update(labels=optax.apply_updates(state.labels, scaled(upd, scale)),
+                   label_opt=label_opt)
+  return updated
+
+
+def guarded(state: DistillState, updated: dict, loss, inner, grads, raw, rng,
+            settings: StepSettings):
+  """The next state and the step's metrics: `updated` unless the step is non-finite
+  (rolled back) or above DATM's loss threshold (skipped); the linear lr clamped."""
+  soft = settings.soft_labels
+  finite = jnp.isfinite(loss) & all_finite((raw, updated["images"],
+                                             updated["lr_param"], updated["labels"]
+                                             if soft else ()))
+  clamped = jnp.zeros((), bool)
+  if settings.syn_lr_param == "linear":   # the official code lets lr go <= 0 or NaN
+    clamped = updated["lr_param"] < settings.min_syn_lr
+    updated["lr_param"] = jnp.maximum(updated["lr_param"], settings.min_syn_lr)
+  skipped = (loss > settings.loss_threshold if settings.loss_threshold > 0
+             else jnp.zeros((), bool))
+  apply = finite & ~skipped
+  kept = keep_if(apply, state.replace(**updated), state)
+  kept = kept.replace(step=state.step + 1, rng=rng,
+                      update_scale=after_step(state, finite, settings.nonfinite_lr_factor))
+  metrics = {"loss": loss, "finite": finite, "skipped": skipped & finite,
+             "update_scale": kept.update_scale,
+             "lr_clamped": clamped & apply,
+             "syn_lr": param_to_lr(kept.lr_param, settings.syn_lr_param),
+             "grad_norm_images": optax.tree.norm(grads[0]),
+             "grad_lr": grads[1],
+             "inner_loss_first": inner[0], "inner_loss_last": inner[-1]}
+  if soft:
+    metrics["grad_norm_labels"] = optax.tree.norm(grads[2])
+  return kept, metrics

@@ -69,6 +69,7 @@ class Recipe:
   fresh_optimizer: bool = False   # momentum buffers zero from each milestone on
 
 
+DEFAULT_RECIPE = "mtt"   # eval.protocol's default: the official evaluate_synset
 RECIPES = {
     # MTT's evaluate_synset: lr_schedule = [Epoch // 2 + 1], checked after training that
     # epoch, so Epoch // 2 + 2 is the first at lr x0.1, trained with a new SGD.
@@ -296,6 +297,32 @@ def evaluate_sequential(stages, test_images, test_labels, *, num_classes: int,
   return EvalResult(arch=arch, accuracies=accs[-1], train_loss=np.asarray(losses),
                     epochs=epochs, seconds=time.perf_counter() - start,
                     stage_means=tuple(means))
+
+
+def evaluate_architecture(images, labels, test_images, test_labels, *, lr, stages=None,
+                          log_prefix: str = "", **settings
+                          ) -> tuple[EvalResult, EvalResult | None]:
+  """One architecture's protocol on the set (logged) and, with several SeqMatch
+  `stages` (images, labels, lr), the sequential one: (result, sequential or None)."""
+  result = evaluate_synset(images, labels, test_images, test_labels, lr=lr, **settings)
+  logging.info("%s%s", log_prefix, result.summary())
+  sequential = None
+  if stages and len(stages) > 1:
+    sequential = evaluate_sequential(stages, test_images, test_labels, **settings)
+    logging.info("%ssequential %s", log_prefix, sequential.summary())
+  return result, sequential
+
+
+def record(result: EvalResult, sequential: EvalResult | None = None) -> dict:
+  """An architecture's JSON record (distill/evals.json, eval_results.json)."""
+  out = {"mean": result.mean, "std": result.std, "accuracies": result.accuracies.tolist(),
+         "seconds": round(result.seconds, 3)}
+  if sequential is not None:
+    out["sequential"] = {"mean": sequential.mean, "std": sequential.std,
+                         "accuracies": sequential.accuracies.tolist(),
+                         "stage_means": list(sequential.stage_means),
+                         "seconds": round(sequential.seconds, 3)}
+  return out
 
 
 def _replicated(nets):

@@ -20,8 +20,8 @@ from dd_jax import disk, models
 from dd_jax.data import augment, indexing, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
 from dd_jax.evaluate import kd
-from dd_jax.evaluate.protocol import (EvalResult, RECIPES, evaluate_sequential,
-                                      evaluate_synset, settings)
+from dd_jax.evaluate.protocol import (EvalResult, RECIPES, evaluate_architecture,
+                                      evaluate_synset, record, settings)
 from dd_jax.metadata import read_json, read_npz, spec_difference, write_json_atomic
 
 PROGRESS = "eval_progress.json"
@@ -90,8 +90,7 @@ def progress_key(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
 
 
 def _record(r: EvalResult, sequential: dict | None = None, kd: dict | None = None) -> dict:
-  return {"mean": r.mean, "std": r.std, "accuracies": r.accuracies.tolist(),
-          "seconds": round(r.seconds, 1), **({"sequential": sequential} if sequential else {}),
+  return {**record(r), **({"sequential": sequential} if sequential else {}),
           **({"kd": kd} if kd else {})}
 
 
@@ -132,17 +131,11 @@ def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
       continue
     common = dict(num_classes=prepared.num_classes, arch=arch, model_config=config.model,
                   **settings(ev))
-    result = evaluate_synset(images, labels, prepared.x_test, prepared.y_test, lr=lr,
-                             **common)
-    logging.info("%s", result.summary())
+    result, seq = evaluate_architecture(images, labels, prepared.x_test, prepared.y_test,
+                                        lr=lr, stages=stages, **common)
     results.append(result)
-    if stages and len(stages) > 1:   # SeqMatch: also one net trained S1, S1+S2, ...
-      seq = evaluate_sequential(stages, prepared.x_test, prepared.y_test, **common)
-      logging.info("sequential %s", seq.summary())
-      sequential[arch] = {"mean": seq.mean, "std": seq.std,
-                          "accuracies": seq.accuracies.tolist(),
-                          "stage_means": list(seq.stage_means),
-                          "seconds": round(seq.seconds, 1)}
+    if seq is not None:   # SeqMatch: also one net trained S1, S1+S2, ...
+      sequential[arch] = record(result, seq)["sequential"]
     if teacher is not None:   # the same nets and batches, the teacher's outputs as targets
       with_kd = evaluate_synset(images, labels, prepared.x_test, prepared.y_test, lr=lr,
                                 teacher=teacher, **common)

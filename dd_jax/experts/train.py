@@ -5,10 +5,12 @@ fold_in(train_key, k), so a resumed run draws exactly what an uninterrupted one 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
 import time
+from typing import Any, Callable, NamedTuple
 
 from absl import logging
 import jax
@@ -185,6 +187,34 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
   validate(config)
   prepared = prepared or pipeline.prepare(config.data)
   model = models.from_config(config.model, prepared.num_classes)
+  directory, data = _claim_folder(config, workdir, prepared, model, warm_start)
+  programs = _Programs.build(model, config.expert)
+  arrays = _Arrays(*(jnp.asarray(a) for a in (prepared.x_train, prepared.y_train,
+                                              prepared.x_test, prepared.y_test)))
+  root = jax.random.PRNGKey(score_lib.expert_seed(config))
+  progress = _Progress(config.expert)
+  for index in range(config.expert.num_experts):
+    writer = store.TrajectoryWriter(directory, index)
+    if writer.complete:
+      writer.close()
+      continue
+    init_key, train_key = jax.random.split(jax.random.fold_in(root, index))
+    state, first = _first_epoch(writer, programs, model, init_key, arrays, warm_start)
+    for epoch in range(first + 1, config.expert.epochs + 1):
+      state, metrics = _train_epoch(programs, config.expert, state, data, epoch, train_key,
+                                    arrays)
+      faults.point("expert.epoch")
+      writer.save(epoch, state, metrics)
+      faults.point("expert.checkpoint")
+      progress.log(index, epoch, metrics)
+    writer.finish(avg_var=store.avg_var(writer.meta))
+    writer.close()
+  return directory
+
+
+def _claim_folder(config, workdir: str, prepared: pipeline.Prepared, model, warm_start):
+  """(the experts' folder, the epoch's data: (ranked indices, scheduler) or None): the
+  folder checked for room and claimed for this spec before any compute."""
   e = config.expert
   schedule, ranked, digest = None, None, None
   if e.data_schedule != "none":
@@ -200,73 +230,98 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
                    "expert.num_experts", "free space, point expert.dir at a larger disk, "
                    "or train fewer experts (expert.num_experts) or epochs (expert.epochs)")
   store.prepare_directory(directory, spec)  # refuses a mismatched folder before compute
+  return directory, (None if schedule is None else (ranked, schedule))
 
-  tx = training.direction(e.optimizer, e.momentum, e.weight_decay)
-  sam = (training.GSAM(rho=e.sam_rho, alpha=e.sam_alpha, adaptive=e.sam_adaptive)
-         if e.sam == "gsam" else None)
-  penalty = (training.GradientPenalty(e.gp_weight, e.gp_target, e.gp_norm)
-             if e.gp_weight else None)
-  epoch_fn = jax.jit(training.make_train_epoch(model, tx, e.batch_size, e.dsa_strategy,
-                                               sam=sam, penalty=penalty))
-  step_distance = jax.jit(losses.squared_distance)
-  accuracy = jax.jit(training.make_accuracy(model))
-  x_train, y_train = jnp.asarray(prepared.x_train), jnp.asarray(prepared.y_train)
-  x_test, y_test = jnp.asarray(prepared.x_test), jnp.asarray(prepared.y_test)
-  root = jax.random.PRNGKey(score_lib.expert_seed(config))
-  start_time = time.perf_counter()
-  epochs_run = 0
-  total_epochs = e.num_experts * e.epochs
 
-  for index in range(e.num_experts):
-    writer = store.TrajectoryWriter(directory, index)
-    if writer.complete:
-      writer.close()
-      continue
-    init_key, train_key = jax.random.split(jax.random.fold_in(root, index))
-    state = training.init_state(model, init_key, x_train[:1], tx)
-    first = writer.latest_epoch
-    if first is None:
-      if warm_start is not None:
-        params, stats = warm_start(model, init_key, x_train[:1])
-        state = training.NetState(params=params, batch_stats=stats,
-                                  opt_state=tx.init(params))
-      writer.save(0, state, {"test_acc": float(accuracy(state.params, state.batch_stats,
-                                                         x_test, y_test))})
-      first = 0
-    else:
-      state = writer.restore(first, state)
-      logging.info("expert %d: resuming after epoch %d", index, first)
-    for epoch in range(first + 1, e.epochs + 1):
-      t0 = time.perf_counter()
-      lr = jnp.float32(epoch_lr(e.lr_schedule, e.lr, epoch, e.epochs,
-                                tuple(e.lr_step_after), e.lr_step_factor))
-      if (e.lr_schedule == "step" and e.lr_step_reset
-          and epoch - 1 in step_epochs(tuple(e.lr_step_after), e.epochs)):
-        state = state.replace(opt_state=tx.init(state.params))   # a new SGD, as AST's code
-      x, y = x_train, y_train
-      if schedule is not None:   # the official loop counts epochs from 0
-        idx = jnp.asarray(schedule.indices(ranked, epoch - 1))
-        x, y = jnp.take(x_train, idx, axis=0), jnp.take(y_train, idx, axis=0)
-      scale = jnp.float32(training.clipped_ce_scale(epoch, e.clip_epochs, e.clip_start))
-      previous = state.params
-      state, loss, acc = epoch_fn(state, lr, x, y, jax.random.fold_in(train_key, epoch),
-                                  scale)
-      metrics = {"train_loss": float(loss), "train_acc": float(acc),
-                 "train_size": int(x.shape[0]),
-                 "step_sq_distance": float(step_distance(state.params, previous)),
-                 "seconds": round(time.perf_counter() - t0, 3)}
-      if e.eval_test:
-        metrics["test_acc"] = float(accuracy(state.params, state.batch_stats, x_test, y_test))
-      faults.point("expert.epoch")
-      writer.save(epoch, state, metrics)
-      faults.point("expert.checkpoint")
-      epochs_run += 1
-      done = index * e.epochs + epoch
-      elapsed = time.perf_counter() - start_time
-      logging.info("expert %d/%d epoch %d/%d: loss %.4f train %.4f test %s (%.1fs), "
-                   "ETA %.0fs", index + 1, e.num_experts, epoch, e.epochs, metrics["train_loss"],
-                   metrics["train_acc"], metrics.get("test_acc", "-"), metrics["seconds"],
-                   elapsed / epochs_run * (total_epochs - done))
-    writer.finish(avg_var=store.avg_var(writer.meta))
-    writer.close()
-  return directory
+@dataclasses.dataclass
+class _Programs:
+  """The compiled programs an expert trains with, and its optimiser."""
+  tx: Any
+  epoch: Callable
+  step_distance: Callable
+  accuracy: Callable
+
+  @classmethod
+  def build(cls, model, e) -> "_Programs":
+    tx = training.direction(e.optimizer, e.momentum, e.weight_decay)
+    sam = (training.GSAM(rho=e.sam_rho, alpha=e.sam_alpha, adaptive=e.sam_adaptive)
+           if e.sam == "gsam" else None)
+    penalty = (training.GradientPenalty(e.gp_weight, e.gp_target, e.gp_norm)
+               if e.gp_weight else None)
+    epoch = jax.jit(training.make_train_epoch(model, tx, e.batch_size, e.dsa_strategy,
+                                              sam=sam, penalty=penalty))
+    return cls(tx, epoch, jax.jit(losses.squared_distance),
+               jax.jit(training.make_accuracy(model)))
+
+
+class _Arrays(NamedTuple):
+  x_train: jax.Array
+  y_train: jax.Array
+  x_test: jax.Array
+  y_test: jax.Array
+
+
+def _first_epoch(writer, programs: _Programs, model, init_key, arrays: _Arrays, warm_start):
+  """(state, epoch) an expert goes on from: its last saved epoch, or epoch 0 (its init,
+  warm-started by SeqMatch's stages when given) saved first."""
+  x_train = arrays.x_train
+  state = training.init_state(model, init_key, x_train[:1], programs.tx)
+  first = writer.latest_epoch
+  if first is not None:
+    logging.info("expert %d: resuming after epoch %d", writer.index, first)
+    return writer.restore(first, state), first
+  if warm_start is not None:
+    params, stats = warm_start(model, init_key, x_train[:1])
+    state = training.NetState(params=params, batch_stats=stats,
+                              opt_state=programs.tx.init(params))
+  writer.save(0, state, {"test_acc": _test_accuracy(programs, state, arrays)})
+  return state, 0
+
+
+def _test_accuracy(programs: _Programs, state, arrays: _Arrays) -> float:
+  return float(programs.accuracy(state.params, state.batch_stats, arrays.x_test,
+                                 arrays.y_test))
+
+
+def _train_epoch(programs: _Programs, e, state, data, epoch: int, train_key, arrays: _Arrays):
+  """One epoch of one expert (its lr, a new SGD where AST's code starts one, the
+  scheduler's share of the data, AST's clipped CE): (state, the epoch's metrics)."""
+  t0 = time.perf_counter()
+  lr = jnp.float32(epoch_lr(e.lr_schedule, e.lr, epoch, e.epochs,
+                            tuple(e.lr_step_after), e.lr_step_factor))
+  if (e.lr_schedule == "step" and e.lr_step_reset
+      and epoch - 1 in step_epochs(tuple(e.lr_step_after), e.epochs)):
+    state = state.replace(opt_state=programs.tx.init(state.params))   # a new SGD, as AST's code
+  x, y = arrays.x_train, arrays.y_train
+  if data is not None:   # the official loop counts epochs from 0
+    ranked, schedule = data
+    idx = jnp.asarray(schedule.indices(ranked, epoch - 1))
+    x, y = jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)
+  scale = jnp.float32(training.clipped_ce_scale(epoch, e.clip_epochs, e.clip_start))
+  previous = state.params
+  state, loss, acc = programs.epoch(state, lr, x, y, jax.random.fold_in(train_key, epoch),
+                                    scale)
+  metrics = {"train_loss": float(loss), "train_acc": float(acc),
+             "train_size": int(x.shape[0]),
+             "step_sq_distance": float(programs.step_distance(state.params, previous)),
+             "seconds": round(time.perf_counter() - t0, 3)}
+  if e.eval_test:
+    metrics["test_acc"] = _test_accuracy(programs, state, arrays)
+  return state, metrics
+
+
+class _Progress:
+  """The progress line after each expert epoch, with the ETA of the whole training."""
+
+  def __init__(self, e):
+    self.e, self.start, self.epochs_run = e, time.perf_counter(), 0
+
+  def log(self, index: int, epoch: int, metrics: dict) -> None:
+    e = self.e
+    self.epochs_run += 1
+    done = index * e.epochs + epoch
+    elapsed = time.perf_counter() - self.start
+    logging.info("expert %d/%d epoch %d/%d: loss %.4f train %.4f test %s (%.1fs), "
+                 "ETA %.0fs", index + 1, e.num_experts, epoch, e.epochs, metrics["train_loss"],
+                 metrics["train_acc"], metrics.get("test_acc", "-"), metrics["seconds"],
+                 elapsed / self.epochs_run * (e.num_experts * e.epochs - done))

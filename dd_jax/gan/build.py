@@ -85,6 +85,47 @@ def _fc_spec(fan_in: int, fan_out: int, activation: str, lr_multiplier: float) -
           "weight_gain": lr_multiplier / math.sqrt(fan_in), "bias_gain": lr_multiplier}
 
 
+def _f32(a) -> jnp.ndarray:
+  return jnp.asarray(np.asarray(a, np.float32))
+
+
+def _random_mapping(rng, c_dim: int, z_dim: int, w_dim: int, mapping_layers: int,
+                    lr_multiplier: float) -> tuple[dict, dict]:
+  """The mapping network's (spec, params): the class projection, the FC layers, w_avg."""
+  embed = c_dim > 0
+  mapping_spec = {"embed_proj": _fc_spec(c_dim, z_dim, "lrelu", 1.0) if embed else None,
+                  "layers": []}
+  mapping = {}
+  if embed:
+    mapping["embed_proj"] = {"weight": _f32(rng.standard_normal((z_dim, c_dim))),
+                             "bias": _f32(np.zeros(z_dim))}
+  fan_in = z_dim * (2 if embed else 1)
+  for i in range(mapping_layers):
+    mapping_spec["layers"].append(_fc_spec(fan_in, w_dim, "lrelu", lr_multiplier))
+    mapping[f"fc{i}"] = {"weight": _f32(rng.standard_normal((w_dim, fan_in)) / lr_multiplier),
+                         "bias": _f32(np.zeros(w_dim))}
+    fan_in = w_dim
+  mapping["w_avg"] = _f32(np.zeros((c_dim, w_dim) if embed else (w_dim,)))
+  return mapping_spec, mapping
+
+
+def _random_input(rng, sched: dict, w_dim: int) -> tuple[dict, dict]:
+  """The Fourier-feature input's (spec, params)."""
+  c0, bandwidth = int(sched["channels"][0]), float(sched["cutoffs"][0])
+  freqs = rng.standard_normal((c0, 2))
+  radii = np.sqrt(np.sum(freqs ** 2, axis=1, keepdims=True))
+  freqs = freqs / (radii * np.exp(radii ** 2) ** 0.25) * bandwidth
+  size = int(sched["sizes"][0])
+  input_spec = {"channels": c0, "size": [size, size],
+                "sampling_rate": float(sched["rates"][0]), "bandwidth": bandwidth,
+                "affine": _fc_spec(w_dim, 4, "linear", 1.0)}
+  inputs = {"weight": _f32(rng.standard_normal((c0, c0))), "freqs": _f32(freqs),
+            "phases": _f32(rng.uniform(-0.5, 0.5, c0)), "transform": _f32(np.eye(3)),
+            "affine": {"weight": _f32(np.zeros((4, w_dim))),
+                       "bias": _f32(np.array([1.0, 0.0, 0.0, 0.0]))}}
+  return input_spec, inputs
+
+
 def random_generator(seed: int = 0, resolution: int = 32, img_channels: int = 3,
                      c_dim: int = 10, num_layers: int = 6, channel_base: int = 2048,
                      channel_max: int = 64, w_dim: int = 128, z_dim: int = 32,
@@ -102,48 +143,21 @@ def random_generator(seed: int = 0, resolution: int = 32, img_channels: int = 3,
           f"use more than {NUM_CRITICAL} layers")
   sched = layer_schedule(resolution, num_layers, channel_base, channel_max, img_channels,
                          margin)
-  rng = np.random.default_rng(seed)
-  f32 = lambda a: jnp.asarray(np.asarray(a, np.float32))   # noqa: E731
-
-  embed = c_dim > 0
-  mapping_spec = {"embed_proj": _fc_spec(c_dim, z_dim, "lrelu", 1.0) if embed else None,
-                  "layers": []}
-  mapping = {}
-  if embed:
-    mapping["embed_proj"] = {"weight": f32(rng.standard_normal((z_dim, c_dim))),
-                             "bias": f32(np.zeros(z_dim))}
-  fan_in = z_dim * (2 if embed else 1)
-  for i in range(mapping_layers):
-    mapping_spec["layers"].append(_fc_spec(fan_in, w_dim, "lrelu", lr_multiplier))
-    mapping[f"fc{i}"] = {"weight": f32(rng.standard_normal((w_dim, fan_in)) / lr_multiplier),
-                         "bias": f32(np.zeros(w_dim))}
-    fan_in = w_dim
-  mapping["w_avg"] = f32(np.zeros((c_dim, w_dim) if embed else (w_dim,)))
-
-  c0, bandwidth = int(sched["channels"][0]), float(sched["cutoffs"][0])
-  freqs = rng.standard_normal((c0, 2))
-  radii = np.sqrt(np.sum(freqs ** 2, axis=1, keepdims=True))
-  freqs = freqs / (radii * np.exp(radii ** 2) ** 0.25) * bandwidth
-  size = int(sched["sizes"][0])
-  input_spec = {"channels": c0, "size": [size, size],
-                "sampling_rate": float(sched["rates"][0]), "bandwidth": bandwidth,
-                "affine": _fc_spec(w_dim, 4, "linear", 1.0)}
-  inputs = {"weight": f32(rng.standard_normal((c0, c0))), "freqs": f32(freqs),
-            "phases": f32(rng.uniform(-0.5, 0.5, c0)), "transform": f32(np.eye(3)),
-            "affine": {"weight": f32(np.zeros((4, w_dim))),
-                       "bias": f32(np.array([1.0, 0.0, 0.0, 0.0]))}}
-
+  rng = np.random.default_rng(seed)   # drawn from in this order: mapping, input, layers
+  mapping_spec, mapping = _random_mapping(rng, c_dim, z_dim, w_dim, mapping_layers,
+                                          lr_multiplier)
+  input_spec, inputs = _random_input(rng, sched, w_dim)
   layer_specs, layers = [], {}
   for idx in range(num_layers + 1):
     s = _layer_spec(idx, num_layers, sched, w_dim, conv_kernel, conv_clamp)
     layer_specs.append(s)
     k = s["conv_kernel"]
     layers[s["name"]] = {
-        "weight": f32(rng.standard_normal((s["out_channels"], s["in_channels"], k, k))),
-        "bias": f32(np.zeros(s["out_channels"])),
-        "magnitude_ema": f32(np.ones(())),
-        "affine": {"weight": f32(rng.standard_normal((s["in_channels"], w_dim))),
-                   "bias": f32(np.ones(s["in_channels"]))}}
+        "weight": _f32(rng.standard_normal((s["out_channels"], s["in_channels"], k, k))),
+        "bias": _f32(np.zeros(s["out_channels"])),
+        "magnitude_ema": _f32(np.ones(())),
+        "affine": {"weight": _f32(rng.standard_normal((s["in_channels"], w_dim))),
+                   "bias": _f32(np.ones(s["in_channels"]))}}
   spec = {"format": FORMAT, "class_name": "Generator", "z_dim": z_dim, "c_dim": c_dim,
           "w_dim": w_dim, "num_ws": num_layers + 2, "img_resolution": resolution,
           "img_channels": img_channels, "output_scale": 0.25, "mapping": mapping_spec,

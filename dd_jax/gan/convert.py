@@ -206,6 +206,32 @@ def spec_and_params(g) -> tuple[dict, dict]:
   """The generator spec and params of a G_ema module tree."""
   mapping, synthesis = _module(g, "mapping"), _module(g, "synthesis")
   c_dim = int(_attr(g, "c_dim", 0))
+  m_spec, m_params = _mapping(mapping, c_dim)
+  input_spec, input_params = _input(_module(synthesis, "input"))
+  names = list(_attr(synthesis, "layer_names") or [])
+  require(bool(names), "in.pkl", "the synthesis network lists no layer_names",
+          "give a StyleGAN3 / StyleGAN-XL pickle")
+  layer_specs, layer_params = [], {}
+  for name in names:
+    layer_spec, layer_params[name] = _layer(_module(synthesis, name), name)
+    layer_specs.append(layer_spec)
+  num_ws = int(_attr(g, "num_ws", len(names) + 1))
+  require(num_ws == len(names) + 1, "in.pkl", f"num_ws is {num_ws} for {len(names)} layers",
+          "give an unmodified StyleGAN-XL pickle")
+  spec = {"format": FORMAT, "class_name": g.class_name if isinstance(g, PersistentObject)
+          else "?", "z_dim": int(_attr(g, "z_dim")), "c_dim": c_dim,
+          "w_dim": int(_attr(g, "w_dim")), "num_ws": num_ws,
+          "img_resolution": int(_attr(g, "img_resolution")),
+          "img_channels": int(_attr(g, "img_channels")),
+          "output_scale": float(_attr(synthesis, "output_scale", 0.25)),
+          "mapping": m_spec, "input": input_spec, "layers": layer_specs,
+          "source": {"sha256": g.source_sha256 if isinstance(g, PersistentObject) else ""}}
+  check_spec(spec)
+  return spec, {"mapping": m_params, "input": input_params, "layers": layer_params}
+
+
+def _mapping(mapping, c_dim: int) -> tuple[dict, dict]:
+  """The mapping network's (spec, params): class embedding and projection, FC layers."""
   m_spec, m_params = {"embed_proj": None, "layers": []}, {}
   modules = _state(mapping).get("_modules") or {}
   if c_dim:
@@ -221,55 +247,43 @@ def spec_and_params(g) -> tuple[dict, dict]:
     i += 1
   require(i > 0, "in.pkl", "the mapping network has no fc0", "give a StyleGAN-XL pickle")
   m_params["w_avg"] = _array(mapping, "w_avg")
+  return m_spec, m_params
 
-  inp = _module(synthesis, "input")
+
+def _input(inp) -> tuple[dict, dict]:
+  """The Fourier-feature input's (spec, params)."""
   a_spec, a_params = _fc(_module(inp, "affine"))
-  size = _pair(_attr(inp, "size"))
-  input_spec = {"channels": int(_attr(inp, "channels")), "size": size,
+  input_spec = {"channels": int(_attr(inp, "channels")), "size": _pair(_attr(inp, "size")),
                 "sampling_rate": float(_attr(inp, "sampling_rate")),
                 "bandwidth": float(_attr(inp, "bandwidth")), "affine": a_spec}
   input_params = {"weight": _array(inp, "weight"), "freqs": _array(inp, "freqs"),
                   "phases": _array(inp, "phases"), "transform": _array(inp, "transform"),
                   "affine": a_params}
+  return input_spec, input_params
 
-  names = list(_attr(synthesis, "layer_names") or [])
-  require(bool(names), "in.pkl", "the synthesis network lists no layer_names",
-          "give a StyleGAN3 / StyleGAN-XL pickle")
-  layer_specs, layer_params = [], {}
-  for name in names:
-    layer = _module(synthesis, name)
-    aff_spec, aff_params = _fc(_module(layer, "affine"))
-    weight = _array(layer, "weight")
-    clamp = _attr(layer, "conv_clamp")
-    layer_specs.append({
-        "name": name, "is_torgb": bool(_attr(layer, "is_torgb")),
-        "in_channels": int(_attr(layer, "in_channels")),
-        "out_channels": int(_attr(layer, "out_channels")),
-        "conv_kernel": int(weight.shape[-1]),
-        "in_size": _pair(_attr(layer, "in_size")), "out_size": _pair(_attr(layer, "out_size")),
-        "up": int(_attr(layer, "up_factor")), "down": int(_attr(layer, "down_factor")),
-        "padding": [int(p) for p in _attr(layer, "padding")],
-        "up_filter": _filter(layer, "up_filter"), "down_filter": _filter(layer, "down_filter"),
-        "conv_clamp": None if clamp is None else float(clamp),
-        "affine": aff_spec,
-        "in_sampling_rate": float(_attr(layer, "in_sampling_rate", 0.0)),
-        "out_sampling_rate": float(_attr(layer, "out_sampling_rate", 0.0))})
-    layer_params[name] = {"weight": weight, "bias": _array(layer, "bias"),
-                          "magnitude_ema": _array(layer, "magnitude_ema").reshape(()),
-                          "affine": aff_params}
-  num_ws = int(_attr(g, "num_ws", len(names) + 1))
-  require(num_ws == len(names) + 1, "in.pkl", f"num_ws is {num_ws} for {len(names)} layers",
-          "give an unmodified StyleGAN-XL pickle")
-  spec = {"format": FORMAT, "class_name": g.class_name if isinstance(g, PersistentObject)
-          else "?", "z_dim": int(_attr(g, "z_dim")), "c_dim": c_dim,
-          "w_dim": int(_attr(g, "w_dim")), "num_ws": num_ws,
-          "img_resolution": int(_attr(g, "img_resolution")),
-          "img_channels": int(_attr(g, "img_channels")),
-          "output_scale": float(_attr(synthesis, "output_scale", 0.25)),
-          "mapping": m_spec, "input": input_spec, "layers": layer_specs,
-          "source": {"sha256": g.source_sha256 if isinstance(g, PersistentObject) else ""}}
-  check_spec(spec)
-  return spec, {"mapping": m_params, "input": input_params, "layers": layer_params}
+
+def _layer(layer, name: str) -> tuple[dict, dict]:
+  """A synthesis layer's (spec, params)."""
+  aff_spec, aff_params = _fc(_module(layer, "affine"))
+  weight = _array(layer, "weight")
+  clamp = _attr(layer, "conv_clamp")
+  spec = {
+      "name": name, "is_torgb": bool(_attr(layer, "is_torgb")),
+      "in_channels": int(_attr(layer, "in_channels")),
+      "out_channels": int(_attr(layer, "out_channels")),
+      "conv_kernel": int(weight.shape[-1]),
+      "in_size": _pair(_attr(layer, "in_size")), "out_size": _pair(_attr(layer, "out_size")),
+      "up": int(_attr(layer, "up_factor")), "down": int(_attr(layer, "down_factor")),
+      "padding": [int(p) for p in _attr(layer, "padding")],
+      "up_filter": _filter(layer, "up_filter"), "down_filter": _filter(layer, "down_filter"),
+      "conv_clamp": None if clamp is None else float(clamp),
+      "affine": aff_spec,
+      "in_sampling_rate": float(_attr(layer, "in_sampling_rate", 0.0)),
+      "out_sampling_rate": float(_attr(layer, "out_sampling_rate", 0.0))}
+  params = {"weight": weight, "bias": _array(layer, "bias"),
+            "magnitude_ema": _array(layer, "magnitude_ema").reshape(()),
+            "affine": aff_params}
+  return spec, params
 
 
 def check_spec(spec: dict) -> None:

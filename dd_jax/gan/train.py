@@ -174,6 +174,34 @@ def _programs(spec_json: str, conv_impl: str, encoder_width: int, lr: float,
   return gen, encoder, tx, step, calibrate, held_out_mse
 
 
+def _fit(config, prepared: pipeline.Prepared, key, params, opt_state, step, calibrate):
+  """gan.train_steps steps on random batches (seeded), the generator recalibrated every
+  gan.calibrate_every: (params, opt_state, the logged history, seconds)."""
+  g, x_train, y_train = config.gan, prepared.x_train, prepared.y_train
+  rng = np.random.default_rng(config.seed)
+  history, start = [], time.perf_counter()
+  for it in range(g.train_steps):
+    idx = rng.choice(len(x_train), g.batch_size, replace=False)
+    pixels = jnp.asarray(prepared.pre.invert(x_train[idx]))
+    y = jnp.asarray(y_train[idx], jnp.int32)
+    k = jax.random.fold_in(key, 100 + it)
+    if it % g.calibrate_every == 0:
+      params = calibrate(params, pixels, y)
+    params, opt_state, value, parts = step(params, opt_state, pixels, y, k)
+    if (it + 1) % g.log_every == 0 or it + 1 == g.train_steps:
+      value = float(value)
+      require(np.isfinite(value), "gan.lr", f"the prior's loss is {value} at step {it + 1}",
+              "lower gan.lr")
+      history.append({"step": it + 1, "loss": value,
+                      **{k2: float(v) for k2, v in parts.items()}})
+      elapsed = time.perf_counter() - start
+      terms = ", ".join(f"{k2} {history[-1][k2]:.4g}" for k2 in parts)
+      logging.info("prior step %d/%d: loss %.1f (%s), %.0fs, ETA %.0fs", it + 1,
+                   g.train_steps, value, terms, elapsed,
+                   elapsed / (it + 1) * (g.train_steps - it - 1))
+  return params, opt_state, history, time.perf_counter() - start
+
+
 def train_prior(config: ml_collections.ConfigDict, workdir: str,
                 prepared: pipeline.Prepared | None = None) -> str:
   """Trains the small prior (unless its folder exists) and returns the folder."""
@@ -203,28 +231,8 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str,
                  jnp.asarray(y_train[fixed], jnp.int32))
   params = calibrate(params, *fixed_batch)
   initial_mse = float(held_out_mse(params, *fixed_batch))
-  rng = np.random.default_rng(config.seed)
-  history, start = [], time.perf_counter()
-  for it in range(g.train_steps):
-    idx = rng.choice(len(x_train), g.batch_size, replace=False)
-    pixels = jnp.asarray(prepared.pre.invert(x_train[idx]))
-    y = jnp.asarray(y_train[idx], jnp.int32)
-    k = jax.random.fold_in(key, 100 + it)
-    if it % g.calibrate_every == 0:
-      params = calibrate(params, pixels, y)
-    params, opt_state, value, parts = step(params, opt_state, pixels, y, k)
-    if (it + 1) % g.log_every == 0 or it + 1 == g.train_steps:
-      value = float(value)
-      require(np.isfinite(value), "gan.lr", f"the prior's loss is {value} at step {it + 1}",
-              "lower gan.lr")
-      history.append({"step": it + 1, "loss": value,
-                      **{k2: float(v) for k2, v in parts.items()}})
-      elapsed = time.perf_counter() - start
-      terms = ", ".join(f"{k2} {history[-1][k2]:.4g}" for k2 in parts)
-      logging.info("prior step %d/%d: loss %.1f (%s), %.0fs, ETA %.0fs", it + 1,
-                   g.train_steps, value, terms, elapsed,
-                   elapsed / (it + 1) * (g.train_steps - it - 1))
-  seconds = time.perf_counter() - start
+  params, opt_state, history, seconds = _fit(config, prepared, key, params, opt_state,
+                                             step, calibrate)
   g_params = params["generator"]   # w_avg: the class means StyleGAN tracks while training
   w_avg = gen.class_mean_w(g_params, jax.random.fold_in(key, 2))[:, 0]
   params = {**params, "generator": {**g_params, "mapping": {**g_params["mapping"],

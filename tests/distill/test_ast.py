@@ -5,6 +5,7 @@ import pytest
 
 from dd_jax.data import pipeline
 from dd_jax.distill import representative, run
+from dd_jax.distill.methods import mtt
 from dd_jax.errors import ConfigError
 from tests.distill.conftest import _config, _synset
 
@@ -98,9 +99,9 @@ def test_ast_switches_that_cannot_work_are_clear_errors(shared, tmp_path):
 
 def test_the_balanced_factor_is_an_argument_not_a_recompile(shared):
   d = _config(*shared, balance_loss=True, max_start_epoch=2).distill
-  assert run.balance_scale(d, 0) == pytest.approx(1 / np.log(9))
-  assert run.balance_scale(d, 1) == pytest.approx(np.log(8))
-  assert run.balance_scale(_config(*shared).distill, 0) is None
+  assert mtt.balance_scale(d, 0) == pytest.approx(1 / np.log(9))
+  assert mtt.balance_scale(d, 1) == pytest.approx(np.log(8))
+  assert mtt.balance_scale(_config(*shared).distill, 0) is None
 
 
 def test_ast_and_pad_compose_in_one_config(tmp_path):
@@ -122,9 +123,9 @@ def test_ast_and_pad_compose_in_one_config(tmp_path):
   summary = distiller.run()
   assert "distilled 4 steps" in summary
   assert init.labels.shape == (10, 10)                   # soft labels on K-Means images
-  spec = distiller.reader.spec
+  spec = distiller.method.reader.spec
   assert {"sam", "data_schedule", "clipped_ce", "gradient_penalty"} <= set(spec)
-  assert distiller.reader.metadata(0)["avg_var"] > 0
+  assert distiller.method.reader.metadata(0)["avg_var"] > 0
 
 
 def test_a_refused_kmeans_init_leaves_the_workdir_free_for_a_corrected_config(shared,

@@ -39,8 +39,7 @@ def test_glad_moves_only_the_latents_after_layer_k_and_exports_their_rendering(
   w0, f0 = np.asarray(start.images["ws"]), np.asarray(start.images["f"])
   np.testing.assert_array_equal(ws[:, :k + 1], w0[:, :k + 1])   # no gradient reaches them
   assert not np.allclose(ws[:, k + 1:], w0[:, k + 1:]) and not np.allclose(feat, f0)
-  rendered = distiller._render(distiller.prior[0], distiller.prior[1],
-                               {"ws": ws, "f": feat})
+  rendered = distiller.param.render({"ws": ws, "f": feat})
   got = _synset(work)
   assert got["images"].shape == (10, 28, 28, 1)
   np.testing.assert_allclose(got["images"], np.asarray(rendered), atol=1e-5)

@@ -12,6 +12,7 @@ import pytest
 
 from dd_jax import models
 from dd_jax.distill import hpd, hpd_select, run
+from dd_jax.distill.methods import latents
 from dd_jax.errors import ConfigError
 from tests.distill.conftest import _config, _synset
 
@@ -118,14 +119,14 @@ def test_spaces_group_layers_and_a_grouping_that_does_not_divide_is_refused(shar
   config = _hpd(shared)
   with config.unlocked():
     config.hpd.start_layer, config.hpd.layers_per_space = 1, 2
-  assert hpd.spaces(config, 5) == [1, 3]
+  assert latents.spaces(config, 5) == [1, 3]
   with pytest.raises(ConfigError, match=r"^hpd\.layers_per_space: 2 does not divide the 3 "
                                         r"generator layers from hpd\.start_layer=1"):
-    hpd.validate(config, 4)
+    latents.validate_hpd(config, 4)
   with config.unlocked():
     config.hpd.select = "accuracy"
   with pytest.raises(ConfigError, match=r"^hpd\.select: .accuracy. .*data\.holdout_per_class is 0"):
-    hpd.validate(config)
+    latents.validate_hpd(config)
 
 
 def test_spaces_of_two_layers_and_the_choice_by_held_out_accuracy(shared, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from configs import fashion_mnist_idc
 from dd_jax import models
 from dd_jax.data import indexing
-from dd_jax.distill import idc, multiformation, run
+from dd_jax.distill import idc, multiformation, run, workdir
 from dd_jax.errors import ConfigError
 from tests.distill.conftest import _synset
 
@@ -205,15 +205,15 @@ def test_the_idc_section_is_part_of_an_idc_runs_identity_only(shared):
   from tests.conftest import tiny_idx_config
   mtt = tiny_idx_config(shared[0])
   prepared = pipeline.prepare(mtt.data)
-  assert "idc" not in run.run_identity(mtt, prepared)["config"]   # older runs resume
+  assert "idc" not in workdir.run_identity(mtt, prepared)["config"]   # older runs resume
   config = fashion_mnist_idc.get_config("runlocal")
   with config.unlocked():
     config.data = mtt.data
-  identity = run.run_identity(config, prepared)["config"]["idc"]
+  identity = workdir.run_identity(config, prepared)["config"]["idc"]
   assert identity["factor"] == 2 and "fix_iter" not in identity   # the default: older runs
   with config.unlocked():
     config.idc.fix_iter = 50
-  assert run.run_identity(config, prepared)["config"]["idc"]["fix_iter"] == 50
+  assert workdir.run_identity(config, prepared)["config"]["idc"]["fix_iter"] == 50
 
 
 def test_fields_added_in_2026_12_leave_other_runs_identity_alone(shared):
@@ -221,12 +221,12 @@ def test_fields_added_in_2026_12_leave_other_runs_identity_alone(shared):
   from dd_jax.data import pipeline
   from tests.conftest import tiny_idx_config
   mtt = tiny_idx_config(shared[0])
-  identity = run.run_identity(mtt, pipeline.prepare(mtt.data))["config"]
+  identity = workdir.run_identity(mtt, pipeline.prepare(mtt.data))["config"]
   assert "hpd" not in identity and "holdout_per_class" not in identity["data"]
   assert not {"prune", "prune_fraction"} & set(identity["expert"]["schedule"])
   with mtt.unlocked():
     mtt.expert.data_schedule, mtt.data.holdout_per_class = "prune", 2
-  identity = run.run_identity(mtt, pipeline.prepare(mtt.data))["config"]
+  identity = workdir.run_identity(mtt, pipeline.prepare(mtt.data))["config"]
   assert identity["expert"]["schedule"]["prune"] == "hard"
   assert identity["data"]["holdout_per_class"] == 2
 
@@ -240,16 +240,16 @@ def test_a_run_recorded_with_then_neutral_fields_resumes(shared, tmp_path):
   from tests.conftest import tiny_idx_config
   mtt = tiny_idx_config(shared[0])
   prepared = pipeline.prepare(mtt.data)
-  identity = run.run_identity(mtt, prepared)
+  identity = workdir.run_identity(mtt, prepared)
   stored = json.loads(json.dumps(identity))
   stored["config"]["data"]["holdout_per_class"] = 0
   stored["config"]["hpd"] = {"layers_per_space": 2}
   (tmp_path / "run.json").write_text(json.dumps(stored))
-  run.check_workdir(str(tmp_path), identity)   # resumes
+  workdir.check_workdir(str(tmp_path), identity)   # resumes
   stored["config"]["data"]["holdout_per_class"] = 5
   (tmp_path / "run.json").write_text(json.dumps(stored))
   with pytest.raises(ConfigError, match=r"holdout_per_class \(stored 5, config None\)"):
-    run.check_workdir(str(tmp_path), identity)
+    workdir.check_workdir(str(tmp_path), identity)
 
 
 def test_earlier_subsets_join_a_class_loss_without_taking_gradients():

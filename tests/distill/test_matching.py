@@ -75,7 +75,7 @@ def test_dc_and_dm_runs_update_the_images_and_resume_identically(shared, tmp_pat
   distiller = run.Distiller(config, str(tmp_path / "a"))
   init = np.asarray(distiller.initial_state().images)
   assert "ConvNet at step 4" in distiller.run()
-  assert distiller.reader is None                       # no experts involved
+  assert getattr(distiller.method, "reader", None) is None   # no experts involved
   out = _synset(str(tmp_path / "a"))
   assert not np.allclose(out["images"], init) and np.isfinite(out["images"]).all()
   # Stopped after 2 steps, then continued to 4 (evaluation settings may change on resume).
@@ -92,11 +92,11 @@ def test_dc_with_static_pruning_draws_only_the_kept_samples(shared, tmp_path):
     config.expert.data_schedule = "prune"
     config.expert.schedule.update(prune="hard", prune_fraction=0.25)
   distiller = run.Distiller(config, str(tmp_path))
-  ranked = distiller.real.ranked
+  ranked = distiller.method.real.ranked
   for step in (0, 7):                                   # static: every step the same
-    pool = distiller.real.pool(step)
+    pool = distiller.method.real.pool(step)
     assert [p.tolist() for p in pool] == [r[:15].tolist() for r in ranked]   # 20 - 5
-  idx = distiller.real.indices(3, 2)
+  idx = distiller.method.real.indices(3, 2)
   hardest = {int(i) for r in ranked for i in r[15:]}
   assert not hardest & set(idx.ravel().tolist())
   assert "distilled 1 steps" in distiller.run()
@@ -109,9 +109,9 @@ def test_dc_with_both_pad_modules_follows_the_schedule(shared, tmp_path):
     config.expert.data_schedule = "pad"
     config.expert.schedule.update(initial_ratio=0.5, addition_end=4)
   distiller = run.Distiller(config, str(tmp_path))
-  pool = distiller.real.pool(0)
+  pool = distiller.method.real.pool(0)
   assert [len(p) for p in pool] == [10] * 10            # the easiest half of 20 per class
-  idx = distiller.real.indices(0, 1)
+  idx = distiller.method.real.indices(0, 1)
   assert all(set(idx[0, c]) <= set(pool[c]) for c in range(10))
   assert "distilled 2 steps" in distiller.run()
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dd_jax.distill import run, segments
+from dd_jax.distill import run, segments, workdir
 from dd_jax.errors import ConfigError
 from tests.distill.conftest import _config
 
@@ -45,10 +45,10 @@ def test_a_nan_step_is_rolled_back_and_the_run_continues_at_a_lower_lr(
 def test_the_rolled_back_step_changes_nothing_and_later_updates_shrink(shared, tmp_path):
   config = _config(*shared)
   distiller = run.Distiller(config, str(tmp_path))
-  state = distiller.placement.put(distiller.initial_state(), distiller.placement.replicated)
-  full, metrics, _ = distiller._match_step(state, 0)   # pylint: disable=protected-access
+  state = distiller.method.put(distiller.initial_state())
+  full, metrics, _ = distiller.method.step(state, 0)
   assert metrics["finite"] and float(full.update_scale) == 1.0
-  half, _, _ = distiller._match_step(   # pylint: disable=protected-access
+  half, _, _ = distiller.method.step(
       state.replace(update_scale=jnp.float32(0.5)), 0)
   # The first step's update is -lr * gradient (no momentum yet): halved, up to the
   # float32 rounding of image + update (one ulp of values near 1 is 1.2e-7).
@@ -69,9 +69,9 @@ def test_images_that_overflow_are_never_kept_and_the_run_stops(shared, tmp_path)
   with pytest.raises(ConfigError, match=r"distill\.lr_img: 3 consecutive steps had a "
                                         r"non-finite loss"):
     distiller.run()
-  manager = run._checkpoint_manager(str(tmp_path / "distill"), 2)  # pylint: disable=protected-access
+  manager = workdir.checkpoint_manager(str(tmp_path / "distill"), 2)
   target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), init)
-  saved = run._restore(manager, manager.latest_step(), target,   # pylint: disable=protected-access
+  saved = workdir.restore(manager, manager.latest_step(), target,
                        str(tmp_path / "distill"))
   manager.close()
   images = np.asarray(saved.images)

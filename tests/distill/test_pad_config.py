@@ -44,7 +44,7 @@ def test_cifar10_pad_runlocal_distils_with_every_pad_module(tmp_path):
   with open(work / "experts" / "experts.json") as f:
     spec = json.load(f)
   assert spec["sam"]["name"] == "gsam" and spec["data_schedule"]["initial_ratio"] == 0.75
-  sizes = [m["train_size"] for m in distiller.reader.metadata(0)["metrics"][1:]]
+  sizes = [m["train_size"] for m in distiller.method.reader.metadata(0)["metrics"][1:]]
   assert sizes == [int(0.75 * 50) * 10, int((0.75 + 0.25 / 20) * 50) * 10]
   assert init.labels.shape == (10, 10)               # soft labels from the experts
   assert (np.asarray(init.labels).argmax(-1) == np.arange(10)).all()

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from dd_jax import plan
+from dd_jax.memory import MiB
 from dd_jax.distill import run
 from dd_jax.errors import ConfigError
 from tests.conftest import ROOT
@@ -23,7 +23,7 @@ def test_the_plan_adds_the_process_the_cache_and_the_larger_program(shared, tmp_
   distiller = run.Distiller(_config(*shared, eval_every=2), str(tmp_path), plan_only=True)
   memory = distiller.memory_plan()
   p = memory.parts
-  assert p["process"] > 100 * plan.MiB           # this Python process with JAX loaded
+  assert p["process"] > 100 * MiB           # this Python process with JAX loaded
   assert p["step"] > 0 and p["eval"] > 0
   assert memory.total == p["process"] + p["snapshots"] + max(p["step"], p["eval"])
   assert memory.fits and memory.limit > memory.total

@@ -9,7 +9,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from dd_jax.data import pipeline
-from dd_jax.distill import run, segments
+from dd_jax.distill import loop, run, segments
 from dd_jax.errors import ConfigError
 from dd_jax.evaluate import run as eval_run
 from tests.distill.conftest import _config, _synset
@@ -19,9 +19,9 @@ def test_run_writes_a_loadable_synthetic_set_and_compiles_once(shared, tmp_path)
   config = _config(*shared, eval_every=4)
   distiller = run.Distiller(config, str(tmp_path))
   init = np.asarray(distiller.initial_state().images)
-  compiled_before = distiller.step_fn._cache_size()
+  compiled_before = distiller.method.step_fn._cache_size()
   summary = distiller.run()
-  assert distiller.step_fn._cache_size() <= compiled_before + 1   # no recompiles
+  assert distiller.method.step_fn._cache_size() <= compiled_before + 1   # no recompiles
   assert "distilled 4 steps" in summary and "ConvNet at step 4" in summary
   out = _synset(str(tmp_path))
   assert out["images"].shape == (10, 28, 28, 1) and out["labels"].tolist() == list(range(10))
@@ -43,7 +43,7 @@ def test_run_writes_a_loadable_synthetic_set_and_compiles_once(shared, tmp_path)
 @pytest.mark.parametrize("interval, logged", [(60.0, [4]), (0.0, [1, 2, 3, 4])])
 def test_slow_steps_log_progress_between_log_every_writes(shared, tmp_path, monkeypatch,
                                                          caplog, interval, logged):
-  monkeypatch.setattr(run, "LOG_AT_LEAST_EVERY_S", interval)
+  monkeypatch.setattr(loop, "LOG_AT_LEAST_EVERY_S", interval)
   config = _config(*shared, log_every=100)
   with caplog.at_level(logging.INFO):
     run.Distiller(config, str(tmp_path)).run()

@@ -8,7 +8,7 @@ import pytest
 from configs import fashion_mnist_mtt
 from dd_jax.data import pipeline
 from dd_jax.errors import ConfigError
-from dd_jax.evaluate import run
+from dd_jax.evaluate import protocol, run
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_an_interrupted_evaluation_resumes_at_the_next_architecture(idx_dir, tmp
     config.eval.models, config.eval.epochs = ("MLP", "ConvNet"), 2
   prepared = pipeline.prepare(config.data)
   calls = []
-  real = run.evaluate_synset
+  real = protocol.evaluate_synset
 
   def crash_on_convnet(*args, arch, **kwargs):
     calls.append(arch)
@@ -62,12 +62,12 @@ def test_an_interrupted_evaluation_resumes_at_the_next_architecture(idx_dir, tmp
     return real(*args, arch=arch, **kwargs)
 
   work = str(tmp_path / "w")
-  monkeypatch.setattr(run, "evaluate_synset", crash_on_convnet)
+  monkeypatch.setattr(protocol, "evaluate_synset", crash_on_convnet)
   with pytest.raises(KeyboardInterrupt):
     run.evaluate_from_config(config, work, prepared)
   assert os.listdir(work) == [run.PROGRESS]   # no results file yet
   counting = lambda *a, arch, **k: calls.append(arch) or real(*a, arch=arch, **k)  # noqa: E731
-  monkeypatch.setattr(run, "evaluate_synset", counting)
+  monkeypatch.setattr(protocol, "evaluate_synset", counting)
   calls.clear()
   resumed = run.evaluate_from_config(config, work, prepared)
   assert calls == ["ConvNet"] and sorted(os.listdir(work)) == ["eval_results.json"]
@@ -79,12 +79,12 @@ def test_an_interrupted_evaluation_resumes_at_the_next_architecture(idx_dir, tmp
     assert a.arch == b.arch
     np.testing.assert_array_equal(a.accuracies, b.accuracies)
   # A record made with other settings is not reused.
-  monkeypatch.setattr(run, "evaluate_synset", crash_on_convnet)
+  monkeypatch.setattr(protocol, "evaluate_synset", crash_on_convnet)
   with pytest.raises(KeyboardInterrupt):
     run.evaluate_from_config(config, work, prepared)
   with config.unlocked():
     config.eval.epochs = 3
-  monkeypatch.setattr(run, "evaluate_synset", counting)
+  monkeypatch.setattr(protocol, "evaluate_synset", counting)
   calls.clear()
   run.evaluate_from_config(config, work, prepared)
   assert calls == ["MLP", "ConvNet"]

@@ -23,16 +23,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dd_jax import training
+from dd_jax import faults, training
 from dd_jax.distill import matching
-from dd_jax.distill.state import DistillState
-from dd_jax.distill.state import after_step, scaled
-from dd_jax.distill.step import all_finite, keep_if
+from dd_jax.distill.methods import base
+from dd_jax.distill.guard import finish_step
+from dd_jax.distill.state import DistillState, scaled
+from dd_jax.errors import require, require_at_least
+from dd_jax.experts import schedule as schedule_lib
+from dd_jax.experts import train as expert_train
 from dd_jax.experts.schedule import DataSchedule, StaticPrune
 
 Params = Any
 Mask = Any
-METHODS = ("mtt", "dc", "dm", "idc")   # idc: distill/idc.py
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,19 +122,6 @@ def make_step(model: nn.Module, s: MatchingSettings, space=None, latent_tx=None)
   return step
 
 
-def finish_step(state: DistillState, images, img_opt, rng, losses, norms,
-                nonfinite_lr_factor: float):
-  """The end of a matching step (DC/DM/IDC): the new images kept only when every loss and
-  image is finite (else rolled back, the update scale lowered), step and rng advanced;
-  (state, metrics)."""
-  finite = jnp.all(jnp.isfinite(losses)) & all_finite(images)
-  kept = keep_if(finite, state.replace(images=images, img_opt=img_opt), state)
-  kept = kept.replace(step=state.step + 1, rng=rng,
-                      update_scale=after_step(state, finite, nonfinite_lr_factor))
-  return kept, {"loss": jnp.mean(losses), "finite": finite,
-                "grad_norm_images": jnp.mean(norms), "update_scale": kept.update_scale}
-
-
 class RealBatches:
   """Per-class real batches for DC/DM: [outer_loop, C, batch_real] training indices."""
 
@@ -155,3 +144,76 @@ class RealBatches:
     pool = self.pool(step)
     return np.stack([np.stack([rng.choice(p, self.batch, replace=len(p) < self.batch)
                                for p in pool]) for _ in range(outer_loop)])
+
+
+def validate_matching(config) -> None:
+  """DC/DM/IDC: what needs trajectories is refused; their own fields checked."""
+  d = config.distill
+  require(not d.soft_labels and d.pix_init != "correct", "distill.method",
+          f"{d.method} has no expert trajectories, which DATM's soft labels and "
+          "pix_init='correct' come from", "use distill.method='mtt' for them, or set "
+          "distill.soft_labels=False and pix_init='real'")
+  ast = {"intermediate": d.intermediate != "none", "perturb_rho": d.perturb_rho > 0,
+         "inner_momentum": d.inner_momentum > 0, "balance_loss": d.balance_loss,
+         "pix_init": d.pix_init == "kmeans"}
+  used = [name for name, on in ast.items() if on]
+  require(not used, f"distill.{used[0] if used else ''}", f"AST's refinements of the "
+          f"trajectory-matching step ({', '.join(used)}) do not apply to {d.method}",
+          "use distill.method='mtt' for them, or turn them off")
+  require(d.param_mask != "loss", "distill.param_mask",
+          f"{d.param_mask!r} ranks trajectory-matching errors, which {d.method} has none of",
+          "use 'depth' (PAD's FIEM) or 'none'")
+  require(config.model.arch == "ConvNet" and config.model.norm != "batchnorm",
+          "model.arch", f"{d.method} here matches the ConvNet family without batch norm "
+          f"(got {config.model.arch}, norm {config.model.norm})",
+          "use model.arch='ConvNet' with instancenorm or none")
+  require_at_least(d, "distill", {"batch_real": 1, "dc_outer_loop": 0, "dc_inner_loop": 0,
+                                  "schedule_steps": 1})
+
+
+class GradientMatching(base.Method):
+  """DC: a fresh net per outer step, its gradients on real and synthetic batches
+  matched class by class, the net trained between matches."""
+  name = "dc"
+  description = "gradient matching (DC)"
+  matched_blocks = False   # DM: the kept blocks' features are matched too
+
+  def __init__(self, ctx: base.RunContext, param: base.Parameterization):
+    super().__init__(ctx, param)
+    config, d, p = ctx.config, ctx.config.distill, ctx.prepared
+    self.x_train = jax.device_put(jnp.asarray(p.x_train), jax.devices()[0])
+    ranked, schedule = None, None
+    if config.expert.data_schedule != "none":
+      ranked = expert_train.data_ranking(config, ctx.workdir, p)[0]
+      schedule = schedule_lib.from_config(config.expert)
+    self.real = RealBatches(p.y_train, p.num_classes, d.batch_real, config.seed,
+                            ranked, schedule, d.schedule_steps)
+    blocks = (matching.kept_blocks(ctx.mask, config.model.depth)
+              if self.matched_blocks else ())
+    self.matching = MatchingSettings.from_config(d, p.num_classes, blocks)
+    self.mask, self.prior = ctx.mask, param.prior
+    self.step_fn = compiled_step(ctx.model, self.matching, param.space, param.latent_tx)
+
+  @staticmethod
+  def validate(config) -> None:
+    validate_matching(config)
+
+  def step(self, state, step: int):
+    idx = jnp.asarray(self.real.indices(step, self.matching.outer_loop))
+    state, metrics = self.step_fn(state, self.x_train, idx, self.mask, self.prior)
+    faults.point("distill.step")   # dispatched, still computing
+    return state, jax.device_get(metrics), f"{self.name} step {step}"
+
+
+class DistributionMatching(GradientMatching):
+  """DM: the mean embeddings of real and synthetic batches matched, class by class."""
+  name = "dm"
+  description = "distribution matching (DM)"
+  matched_blocks = True
+
+  @staticmethod
+  def validate(config) -> None:
+    validate_matching(config)
+    require(config.distill.param_mask != "deep", "distill.param_mask",
+            "DM always matches the last block's features; 'deep' would mask the "
+            "embedding it matches", "use 'depth' (PAD's FIEM) or 'none'")
