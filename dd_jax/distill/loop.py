@@ -113,7 +113,7 @@ class Distiller:
 
   def memory_plan(self) -> memory.MemoryPlan:
     """The run's memory per device (dd_jax.memory), nothing executed."""
-    plan = self.method.memory_plan(self.state_like())
+    plan = self.method.memory_plan(self.state_like)
     if plan is None:
       raise ConfigError("distill.method", f"the memory plan covers trajectory matching, "
                         f"not {self.config.distill.method}",
@@ -243,7 +243,7 @@ class Distiller:
     recorded = os.path.exists(os.path.join(self.run_dir, "run.json"))
     state = None if recorded else self.initial_state()
     if d.memory_limit_mb >= 0:   # refused before anything is written
-      plan = self.method.memory_plan(self.state_like())
+      plan = self.method.memory_plan(self.state_like)
       if plan is not None:
         logging.info("%s", plan.summary())
         memory.check(plan, d)

@@ -143,7 +143,8 @@ class Method:
     return 1
 
   def memory_plan(self, state_like):
-    """dd_jax.memory's plan of the run, or None when the method has none."""
+    """dd_jax.memory's plan of the run (`state_like()`: a zero state of the run's
+    structure), or None when the method has none."""
     del state_like
     return None
 

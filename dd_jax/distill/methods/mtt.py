@@ -210,7 +210,7 @@ class TrajectoryMatching(base.Method):
     """The outer step and the evaluation compiled for this config's shapes (dd_jax.memory),
     nothing executed."""
     config, d, p, pl = self.ctx.config, self.ctx.config.distill, self.ctx.prepared, self.placement
-    state = pl.put(state_like, pl.replicated)
+    state = pl.put(state_like(), pl.replicated)
     e = d.experts_per_step
     where = pl.per_expert if e > 1 else pl.replicated
     snap = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
