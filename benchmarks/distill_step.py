@@ -54,7 +54,7 @@ def ours(shape, ipc, n_steps, remat, steps):
   import jax.numpy as jnp
   from dd_jax import models
   from dd_jax.distill import state as state_lib
-  from dd_jax.distill.step import StepSettings, make_step
+  from dd_jax.distill.step import Fixed, Segment, StepSettings, make_step
 
   from configs.common import base_config
   d = base_config().distill   # every field a step reads, with these overrides
@@ -73,17 +73,17 @@ def ours(shape, ipc, n_steps, remat, steps):
   state = jax.device_put(state, jax.devices()[0])
   step = jax.jit(make_step(model, StepSettings.from_config(d)))
   t = time.perf_counter()
-  compiled = step.lower(state, start, target, {}).compile()
+  compiled = step.lower(state, Segment(start, target), Fixed({})).compile()
   compile_s = time.perf_counter() - t
   compile_peak = _peak_mb()
   _reset_peak()          # the steps' peak, first (allocating) execution included
   setup_rss = _rss_mb()
-  state, m = compiled(state, start, target, {})   # warm-up
+  state, m = compiled(state, Segment(start, target), Fixed({}))   # warm-up
   jax.block_until_ready(m)
   times = []
   for _ in range(steps):
     t = time.perf_counter()
-    state, m = compiled(state, start, target, {})
+    state, m = compiled(state, Segment(start, target), Fixed({}))
     jax.block_until_ready(m)
     times.append(time.perf_counter() - t)
   return {"step_s": statistics.median(times), "compile_s": compile_s,

@@ -76,7 +76,7 @@ def experts_cost() -> None:
   from configs.common import base_config
   from dd_jax import models
   from dd_jax.distill import state as state_lib
-  from dd_jax.distill.step import StepSettings, compiled_step
+  from dd_jax.distill.step import Fixed, Segment, StepSettings, compiled_step
   from dd_jax.memory import MiB, program_bytes
 
   print("| segments per step | s/step (median of 5) | step program (MiB) |")
@@ -98,12 +98,12 @@ def experts_cost() -> None:
     state = state_lib.create(d, x, np.arange(10, dtype=np.int32), 0)
     step = compiled_step(model, StepSettings.from_config(d))
     size = program_bytes(step.lower(state, start, target, {}).compile()) / MiB
-    state, m = step(state, start, target, {})
+    state, m = step(state, Segment(start, target), Fixed({}))
     jax.block_until_ready(state)
     times = []
     for _ in range(5):
       t = time.perf_counter()
-      state, m = step(state, start, target, {})
+      state, m = step(state, Segment(start, target), Fixed({}))
       jax.block_until_ready(state)
       times.append(time.perf_counter() - t)
     median = statistics.median(times)

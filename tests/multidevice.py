@@ -17,7 +17,7 @@ from configs.common import base_config
 from dd_jax import models, sharding
 from dd_jax.data import augment
 from dd_jax.distill import state as state_lib
-from dd_jax.distill.step import StepSettings, compiled_step
+from dd_jax.distill.step import Fixed, Segment, StepSettings, compiled_step
 
 
 def _setup(experts_per_step: int, mesh_experts: int, mesh_data: int):
@@ -68,12 +68,12 @@ def steps() -> dict:
     where = placement.per_expert if e > 1 else placement.replicated
     a, b = state, placement.put(state, placement.replicated)
     losses = []
+    args = (Segment(start, target), Fixed({}))
+    placed = (Segment(placement.put(start, where), placement.put(target, where)), Fixed({}))
     for _ in range(3):
-      a, ma = single(a, start, target, {})
-      b, mb = sharded(b, placement.put(start, where), placement.put(target, where), {})
+      a, ma = single(a, *args)
+      b, mb = sharded(b, *placed)
       losses.append([float(ma["loss"]), float(mb["loss"])])
-    args = (start, target, {})
-    placed = (placement.put(start, where), placement.put(target, where), {})
     out[name] = {
         "temp_single": single.lower(state, *args).compile().memory_analysis()
         .temp_size_in_bytes,   # per device

@@ -13,7 +13,7 @@ import pytest
 
 from dd_jax import sharding
 from dd_jax.distill import segments
-from dd_jax.distill.step import make_step, meta_loss, StepSettings
+from dd_jax.distill.step import Fixed, Segment, make_step, meta_loss, StepSettings
 from dd_jax.errors import ConfigError
 from tests import multidevice
 from tests.conftest import ROOT
@@ -68,7 +68,8 @@ def test_several_experts_per_step_average_their_losses_and_gradients():
   config, model, state, start, target = multidevice._setup(3, 1, 1)
   config.distill.dsa_strategy = "none"   # not what is checked here; 2/3 of the compile
   settings = StepSettings.from_config(config.distill)
-  new, metrics = jax.jit(make_step(model, settings))(state, start, target, {})
+  new, metrics = jax.jit(make_step(model, settings))(state, Segment(start, target),
+                                                      Fixed({}))
   key = jax.random.split(state.rng)[0]
   keys = jax.random.split(key, 3)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -220,18 +220,34 @@ def pixel_gradient(g: Array, grad_scale) -> Array:
   return g if grad_scale is None else g * jnp.asarray(grad_scale, g.dtype)
 
 
+class Draw(NamedTuple):
+  """What one IDC outer step draws: the real images each class is matched on
+  (`real_idx` [matches, C, B]), the matching net's training batches (`net_idx`
+  [matches, net_steps, B]) and its start (`init`: parameters, else None for a fresh net
+  from the state's rng)."""
+  real_idx: Array
+  net_idx: Array
+  init: Params | None = None
+
+
+class RealData(NamedTuple):
+  """What stays the same over a run: the real training set and SeqMatch's earlier
+  subsets (`frozen`, class grouped, `s.frozen_per_class` each; None for the first)."""
+  x_train: Array
+  y_train: Array
+  frozen: Array | None = None
+
+
 def make_step(model: nn.Module, s: IDCSettings):
-  """Returns step(state, x_train, y_train, real_idx [matches, C, B], net_idx
-  [matches, net_steps, B], frozen=None, init=None) -> (state, metrics): one IDC outer
-  step (`frozen`: SeqMatch's earlier subsets, class grouped, `s.frozen_per_class` each;
-  `init`: the matching net's starting parameters, else a fresh net from the state's rng)."""
+  """Returns step(state, draw: Draw, data: RealData) -> (state, metrics): one IDC outer
+  step."""
   img_tx = optax.sgd(s.lr_img, momentum=s.img_momentum or None)
   net_tx = net_optimizer(s)
   net_step = make_net_step(model, s)
   class_loss = functools.partial(class_match_loss, model, s)
 
-  def step(state: DistillState, x_train: Array, y_train: Array, real_idx: Array,
-           net_idx: Array, frozen: Array | None = None, init: Params | None = None):
+  def step(state: DistillState, draw: Draw, data: RealData):
+    (real_idx, net_idx, init), (x_train, y_train, frozen) = draw, data
     key, rng = jax.random.split(state.rng)
     kinit, kloop = jax.random.split(key)
     if init is None:   # a fresh net every outer step (IDC's default)

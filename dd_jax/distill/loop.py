@@ -137,8 +137,7 @@ class Distiller:
 
   def state_like(self) -> state_lib.DistillState:
     """A state of the run's structure (zeros): the restore target of a checkpoint."""
-    d, p = self.config.distill, self.prepared
-    n = p.num_classes * d.ipc
+    d, p, n = self.config.distill, self.prepared, self.ctx.set_size
     labels = (np.zeros((n, p.num_classes), np.float32) if d.soft_labels
               else np.zeros((n,), np.int32))
     images = self.param.images_like(n, p.x_train.shape[1:])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -71,6 +71,27 @@ class StepSettings:
   @classmethod
   def from_config(cls, d) -> "StepSettings":
     return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+
+
+class Segment(NamedTuple):
+  """What one outer step matches, drawn anew each step: the student starts at `start`
+  (expert epoch t) and is matched to `target` (epoch t+M); AST's `middles` (epochs
+  t+1..t+M-1) and balanced-loss `loss_scale` when those switches are on. With
+  experts_per_step E > 1, every leaf carries a leading [E] axis."""
+  start: Params
+  target: Params
+  middles: list[Params] | None = None
+  loss_scale: Any = None
+
+
+class Fixed(NamedTuple):
+  """What stays the same over a run: the experts' BatchNorm statistics, PAD's parameter
+  mask, SeqMatch's frozen earlier subsets (images, labels), GLaD's prior (generator
+  params, preprocessing arrays)."""
+  batch_stats: Params = None
+  mask: Mask | None = None
+  frozen: Any = None
+  prior: Any = None
 
 
 def meta_loss(model: nn.Module, settings: StepSettings, images, lr, labels,
@@ -145,8 +166,8 @@ def compiled_step(model: nn.Module, settings: StepSettings, space=None, latent_t
 
 def make_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=None,
               placement=None):
-  """Returns step(state, start, target, batch_stats[, mask, middles, loss_scale, frozen,
-  prior]) -> (state, metrics); see `meta_loss` for the arguments.
+  """Returns step(state, segment: Segment, fixed: Fixed) -> (state, metrics); see
+  `meta_loss` for what the fields mean.
 
   With `settings.experts_per_step` E > 1, start, target, the middles and loss_scale
   carry a leading [E] axis (one expert segment each): the E unrolls are split over the
@@ -165,13 +186,12 @@ def make_step(model: nn.Module, settings: StepSettings, space=None, latent_tx=No
   txs = (latent_tx or img_tx, lr_tx, label_optimizer(settings))
   constrain = placement.batch if placement is not None else None
 
-  def step(state: DistillState, start: Params, target: Params, batch_stats: Params,
-           mask: Mask | None = None, middles: list[Params] | None = None,
-           loss_scale=None, frozen=None, prior=None):
+  def step(state: DistillState, segment: Segment, fixed: Fixed = Fixed()):
     key, rng = jax.random.split(state.rng)
-    segment = (start, target, middles, loss_scale, key)
-    fn = objective(model, settings, segment, batch_stats, mask, frozen, constrain, placement)
-    loss, inner, grads, raw = outer_gradients(fn, state, settings.soft_labels, space, prior)
+    fn = objective(model, settings, (*segment, key), fixed.batch_stats, fixed.mask,
+                   fixed.frozen, constrain, placement)
+    loss, inner, grads, raw = outer_gradients(fn, state, settings.soft_labels, space,
+                                              fixed.prior)
     updated = updated_values(state, grads, txs, settings.soft_labels)
     return guarded(state, updated, loss, inner, grads, raw, rng, settings)
 

@@ -103,7 +103,8 @@ def test_the_step_clips_first_and_moves_images_in_pixel_units():
   outs = {}
   for scale in (1.0, 4.0):   # 1 / std^2 = 4: the same step, four times as far
     s = _settings(lr_img=0.1, clip=clip, grad_scale=(scale,))
-    outs[scale], metrics = jax.jit(idc.make_step(model, s))(state, x, y, real, net_idx)
+    step = jax.jit(idc.make_step(model, s))
+    outs[scale], metrics = step(state, idc.Draw(real, net_idx), idc.RealData(x, y))
     assert bool(metrics["finite"])
   start = jnp.clip(images, -1.0, 1.0)
   d1 = outs[1.0].images - start
@@ -124,15 +125,15 @@ def test_a_given_matching_net_start_replaces_the_fresh_one():
   real = jnp.zeros((1, 3, 4), jnp.int32) + jnp.arange(3)[None, :, None] * 10
   net_idx = jnp.zeros((1, 1, 4), jnp.int32)
   step = jax.jit(idc.make_step(model, _settings()))
-  fresh, _ = step(state, x, y, real, net_idx)
+  fresh, _ = step(state, idc.Draw(real, net_idx), idc.RealData(x, y))
   # The net the step would draw itself, given: the same step, bit for bit ...
   kinit = jax.random.split(jax.random.split(state.rng)[0])[0]
   own = model.init(kinit, x[:1], train=False)["params"]
-  given, _ = step(state, x, y, real, net_idx, None, own)
+  given, _ = step(state, idc.Draw(real, net_idx, own), idc.RealData(x, y))
   np.testing.assert_array_equal(given.images, fresh.images)
   # ... another net, another step.
   other = model.init(jax.random.PRNGKey(11), x[:1], train=False)["params"]
-  moved, _ = step(state, x, y, real, net_idx, None, other)
+  moved, _ = step(state, idc.Draw(real, net_idx, other), idc.RealData(x, y))
   assert not np.allclose(moved.images, fresh.images)
 
 

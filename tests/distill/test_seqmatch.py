@@ -10,7 +10,6 @@ import orbax.checkpoint as ocp
 import pytest
 
 from dd_jax import models
-from dd_jax.data import pipeline
 from dd_jax.distill import run, seqmatch, step
 from dd_jax.distill.step import StepSettings
 from dd_jax.errors import ConfigError

@@ -41,6 +41,18 @@ class RunContext:
   plan_only: bool = False        # shapes and the compiled step only (dd_jax.plan)
 
   @property
+  def set_size(self) -> int:
+    """The images optimised in this run (state.images' first axis): classes x ipc."""
+    return self.prepared.num_classes * self.config.distill.ipc
+
+  @property
+  def pool_size(self) -> int:
+    """The images an inner batch draws from: the optimised set and SeqMatch's frozen
+    earlier subsets."""
+    frozen = self.frozen
+    return self.set_size + (0 if frozen is None else len(frozen[0]))
+
+  @property
   def frozen(self) -> tuple[np.ndarray, np.ndarray] | None:
     """SeqMatch's earlier subsets (images, labels), or None."""
     return self.stage.frozen()
@@ -159,5 +171,5 @@ class Method:
 def images_bytes(ctx: RunContext) -> int:
   """The synthetic images' float32 bytes (their optimiser state doubles it)."""
   d, p = ctx.config.distill, ctx.prepared
-  return (p.num_classes * d.ipc * int(np.prod(p.x_train.shape[1:])) * 4
+  return (ctx.set_size * int(np.prod(p.x_train.shape[1:])) * 4
           * (2 if d.img_momentum else 1))

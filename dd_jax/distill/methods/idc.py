@@ -26,19 +26,20 @@ class IDC(base.Method):
     config, p = ctx.config, ctx.prepared
     self.factor = config.idc.factor
     device = jax.devices()[0]
-    self.x_train = jax.device_put(jnp.asarray(p.x_train), device)
-    self.y_train = jax.device_put(jnp.asarray(p.y_train, jnp.int32), device)
-    self.frozen = None   # SeqMatch's earlier subsets, class grouped
+    grouped = None   # SeqMatch's earlier subsets, class grouped
     frozen = ctx.frozen
     if frozen is not None:
       order = np.argsort(np.asarray(frozen[1]), kind="stable")
-      self.frozen = jnp.asarray(np.asarray(frozen[0], np.float32)[order])
-    earlier = 0 if self.frozen is None else len(self.frozen) // p.num_classes
+      grouped = jnp.asarray(np.asarray(frozen[0], np.float32)[order])
+    self.data = jax.device_put(idc.RealData(jnp.asarray(p.x_train),
+                                            jnp.asarray(p.y_train, jnp.int32), grouped),
+                               device)
+    earlier = 0 if grouped is None else len(grouped) // p.num_classes
     self.settings = idc.IDCSettings.from_config(config, p.num_classes, p.pre, earlier)
     self.real = idc.RealIndices(p.y_train, p.num_classes, self.settings, config.seed)
     self.step_fn = idc.compiled_step(ctx.model, self.settings)
     warm = ctx.warm_start
-    self.net_init = (idc.NetInit(ctx.model, self.x_train[:1], config.idc.fix_iter,
+    self.net_init = (idc.NetInit(ctx.model, self.data.x_train[:1], config.idc.fix_iter,
                                  config.seed, ctx.stage.step_offset, warm)
                      if idc.NetInit.needed(config.idc.fix_iter, warm) else None)
 
@@ -66,8 +67,8 @@ class IDC(base.Method):
   def step(self, state, step: int):
     real_idx, net_idx = self.real.indices(step)
     init = self.net_init(step) if self.net_init else None
-    state, metrics = self.step_fn(state, self.x_train, self.y_train, jnp.asarray(real_idx),
-                                  jnp.asarray(net_idx), self.frozen, init)
+    draw = idc.Draw(jnp.asarray(real_idx), jnp.asarray(net_idx), init)
+    state, metrics = self.step_fn(state, draw, self.data)
     faults.point("distill.step")
     return state, jax.device_get(metrics), f"{self.name} step {step}"
 

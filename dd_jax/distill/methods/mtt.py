@@ -22,7 +22,7 @@ from dd_jax import disk, faults, losses, memory, sharding, summaries
 from dd_jax.distill import labels as labels_lib
 from dd_jax.distill import representative, segments
 from dd_jax.distill.methods import base
-from dd_jax.distill.step import StepSettings, compiled_step
+from dd_jax.distill.step import Fixed, Segment, StepSettings, compiled_step
 from dd_jax.errors import require
 from dd_jax.evaluate import protocol
 from dd_jax.experts import store
@@ -112,20 +112,20 @@ class TrajectoryMatching(base.Method):
   def __init__(self, ctx: base.RunContext, param: base.Parameterization):
     super().__init__(ctx, param)
     config, d = ctx.config, ctx.config.distill
-    frozen = ctx.frozen
-    pool = ctx.prepared.num_classes * d.ipc + (0 if frozen is None else len(frozen[0]))
-    self.placement = sharding.Placement.from_config(config, pool)   # before any compute
+    # Before any compute: the mesh decides where everything lives.
+    self.placement = sharding.Placement.from_config(config, ctx.pool_size)
     logging.info("%s", sharding.describe(self.placement))
     self.state_sharding = self.placement.replicated
     self.reader = self.source = None
     if not ctx.plan_only:
       self._open_experts()
     self.window = segments.StartWindow.from_config(d)
+    frozen = ctx.frozen
     frozen = None if frozen is None else (jnp.asarray(frozen[0], jnp.float32),
                                           jnp.asarray(frozen[1]))
     # Everything the step reads besides the segments, once, replicated over the mesh.
-    self.batch_stats, self.mask, self.frozen, self.prior = self.placement.put(
-        (ctx.batch_stats, ctx.mask, frozen, param.prior), self.placement.replicated)
+    self.fixed = self.placement.put(Fixed(ctx.batch_stats, ctx.mask, frozen, param.prior),
+                                    self.placement.replicated)
     self.step_fn = compiled_step(ctx.model, StepSettings.from_config(d), param.space,
                                  param.latent_tx, self.placement)
 
@@ -193,9 +193,9 @@ class TrajectoryMatching(base.Method):
       scales = [balance_scale(d, epoch) for _, epoch in segs]
       scale = None if scales[0] is None else np.stack(scales)
       where = self.placement.per_expert
-    state, metrics = self.step_fn(state, put(start, where), put(target, where),
-                                  self.batch_stats, self.mask, put(middles, where),
-                                  put(scale, where), self.frozen, self.prior)
+    segment = Segment(put(start, where), put(target, where), put(middles, where),
+                      put(scale, where))
+    state, metrics = self.step_fn(state, segment, self.fixed)
     label = "; ".join(f"expert {e}, start epoch {t}" for e, t in segs)
     faults.point("distill.step")   # dispatched, still computing
     return state, jax.device_get(metrics), label
@@ -222,9 +222,8 @@ class TrajectoryMatching(base.Method):
     scale = (None if not d.balance_loss else
              jax.ShapeDtypeStruct((e,) if e > 1 else (), jnp.float32, sharding=where))
     step = memory.program_bytes(self.step_fn.lower(
-        state, snap, snap, self.batch_stats, self.mask, middles, scale, self.frozen,
-        self.prior).compile())
-    n = p.num_classes * d.ipc + (0 if self.frozen is None else self.frozen[0].shape[0])
+        state, Segment(snap, snap, middles, scale), self.fixed).compile())
+    n = self.ctx.pool_size
     images = jax.ShapeDtypeStruct((n,) + p.x_train.shape[1:], jnp.float32)
     labels = (jax.ShapeDtypeStruct((n, p.num_classes), jnp.float32) if d.soft_labels
               else jax.ShapeDtypeStruct((n,), jnp.int32))
