@@ -97,6 +97,7 @@ def budget_flags(a, seed: int) -> list[str]:
           f"--config.distill.lr_img={a.lr_img}", f"--config.distill.lr_lr={a.lr_lr}",
           f"--config.distill.lr_teacher={a.lr_teacher}",
           f"--config.distill.batch_syn={a.batch_syn}",
+          f"--config.distill.expert_order={a.expert_order}",
           "--config.distill.eval_every=0", "--config.distill.log_every=1",
           f"--config.seed={seed}"]
 
@@ -420,6 +421,8 @@ def main() -> None:
   p.add_argument("--lr-lr", type=float, default=1e-7)
   p.add_argument("--lr-teacher", type=float, default=0.01)
   p.add_argument("--batch-syn", type=int, default=0, help="0: the whole set")
+  p.add_argument("--expert-order", default="draw", choices=("draw", "cycle"),
+                 help="our side's distill.expert_order (the official side cycles)")
   p.add_argument("--lr-y", type=float, default=2.0, help="pad: the soft labels' lr")
   p.add_argument("--threshold", type=float, default=1.0,
                  help="pad: updates skipped above this matching loss")

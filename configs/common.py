@@ -176,6 +176,10 @@ def base_config() -> ml_collections.ConfigDict:
   # experts_per_step: expert segments matched per outer step (vmapped over the mesh's
   # expert axis, the matching loss averaged); 1 = MTT.
   config.distill.experts_per_step = 1
+  # expert_order: which expert a step matches. draw (MTT/AST Algorithm 1: tau ~ {tau_i}
+  # every step; the official --load_all) | cycle (the official code's default: each
+  # expert once per round, reshuffled every round)
+  config.distill.expert_order = "draw"
   config.distill.eval_every = 500      # 0 = never (the export still happens at the end)
   config.distill.log_every = 10        # outer steps between metric writes (and at least
                                        # one progress line a minute)

@@ -74,20 +74,35 @@ class StartWindow:
     return min(self.max_start, grown)
 
 
+EXPERT_ORDERS = ("draw", "cycle")
+
+
 def sample_segment(seed: int, step: int, experts: list[int], window: StartWindow,
-                   draw: int = 0) -> tuple[int, int]:
+                   draw: int = 0, order: str = "draw", count: int = 1) -> tuple[int, int]:
   """(expert index, start epoch in the window at `step`) for outer step `step`; `draw`
-  numbers the segments of a step that matches several (0 is the single-segment one)."""
+  numbers the segments of a step that matches `count` (0 is the single-segment one).
+
+  order "draw": the expert drawn at random at every step (MTT's Algorithm 1 as AST's
+  Algorithm 1, line 3, writes it: tau ~ {tau_i}; the official code's --load_all).
+  order "cycle": the official code's default, each expert once per round in an order
+  reshuffled every round (its `random.shuffle(buffer)`), over the segments of all steps
+  in turn. The start epoch is the same draw in both orders."""
   rng = np.random.default_rng([seed, step] + ([draw] if draw else []))
   expert = experts[int(rng.integers(len(experts)))]
+  if order == "cycle":
+    turn = step * count + draw
+    shuffled = np.random.default_rng([seed, turn // len(experts), 1 << 30]).permutation(
+        len(experts))
+    expert = experts[int(shuffled[turn % len(experts)])]
   return expert, int(rng.integers(window.min_start, window.upper(step)))
 
 
 def sample_segments(seed: int, step: int, experts: list[int], window: StartWindow,
-                    count: int) -> list[tuple[int, int]]:
-  """`count` independent (expert, start epoch) draws for one outer step (several
-  experts matched at once); the first is `sample_segment`'s, so count=1 is MTT."""
-  return [sample_segment(seed, step, experts, window, j) for j in range(count)]
+                    count: int, order: str = "draw") -> list[tuple[int, int]]:
+  """`count` (expert, start epoch) draws for one outer step (several experts matched at
+  once); the first is `sample_segment`'s, so count=1 is MTT."""
+  return [sample_segment(seed, step, experts, window, j, order, count)
+          for j in range(count)]
 
 
 class SnapshotSource:

@@ -41,6 +41,7 @@ RESUMABLE_FIELDS = {
 ADDED_FIELDS = {
     "data": {"holdout_per_class": 0},
     "seqmatch": {"expert_epochs": []},
+    "distill": {"expert_order": "draw"},
     "idc": {"fix_iter": 1},
     "expert": {"lr_step_after": [], "lr_step_factor": 0.1, "lr_step_reset": False,
                "seed": -1},

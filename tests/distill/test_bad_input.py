@@ -183,6 +183,8 @@ CASES = {
     "unknown norm": (_set(model__norm="groupnorm"), "model.norm", "unknown"),
     "unknown augmentation": (_set(distill__dsa_strategy="color_blur"),
                              "distill.dsa_strategy", "blur"),
+    "unknown expert order": (_set(distill__expert_order="shuffle"), "distill.expert_order",
+                             "unknown 'shuffle'"),
     "mask ratio above 1": (_set(distill__param_mask_ratio=1.5), "distill.param_mask_ratio",
                            "1.5"),
     "start window past the experts": (_set(distill__max_start_epoch=5),

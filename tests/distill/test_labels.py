@@ -75,6 +75,26 @@ def test_experts_that_classify_nothing_correctly_are_one_clear_error():
     labels.initial_set(D, Probe(), [always_zero], x, y, 3, 0, base)
 
 
+def test_expert_order_cycle_uses_each_expert_once_per_round():
+  """'cycle' (the official code's default): every round of len(experts) segments holds
+  each expert once, in an order that changes between rounds; 'draw' (the papers') is
+  random per step; both draw the same start epochs and repeat from (seed, step)."""
+  w, experts = segments.StartWindow(max_start=7), [4, 5, 6]
+  cycle = [segments.sample_segment(1, s, experts, w, order="cycle") for s in range(60)]
+  draw = [segments.sample_segment(1, s, experts, w) for s in range(60)]
+  rounds = [[e for e, _ in cycle[r:r + 3]] for r in range(0, 60, 3)]
+  assert all(sorted(r) == experts for r in rounds)
+  assert len({tuple(r) for r in rounds}) > 1                 # reshuffled between rounds
+  assert any(sorted(e for e, _ in draw[r:r + 3]) != experts for r in range(0, 60, 3))
+  assert [t for _, t in cycle] == [t for _, t in draw]
+  assert cycle == [segments.sample_segment(1, s, experts, w, order="cycle")
+                   for s in range(60)]
+  # several segments a step: the rounds run over the segments of consecutive steps
+  multi = [e for s in range(6)
+           for e, _ in segments.sample_segments(1, s, experts, w, 2, order="cycle")]
+  assert all(sorted(multi[r:r + 3]) == experts for r in range(0, 12, 3))
+
+
 def test_the_start_window_expands_as_datm():
   w = segments.StartWindow(max_start=20, min_start=0, current_max=10, expansion_end=1000)
   assert [w.upper(s) for s in (0, 99, 100, 500, 999, 1000, 5000)] == [10, 10, 11, 15, 19,

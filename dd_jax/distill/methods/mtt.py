@@ -51,6 +51,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
             "use a momentum in [0, 1), e.g. 0.9")
   require(d.experts_per_step >= 1, "distill.experts_per_step", f"is {d.experts_per_step}",
           "use 1 (MTT) or more expert segments matched per step")
+  require(d.expert_order in segments.EXPERT_ORDERS, "distill.expert_order",
+          f"unknown {d.expert_order!r}",
+          f"use one of {', '.join(segments.EXPERT_ORDERS)} ('draw': the papers' random "
+          "expert per step; 'cycle': the official code's reshuffled rounds)")
   validate_ast(config)
 
 
@@ -180,7 +184,8 @@ class TrajectoryMatching(base.Method):
     mesh (stacked along the expert axis when there are several)."""
     d, put = self.ctx.config.distill, self.placement.put
     segs = segments.sample_segments(self.ctx.config.seed, self.ctx.stage.step_offset + step,
-                                    self.reader.experts, self.window, d.experts_per_step)
+                                    self.reader.experts, self.window, d.experts_per_step,
+                                    d.expert_order)
     between = tuple(range(1, d.expert_epochs)) if d.intermediate != "none" else ()
     if d.experts_per_step == 1:
       (expert, epoch), = segs
