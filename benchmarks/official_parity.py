@@ -399,7 +399,7 @@ def verdict(means: dict, seeds: list[int]) -> list[str]:
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--method", default="mtt", choices=("mtt", "pad", "ast"))
-  p.add_argument("--official", required=True,
+  p.add_argument("--official", default="",
                  help="a checkout of mtt-distillation (--method=mtt), PAD (pad) or "
                       "AST-Alignment-with-Smooth-Expert (ast)")
   p.add_argument("--official-eval", default="",
@@ -407,7 +407,7 @@ def main() -> None:
                       "--official; soft labels need PAD's)")
   p.add_argument("--experts", default="",
                  help="experts to share (default <root>/experts, trained by the first run)")
-  p.add_argument("--root", required=True)
+  p.add_argument("--root", default="", help="the study's folder (resumable)")
   p.add_argument("--ipc", type=int, default=1)
   p.add_argument("--seeds", default="0,1,2")
   p.add_argument("--train-per-class", type=int, default=1000)
@@ -436,12 +436,21 @@ def main() -> None:
                  help="the evaluation's training batch (PAD's YAMLs: 128)")
   p.add_argument("--nets", type=int, default=5)
   p.add_argument("--eval-epochs", type=int, default=300)
+  p.add_argument("--from-results", default="",
+                 help="print the table of a study's results.json (e.g. one committed "
+                      "under benchmarks/results/) and stop")
   p.add_argument("--run-official", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.run_official:
     official_main(a, a.seed)
     return
+  if a.from_results:
+    with open(a.from_results) as f:
+      print(table(json.load(f)))
+    return
+  if not (a.official and a.root):
+    p.error("--official and --root are needed to run a study (or --from-results)")
   os.makedirs(a.root, exist_ok=True)
   print(common.machine(), flush=True)
   seeds = [int(s) for s in a.seeds.split(",")]
@@ -453,31 +462,43 @@ def main() -> None:
       r = runs[(side, seed)]
       print(f"seed {seed} {side}: {r['seconds']:.0f} s, peak {r['peak_mib']:.0f} MiB",
             flush=True)
-  sets = [os.path.join(a.root, f"{side}_{s}", "synset.npz")
-          for s in seeds for side in ("ours", "official")]
-  results = evaluate(a, sets)
+  sets = {(side, s): os.path.join(a.root, f"{side}_{s}", "synset.npz")
+          for s in seeds for side in ("ours", "official")}
+  results = evaluate(a, list(sets.values()))
   loss_png({k: r.get("loss", []) for k, r in runs.items()}, os.path.join(a.root, "losses.png"))
-  lines = [f"{a.method.upper()} parity, Fashion-MNIST IPC {a.ipc}, {len(seeds)} seeds, {a.iterations} steps "
-           f"(N {a.syn_steps}, M {a.expert_epochs}, T+ {a.max_start_epoch}), evaluated with "
-           f"{a.nets} nets x {a.eval_epochs} epochs (benchmarks/official_parity.py; mean ± "
-           "std over seeds of each seed's mean, %)", "",
+  record = {"args": {k: v for k, v in vars(a).items() if k not in ("run_official", "seed")},
+            "machine": common.machine(), "seeds": seeds,
+            "runs": {f"{side}_{s}": {**runs[(side, s)], "eval": results[sets[(side, s)]]}
+                     for side, s in sets}}
+  with open(os.path.join(a.root, "results.json"), "w") as f:
+    json.dump(record, f)
+  text = table(record)
+  print(text)
+  with open(os.path.join(a.root, "table.md"), "w") as f:
+    f.write(text + "\n")
+
+
+def table(record: dict) -> str:
+  """The README's table and verdict from a results.json (this script's record of a study:
+  its arguments, each run's timing and loss curve, each set's per-net accuracies)."""
+  a, seeds, runs = types.SimpleNamespace(**record["args"]), record["seeds"], record["runs"]
+  lines = [f"{a.method.upper()} parity, Fashion-MNIST IPC {a.ipc}, {len(seeds)} seeds, "
+           f"{a.iterations} steps (N {a.syn_steps}, M {a.expert_epochs}, T+ "
+           f"{a.max_start_epoch}" + (f", batch_syn {a.batch_syn}" if a.batch_syn else "")
+           + (f", our expert order {a.expert_order}" if a.expert_order != "draw" else "")
+           + f"), evaluated with {a.nets} nets x {a.eval_epochs} epochs "
+           "(benchmarks/official_parity.py; mean ± std over seeds of each seed's mean, %)", "",
            "| side | our protocol | official protocol | s / outer step | peak RSS MiB |",
            "| --- | --- | --- | --- | --- |"]
-  means = {(side, arm): [100 * np.mean(results[os.path.join(a.root, f"{side}_{s}",
-                                                            "synset.npz")][arm])
-                         for s in seeds]
+  means = {(side, arm): [100 * np.mean(runs[f"{side}_{s}"]["eval"][arm]) for s in seeds]
            for side in ("ours", "official") for arm in ("ours", "official")}
   for side in ("ours", "official"):
     row = [f"{np.mean(means[side, arm]):.2f} ± {np.std(means[side, arm]):.2f}"
            for arm in ("ours", "official")]
-    per_step = np.mean([runs[(side, s)]["step_s"] for s in seeds])
-    peak = max(runs[(side, s)]["peak_mib"] for s in seeds)
+    per_step = np.mean([runs[f"{side}_{s}"]["step_s"] for s in seeds])
+    peak = max(runs[f"{side}_{s}"]["peak_mib"] for s in seeds)
     lines.append(f"| {side} | {row[0]} | {row[1]} | {per_step:.2f} | {peak:.0f} |")
-  lines += [""] + verdict(means, seeds)
-  text = "\n".join(lines)
-  print(text)
-  with open(os.path.join(a.root, "table.md"), "w") as f:
-    f.write(text + "\n")
+  return "\n".join(lines + [""] + verdict(means, seeds))
 
 
 if __name__ == "__main__":
