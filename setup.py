@@ -22,6 +22,7 @@ setup(
         "clu>=0.0.12",
         "tensorflow-cpu>=2.16",
         "tensorboard>=2.16",
+        "filelock",  # JAX's persistent compilation cache locks its entries with it
         "absl-py",
         "numpy",
         "pillow",

@@ -6,6 +6,7 @@ few fields, and applies variants parsed from its argument, e.g.
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import itertools
 from typing import Callable
@@ -15,15 +16,44 @@ import ml_collections
 from dd_jax.data.augment import DEFAULT_STRATEGY
 
 
-def parse_arg(arg: str | None) -> dict[str, str]:
+class Variants(dict):
+  """The variant arguments of a config file ('ipc=10,runlocal'), remembering which ones
+  the file read: `make` refuses one that nothing read (a misspelt or unused variant)."""
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.read: set[str] = set()
+
+  def get(self, key, default=None):
+    self.read.add(key)
+    return super().get(key, default)
+
+  def __getitem__(self, key):
+    self.read.add(key)
+    return super().__getitem__(key)
+
+  def __contains__(self, key):
+    self.read.add(key)
+    return super().__contains__(key)
+
+  def check_all_read(self) -> None:
+    """ValueError naming each variant nothing read, with the closest one read."""
+    for key in sorted(set(self) - self.read):
+      close = difflib.get_close_matches(key, sorted(self.read), n=1, cutoff=0.6)
+      hint = f" (did you mean {close[0]}?)" if close else ""
+      raise ValueError(f"variant {key!r} is not one this config file uses with these "
+                       f"variants{hint}; it reads: {', '.join(sorted(self.read))}")
+
+
+def parse_arg(arg: str | None) -> Variants:
   """'ipc=10,runlocal' -> {'ipc': '10', 'runlocal': 'true'}."""
-  out = {}
+  out = Variants()
   for part in (arg or "").split(","):
     part = part.strip()
     if not part:
       continue
     key, _, value = part.partition("=")
-    out[key.strip()] = value.strip() if value else "true"
+    dict.__setitem__(out, key.strip(), value.strip() if value else "true")
   return out
 
 
@@ -32,10 +62,14 @@ def base_config() -> ml_collections.ConfigDict:
   config.seed = 0                      # seeds every random draw: subsets, experts, init, steps
 
   config.data = ml_collections.ConfigDict()
-  config.data.name = "fashion_mnist"   # fashion_mnist | cifar10 | cifar100 | tiny_imagenet | ...
-  config.data.source = "auto"          # auto | tfds | idx
-  config.data.data_dir = ""            # IDX folder or tfds data_dir ("" = default)
-  config.data.image_size = 0           # 0 = as stored; resize for tfds sources
+  # name: fashion_mnist | mnist | cifar10 | cifar100 | svhn | tiny_imagenet | imagenette;
+  # with source npz or folder, any name (one's own data: configs/custom_mtt.py)
+  config.data.name = "fashion_mnist"
+  # source: auto | tfds | idx | folder (train/<class>/*, test/<class>/*) | npz (x_train,
+  # y_train, x_test, y_test) | cifar (the official CIFAR-10/100 binary archive or folder)
+  config.data.source = "auto"
+  config.data.data_dir = ""            # the IDX/image folder, .npz, archive or tfds data_dir
+  config.data.image_size = 0           # 0 = as stored; else resized (tfds, folder)
   config.data.zca = False              # ZCA whitening (MTT's CIFAR runs)
   config.data.zca_epsilon = 0.1        # ZCA regulariser added to the eigenvalues
   config.data.train_per_class = 0      # 0 = all; >0 keeps that many per class (tiny runs)
@@ -371,6 +405,7 @@ def make(arg: str | None, per_ipc: dict[int, dict],
   apply_distill(config, per_ipc, args)
   if method is not None:
     method(config, args)
+  args.check_all_read()
   config.lock()
   return config
 

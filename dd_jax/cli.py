@@ -1,6 +1,7 @@
 """What every command-line entry point shares: one-line errors, quiet libraries."""
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging as pylogging
 import os
@@ -106,9 +107,57 @@ def flag_error(e: Exception, argv: list[str]) -> str:
                          "give the field a value of its type (see docs/config.md)"))
 
 
+NOT_EXPERIMENTS = ("__init__", "common", "papers", "reference")   # configs/ helpers
+
+
+def configs_folder() -> str:
+  """configs/ of the working directory (the commands run from a checkout), else the one
+  beside the installed package."""
+  here = os.path.abspath("configs")
+  return here if os.path.isdir(here) else os.path.join(
+      os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def help_text(argv: list[str]) -> str:
+  """--help: the command's docstring, its flags, and the chosen config file's docstring
+  (its variants), or the config files there are."""
+  main = sys.modules.get("__main__")
+  ours = [f for module, defined in flags.FLAGS.flags_by_module_dict().items()
+          if "dd_jax" in module or module == "__main__" for f in defined]
+  lines = [((main.__doc__ if main else "") or "").strip(), "", "Flags:"]
+  for f in sorted(ours, key=lambda f: f.name):
+    if f.name == "config":
+      lines += ["  --config=FILE[:VARIANTS]   an experiment config and its variants, e.g. "
+                "configs/fashion_mnist_mtt.py:ipc=10",
+                "  --config.SECTION.FIELD=V   one field changed (every field, its default "
+                "and meaning: docs/config.md)"]
+    else:
+      lines.append(f"  --{f.name:<24} {f.help}")
+  lines += ["  --helpfull                 absl's full list of flags", ""]
+  if not any(f.name == "config" for f in ours):
+    return "\n".join(lines).rstrip()
+  given = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "")
+  path = given.split(":", 1)[0]
+  if path and os.path.isfile(path):
+    with open(path) as f:
+      doc = ast.get_docstring(ast.parse(f.read())) or "(no docstring)"
+    lines += [f"{path}:", *("  " + line for line in doc.splitlines())]
+  else:
+    folder = configs_folder()
+    names = sorted(f[:-3] for f in os.listdir(folder) if f.endswith(".py")
+                   and f[:-3] not in NOT_EXPERIMENTS) if os.path.isdir(folder) else []
+    lines += [f"Config files ({folder}; --config=<file> --help shows a file's variants):",
+              *(f"  configs/{n}.py" for n in names)]
+  return "\n".join(lines)
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with the config file loaded here: a bad flag, an unknown
-  field, a missing config file or a variant the file refuses is one line and exit 2."""
+  field, a missing config file or a variant the file refuses is one line and exit 2.
+  --help (-h) prints `help_text` and exits 0."""
+  if any(a in ("--help", "-h", "-?") for a in argv[1:]):
+    print(help_text(argv))
+    sys.exit(0)
   try:
     rest = flags.FLAGS(argv)
     if "config" in flags.FLAGS:
@@ -134,7 +183,8 @@ def run_with_config(command: Callable[[ml_collections.ConfigDict, str], str]) ->
   quiet library logs, one-line errors; prints what `command(config, workdir)` returns."""
   config_flags.DEFINE_config_file("config", None, "Experiment config file "
                                   "(configs/<file>.py[:variant]).", lock_config=True)
-  flags.DEFINE_string("workdir", None, "Run folder.")
+  flags.DEFINE_string("workdir", None, "The run folder (started again with the same "
+                      "folder, a run resumes).")
   flags.mark_flags_as_required(["config", "workdir"])
 
   def main(argv):

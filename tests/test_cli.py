@@ -61,6 +61,13 @@ def test_distill_runs_then_refuses_a_changed_config_in_the_same_workdir(idx_dir,
                "report/loss.png", "report/synset.png"):
     assert os.path.exists(os.path.join(work, name))
   assert f"report: {work}/report/index.html" in r.stdout
+  # the same command again: the finished run's summary, nothing run or written again
+  stamp = os.path.getmtime(os.path.join(work, "synset.npz"))
+  r = _run("dd_jax.main", f"--config={CONFIG}:runlocal", f"--workdir={work}", *data)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "finished: nothing to do" in r.stdout and "distilled 2 steps" in r.stdout
+  assert "resuming" not in r.stderr and "step 2/2" not in r.stderr
+  assert os.path.getmtime(os.path.join(work, "synset.npz")) == stamp
   r = _run("dd_jax.main", f"--config={CONFIG}:runlocal", f"--workdir={work}", *data,
            "--config.distill.lr_img=3")
   assert r.returncode == 2
@@ -89,3 +96,15 @@ def test_the_compilation_cache_folder_comes_from_the_environment(tmp_path, monke
     assert cli.use_compilation_cache() == home and home.startswith(os.path.expanduser("~"))
   finally:
     jax.config.update("jax_compilation_cache_dir", before)
+
+
+def test_help_exits_zero_with_the_flags_and_the_config_files_variants():
+  r = _run("dd_jax.main", "--help")
+  assert r.returncode == 0, r.stderr[-1500:]
+  assert "--workdir" in r.stdout and "docs/config.md" in r.stdout
+  assert "configs/fashion_mnist_mtt.py" in r.stdout and "configs/common.py" not in r.stdout
+  r = _run("dd_jax.main", f"--config={CONFIG}:ipc=1", "--help")
+  assert r.returncode == 0, r.stderr[-1500:]
+  assert "Variants: ipc=1|10|50, runlocal" in r.stdout     # the file's own docstring
+  r = _run("dd_jax.report", "-h")
+  assert r.returncode == 0 and "--workdir" in r.stdout and "--config" not in r.stdout

@@ -1,11 +1,15 @@
-"""Image folders on disk, for datasets tfds cannot download (Tiny ImageNet).
+"""Image folders on disk: one's own data, and datasets tfds cannot download (Tiny
+ImageNet).
 
 Two layouts, told apart by what is there:
   tiny-imagenet-200:  wnids.txt, train/<wnid>/images/*.JPEG,
                       val/images/*.JPEG with val/val_annotations.txt (file, wnid, ...)
-  class folders:      train/<class>/*.{png,jpg,jpeg}, and test/ or val/ alike
+  class folders:      train/<class>/*.{png,jpg,jpeg,bmp}, and test/ or val/ alike
 Classes are numbered in wnids.txt order, else in sorted folder-name order. Images are
-decoded to RGB uint8 (grey ones are expanded) and must all share one size.
+decoded to uint8: one channel when every image is greyscale, else RGB (grey ones
+expanded). With `image_size`, each is resized (shorter side, then a centred square crop);
+without, all must share one size. A file that cannot be read, an empty class folder, a
+test class the training split lacks are one line naming the file or folder.
 """
 from __future__ import annotations
 
@@ -13,21 +17,51 @@ import os
 
 import numpy as np
 
-from dd_jax.errors import require
+from dd_jax.errors import ConfigError, require
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
 
-def _decode(paths: list[str]) -> np.ndarray:
+def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
+  """Shorter side to `size`, then a centred size x size crop (torchvision's pair)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  images = []
+  h, w = image.shape[:2]
+  scale = size / min(h, w)
+  squeeze = image.ndim == 3 and image.shape[-1] == 1
+  img = Image.fromarray(image[..., 0] if squeeze else image).resize(
+      (max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+  arr = np.asarray(img)
+  top = (arr.shape[0] - size) // 2
+  left = (arr.shape[1] - size) // 2
+  arr = arr[top: top + size, left: left + size]
+  return arr if arr.ndim == 3 else arr[..., None]
+
+
+def _decode(paths: list[str], image_size: int | None = None) -> np.ndarray:
+  from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
+  decoded = []
   for p in paths:
-    with Image.open(p) as img:
-      images.append(np.asarray(img.convert("RGB"), np.uint8))
-  shapes = {im.shape for im in images}
-  require(len(shapes) <= 1, "data.data_dir", f"images of several sizes {sorted(shapes)}",
-          "resize the images to one size first")
-  return np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)
+    try:
+      with Image.open(p) as img:
+        decoded.append((img.mode in ("L", "LA", "1", "I", "I;16", "F"), img.convert("RGB")))
+    except (OSError, UnidentifiedImageError) as e:
+      raise ConfigError("data.data_dir", f"cannot read {p} ({type(e).__name__})",
+                        "replace or delete the file") from e
+  grey = bool(decoded) and all(g for g, _ in decoded)
+  images = [np.asarray(img.convert("L"))[..., None] if grey else np.asarray(img, np.uint8)
+            for _, img in decoded]
+  if image_size:
+    images = [im if im.shape[:2] == (image_size, image_size)
+              else resize_center_crop(im, image_size) for im in images]
+  else:
+    first = images[0].shape if images else None
+    odd = next((p for p, im in zip(paths, images) if im.shape != first), None)
+    require(odd is None, "data.data_dir",
+            f"{odd} is {next((im.shape for im in images if im.shape != first), '')[:2]} px, "
+            f"{paths[0]} is {first[:2] if first else ''} px",
+            "set data.image_size to resize every image to one size")
+  return (np.stack(images) if images else
+          np.zeros((0, 1, 1, 1 if grey else 3), np.uint8))
 
 
 def _images_in(folder: str) -> list[str]:
@@ -44,6 +78,8 @@ def _class_folders(split_dir: str, classes: list[str]) -> tuple[list[str], list[
     if not os.path.isdir(folder):
       continue
     found = _images_in(folder)
+    require(bool(found), "data.data_dir", f"class folder {folder} holds no images",
+            f"add images ({', '.join(IMAGE_EXTENSIONS)}) or remove the folder")
     paths += found
     labels += [c] * len(found)
   return paths, labels
@@ -62,8 +98,9 @@ def _annotated(split_dir: str, classes: list[str]) -> tuple[list[str], list[int]
   return paths, labels
 
 
-def load_folder(data_dir: str) -> dict[str, np.ndarray]:
-  """x_train, y_train, x_test, y_test (uint8 NHWC, int32) and class names from a folder."""
+def load_folder(data_dir: str, image_size: int | None = None) -> dict[str, np.ndarray]:
+  """x_train, y_train, x_test, y_test (uint8 NHWC, int32) and class names from a folder
+  (resized to `image_size` when given)."""
   require(bool(data_dir) and os.path.isdir(data_dir), "data.data_dir",
           f"{data_dir!r} is not a folder",
           "set data.data_dir to the dataset folder (e.g. tiny-imagenet-200)")
@@ -81,6 +118,13 @@ def load_folder(data_dir: str) -> dict[str, np.ndarray]:
                    if os.path.isdir(os.path.join(data_dir, s))), None)
   require(test_dir is not None, "data.data_dir", f"{data_dir} has no test/ or val/ folder",
           "add the held-out split as test/ or val/")
+  if not os.path.exists(os.path.join(test_dir, "val_annotations.txt")):
+    unknown = sorted(d for d in os.listdir(test_dir)
+                     if os.path.isdir(os.path.join(test_dir, d)) and d not in classes)
+    require(not unknown, "data.data_dir", f"{os.path.join(test_dir, unknown[0]) if unknown else ''} "
+            "is a test class the training split lacks",
+            f"add {os.path.join(train_dir, unknown[0]) if unknown else ''} with training "
+            "images, or remove the test folder")
   out = {}
   for split, folder in (("train", train_dir), ("test", test_dir)):
     if os.path.exists(os.path.join(folder, "val_annotations.txt")):
@@ -89,7 +133,13 @@ def load_folder(data_dir: str) -> dict[str, np.ndarray]:
       paths, labels = _class_folders(folder, classes)
     require(bool(paths), "data.data_dir", f"no images found under {folder}",
             f"put images ({', '.join(IMAGE_EXTENSIONS)}) in per-class folders")
-    out[f"x_{split}"] = _decode(paths)
+    out[f"x_{split}"] = _decode(paths, image_size)
     out[f"y_{split}"] = np.asarray(labels, np.int32)
+  if out["x_train"].shape[-1] != out["x_test"].shape[-1]:   # one split grey: both RGB
+    out["x_train"], out["x_test"] = (np.repeat(x, 3, -1) if x.shape[-1] == 1 else x
+                                     for x in (out["x_train"], out["x_test"]))
+  require(out["x_train"].shape[1:] == out["x_test"].shape[1:], "data.data_dir",
+          f"train images are {out['x_train'].shape[1:3]} px, test images "
+          f"{out['x_test'].shape[1:3]} px", "set data.image_size to resize both to one size")
   out["classes"] = tuple(classes)
   return out

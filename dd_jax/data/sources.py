@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from dd_jax.data import folders
+from dd_jax.data import files, folders
 from dd_jax.errors import ConfigError, require
 
 
@@ -120,27 +120,36 @@ def load_idx(name: str, data_dir: str | None) -> Dataset:
 
 
 # ---------------------------------------------------------------------------- tfds
-def _resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
-  """Shorter side to `size`, then a centred size x size crop (torchvision's pair)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  h, w = image.shape[:2]
-  scale = size / min(h, w)
-  img = Image.fromarray(image).resize(
-      (max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-  arr = np.asarray(img)
-  top = (arr.shape[0] - size) // 2
-  left = (arr.shape[1] - size) // 2
-  arr = arr[top: top + size, left: left + size]
-  return arr if arr.ndim == 3 else arr[..., None]
+TFDS_HOST = ("storage.googleapis.com", 443)   # where tfds downloads from (GCS mirror)
+
+
+def network_reachable(timeout_s: float = 3.0) -> bool:
+  """Whether tfds's download host answers: offline, a download would only retry."""
+  import socket  # pylint: disable=g-import-not-at-top
+  try:
+    socket.create_connection(TFDS_HOST, timeout=timeout_s).close()
+    return True
+  except OSError:
+    return False
 
 
 def load_tfds(name: str, data_dir: str | None, image_size: int | None = None) -> Dataset:
-  """Loads a tfds dataset through `tfds.data_source` (array_record; no TensorFlow)."""
+  """Loads a tfds dataset through `tfds.data_source` (array_record; no TensorFlow). One
+  that is not prepared, with no network to download it, is refused at once."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tfds_name = TFDS_NAMES[name]
   splits = {}
+  builder = tfds.builder(tfds_name, data_dir=data_dir)
+  if not builder.is_prepared() and not network_reachable():
+    archive = ("; or the official binary archive: data.source='cifar', data.data_dir="
+               f"<{name.replace('cifar', 'cifar-')}-binary.tar.gz>" if name in files.CIFAR
+               else "")
+    raise ConfigError(
+        "data.name", f"tfds has no prepared {tfds_name!r} in {os.path.dirname(builder.data_dir)} "
+        f"and {TFDS_HOST[0]} cannot be reached to download it",
+        "prepare it where there is network (tfds build " + tfds_name + ") and set "
+        "data.data_dir to that folder" + archive)
   try:
-    builder = tfds.builder(tfds_name, data_dir=data_dir)
     builder.download_and_prepare(
         file_format=tfds.core.FileFormat.ARRAY_RECORD)
     for split in ("train", "test" if "test" in builder.info.splits else "validation"):
@@ -150,7 +159,7 @@ def load_tfds(name: str, data_dir: str | None, image_size: int | None = None) ->
         ex = source[i]
         img = np.asarray(ex["image"])
         if image_size is not None and img.shape[:2] != (image_size, image_size):
-          img = _resize_center_crop(img, image_size)
+          img = folders.resize_center_crop(img, image_size)
         xs.append(img)
         ys.append(int(ex["label"]))
       splits[split] = (np.stack(xs).astype(np.uint8), np.asarray(ys, np.int32))
@@ -160,7 +169,7 @@ def load_tfds(name: str, data_dir: str | None, image_size: int | None = None) ->
   except Exception as e:  # download or build failure: say what to do, not where.
     raise ConfigError(
         "data.name", f"tfds could not provide {tfds_name!r} "
-        f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})",
+        f"({type(e).__name__}: {' '.join(str(e).split())})",
         "prepare it with network access (tfds build) and set data.data_dir, or use "
         "data.source='idx' with local files") from e
   (x_tr, y_tr), (x_te, y_te) = splits["train"], splits[[k for k in splits if k != "train"][0]]
@@ -192,43 +201,49 @@ def from_arrays(name: str, x_train, y_train, x_test, y_test, num_classes: int | 
 
 
 # ------------------------------------------------------------------------ by config
-SOURCES = ("auto", "tfds", "idx", "folder")
+SOURCES = ("auto", "tfds", "idx", "folder", "npz", "cifar")
 
 # Datasets read from image folders (data.source="folder"; not in tfds).
 FOLDER_NAMES = ("tiny_imagenet",)
+
+# Sources of one's own data: any data.name (a label for the run) is accepted.
+OWN_DATA = ("folder", "npz")
 
 
 def load_dataset(data_config) -> Dataset:
   """Loads the dataset a config's `data` section names.
 
-  Fields: name, source ('auto' | 'tfds' | 'idx' | 'folder'), data_dir, image_size
-  (optional resize). 'auto' reads local IDX files where a default folder exists, an image
-  folder for FOLDER_NAMES, tfds otherwise.
+  Fields: name, source ('auto' | 'tfds' | 'idx' | 'folder' | 'npz' | 'cifar'), data_dir,
+  image_size (resize). 'auto' reads local IDX files where a default folder exists, an
+  image folder for FOLDER_NAMES, tfds otherwise. 'folder' (class folders) and 'npz'
+  (arrays) take one's own data under any name; 'cifar' the official CIFAR binaries
+  (data/files.py).
   """
   name = data_config.name
-  known = sorted(set(TFDS_NAMES) | set(DEFAULT_IDX_DIRS) | set(FOLDER_NAMES))
-  require(name in known, "data.name", f"unknown dataset {name!r}",
-          f"use one of {', '.join(known)}")
   source = data_config.get("source", "auto")
   require(source in SOURCES, "data.source", f"unknown source {source!r}",
           f"use one of {', '.join(SOURCES)}")
+  known = sorted(set(TFDS_NAMES) | set(DEFAULT_IDX_DIRS) | set(FOLDER_NAMES))
+  require(source in OWN_DATA or name in known, "data.name", f"unknown dataset {name!r}",
+          f"use one of {', '.join(known)}; for your own data set data.source='npz' (a "
+          "file of arrays) or 'folder' (train/<class>/*, test/<class>/*) and data.data_dir")
   data_dir = data_config.get("data_dir") or None
+  image_size = data_config.get("image_size") or None
   if source == "auto":
     local = data_dir or DEFAULT_IDX_DIRS.get(name)
     source = ("folder" if name in FOLDER_NAMES else
               "idx" if local and os.path.isdir(local) and name in DEFAULT_IDX_DIRS else "tfds")
-  if source == "folder":
-    arrays = folders.load_folder(data_dir)
+  if source in ("folder", "npz", "cifar"):
+    arrays = (folders.load_folder(data_dir, image_size) if source == "folder" else
+              files.load_npz(data_dir) if source == "npz" else files.load_cifar(name, data_dir))
     classes = arrays.pop("classes")
     ds = Dataset(name=name, num_classes=len(classes), class_names=classes, **arrays)
   elif source == "idx":
     ds = load_idx(name, data_dir)
   else:
-    ds = load_tfds(name, data_dir, data_config.get("image_size") or None)
-  image_size = data_config.get("image_size") or None
+    ds = load_tfds(name, data_dir, image_size)
   if image_size is not None:
     require(ds.image_shape[0] == image_size, "data.image_size",
             f"{name} images are {ds.image_shape[0]} px, config asks {image_size}",
             "leave data.image_size unset or set it to the stored size")
   return ds
-

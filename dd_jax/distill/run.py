@@ -16,6 +16,7 @@ import ml_collections
 from dd_jax import distributed, report
 from dd_jax.data import pipeline
 from dd_jax.distill import hpd, seqmatch
+from dd_jax.distill import workdir as workdir_lib
 from dd_jax.distill.loop import Distiller
 from dd_jax.distill.methods import METHODS
 from dd_jax.distill.validation import validate_run
@@ -48,8 +49,14 @@ def distill(config: ml_collections.ConfigDict, workdir: str,
             f"{jax.process_count()} processes: multi-process runs cover trajectory "
             "matching (pixels or GLaD), not SeqMatch, H-PD, DC or DM yet",
             "run it in one process (its devices still share the work through `mesh`)")
+  done = workdir_lib.finished_summary(config, workdir)
+  if done is not None:
+    return (f"{workdir} holds this run, finished: nothing to do (a larger "
+            f"--config.distill.iterations goes on from it)\n{done}")
   runner = staged[0] if staged else Distiller
-  return runner(config, workdir, prepared).run() + _write_report(workdir)
+  summary = runner(config, workdir, prepared).run()
+  workdir_lib.record_finished(config, workdir, summary)
+  return summary + _write_report(workdir)
 
 
 def _write_report(workdir: str) -> str:

@@ -47,6 +47,10 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
           f"use one of {', '.join(METHODS)}")
   require(d.parameterization in PARAMETERIZATIONS, "distill.parameterization",
           f"unknown {d.parameterization!r}", f"use one of {', '.join(PARAMETERIZATIONS)}")
+  require(config.eval.source == "random_real", "eval.source",
+          f"is {config.eval.source!r}, but a distillation evaluates the set it distils",
+          "drop the flag, or evaluate a stored set with python -m dd_jax.evaluate "
+          "--config.eval.source=<synset.npz>")
   METHODS[d.method].validate(config)
   PARAMETERIZATIONS[d.parameterization].validate(config)
   expert_train.validate(config)

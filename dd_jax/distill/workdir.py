@@ -4,6 +4,8 @@
                        (less RESUMABLE_FIELDS and what the run does not use) and the
                        data's identity; a start with another identity is refused
   distill/config.json  the whole config of the latest start (for dd_jax.report)
+  distill/finished.json  the whole config and summary of a run that finished: the same
+                       command again prints the summary instead of running
   distill/ckpt/<step>/ Orbax checkpoints of the DistillState with their checksum
 """
 from __future__ import annotations
@@ -108,6 +110,30 @@ def record_workdir(run_dir: str, identity: dict,
     write_json_atomic(path, identity)
   if config is not None:
     write_json_atomic(os.path.join(run_dir, "config.json"), json.loads(config.to_json()))
+
+
+FINISHED = "finished.json"
+
+
+def finished_summary(config: ml_collections.ConfigDict, workdir: str) -> str | None:
+  """The summary of the run `config` already finished in `workdir` (its exported set
+  still there), else None. Any change of the config, e.g. more distill.iterations,
+  is a run to do: that path resumes, or refuses another config."""
+  path = os.path.join(workdir, "distill", FINISHED)
+  if not (os.path.exists(path) and os.path.exists(os.path.join(workdir, "synset.npz"))):
+    return None
+  try:   # a damaged record is no finished run: the normal path resumes it
+    with open(path) as f:
+      done = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return done.get("summary") if done.get("config") == json.loads(config.to_json()) else None
+
+
+def record_finished(config: ml_collections.ConfigDict, workdir: str, summary: str) -> None:
+  if distributed.is_primary():
+    write_json_atomic(os.path.join(workdir, "distill", FINISHED),
+                      {"config": json.loads(config.to_json()), "summary": summary})
 
 
 def checkpoint_manager(run_dir: str, keep: int) -> ocp.CheckpointManager:

@@ -321,7 +321,9 @@ class _Progress:
     self.epochs_run += 1
     done = index * e.epochs + epoch
     elapsed = time.perf_counter() - self.start
-    logging.info("expert %d/%d epoch %d/%d: loss %.4f train %.4f test %s (%.1fs), "
+    test = metrics.get("test_acc")
+    logging.info("expert %d/%d epoch %d/%d: loss %.4f train %.2f%% test %s (%.1fs), "
                  "ETA %.0fs", index + 1, e.num_experts, epoch, e.epochs, metrics["train_loss"],
-                 metrics["train_acc"], metrics.get("test_acc", "-"), metrics["seconds"],
+                 100 * metrics["train_acc"], "-" if test is None else f"{100 * test:.2f}%",
+                 metrics["seconds"],
                  elapsed / self.epochs_run * (e.num_experts * e.epochs - done))

@@ -1,11 +1,12 @@
 """Data sources: IDX files, tfds (mocked), arrays; errors name the field and the fix."""
 import os
+import time
 
 import ml_collections
 import numpy as np
 import pytest
 
-from dd_jax.data import indexing, pipeline, sources
+from dd_jax.data import folders, indexing, pipeline, sources
 from dd_jax.errors import ConfigError
 from tests.conftest import write_idx
 
@@ -61,8 +62,9 @@ def test_unknown_dataset_and_source():
     sources.load_dataset(_data_config(source="s3"))
 
 
-def test_tfds_source_through_mock_data(tmp_path):
+def test_tfds_source_through_mock_data(tmp_path, monkeypatch):
   tfds = pytest.importorskip("tensorflow_datasets")
+  monkeypatch.setattr(sources, "network_reachable", lambda: True)   # as if online
   with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
     ds = sources.load_dataset(_data_config(name="cifar10", source="tfds",
                                            data_dir=str(tmp_path)))
@@ -79,8 +81,22 @@ def test_tfds_failure_is_one_line_with_a_fix(tmp_path, monkeypatch):
     raise ConnectionError("no network here")
 
   monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
+  monkeypatch.setattr(sources, "network_reachable", lambda: True)   # the download fails
   with pytest.raises(ConfigError, match=r"data.name: tfds could not provide 'mnist'"):
     sources.load_dataset(_data_config(name="mnist", source="tfds", data_dir=str(tmp_path)))
+
+
+def test_offline_tfds_fails_at_once_and_writes_nothing(tmp_path, monkeypatch):
+  pytest.importorskip("tensorflow_datasets")
+  monkeypatch.setattr(sources, "network_reachable", lambda: False)
+  start = time.perf_counter()
+  with pytest.raises(ConfigError) as e:
+    sources.load_dataset(_data_config(name="cifar10", source="tfds",
+                                      data_dir=str(tmp_path / "tfds")))
+  message = str(e.value)
+  assert message.startswith("data.name: tfds has no prepared 'cifar10'") and "\n" not in message
+  assert "data.source='cifar'" in message and "cifar-10-binary.tar.gz" in message
+  assert time.perf_counter() - start < 30 and not os.path.exists(tmp_path / "tfds")
 
 
 def test_arrays_source_and_per_class_sampling():
@@ -128,11 +144,11 @@ def test_real_fashion_mnist_is_the_offline_default():
 def test_resize_then_centre_crop_for_variable_size_images():
   img = np.zeros((40, 60, 3), np.uint8)
   img[:, 25:35] = 255                       # a centred vertical band
-  out = sources._resize_center_crop(img, 32)
+  out = folders.resize_center_crop(img, 32)
   assert out.shape == (32, 32, 3)
   band = np.flatnonzero(out[16, :, 0] > 128)
   assert abs((band.min() + band.max()) / 2 - 15.5) <= 1   # stays centred
-  gray = sources._resize_center_crop(np.zeros((50, 30), np.uint8), 16)
+  gray = folders.resize_center_crop(np.zeros((50, 30), np.uint8), 16)
   assert gray.shape == (16, 16, 1)
 
 
@@ -173,7 +189,8 @@ def test_class_folder_layout_and_its_errors(tmp_path):
   ds = sources.load_dataset(config)
   assert ds.class_names == ("cat", "dog") and ds.y_test.tolist() == [0, 1]
   _png(str(tmp_path / "train" / "dog" / "b.png"), 50, size=9)
-  with pytest.raises(ConfigError, match="data.data_dir: images of several sizes"):
+  with pytest.raises(ConfigError, match=r"data.data_dir: .*dog/b.png is \(9, 9\) px, "
+                                        r".*cat/a.png is \(8, 8\) px.*data.image_size"):
     sources.load_dataset(config)
   config.data_dir = str(tmp_path / "missing")
   with pytest.raises(ConfigError, match="data.data_dir: .* is not a folder"):

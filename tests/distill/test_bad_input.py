@@ -207,6 +207,11 @@ CASES = {
                                         "nope_mtt.py"),
     "a variant the file does not have": (_flags(f"--config={CONFIG}:ipc=7"), "--config",
                                          "ipc=7"),
+    "a misspelt variant": (_flags(f"--config={CONFIG}:ipc=1,runlocl"), "--config",
+                           "'runlocl' is not one this config file uses with these "
+                           "variants (did you mean runlocal?)"),
+    "a variant the config does not use": (_flags(f"--config={CONFIG}:runlocal,fiex=0"),
+                                          "--config", "'fiex' is not one"),
     "a flag the command does not have": (_flags(f"--config={CONFIG}:runlocal",
                                                 "--worrkdir=/tmp/x"), "--worrkdir",
                                          "no such flag"),
@@ -226,6 +231,8 @@ CASES = {
     "a synthetic set of another dataset": (
         _eval(lambda t: _npz(t, images=np.zeros((10, 32, 32, 3), np.float32),
                              labels=np.arange(10))), "eval.source", "(32, 32, 3)"),
+    "a stored set given to a distillation": (_set(eval__source="/nonexistent.npz"),
+                                             "eval.source", "evaluates the set it distils"),
     "an unknown evaluation protocol": (_eval_set(protocol="dsa"), "eval.protocol",
                                        "unknown 'dsa'"),
     "a KD temperature of zero": (_eval_set(kd=True, kd_temperature=0.0),
