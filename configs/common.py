@@ -350,6 +350,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.source = "random_real"   # random_real | path to a synthetic-set .npz
   config.eval.ipc = 10                 # random_real: real images per class
   config.eval.seed = 0                 # seeds the nets and the random_real subset
+  # baselines: at the end of a distillation, its first architecture also trained on the
+  # initial set and on a random real subset of the same ipc (cached per data, ipc and
+  # protocol in ~/.cache/dd_jax/baselines), beside the final figure; a warning when the
+  # distilled set is not better
+  config.eval.baselines = True
   config.eval.chunk_epochs = 100       # epochs per compiled call (a divisor of epochs; 0 = 100)
   # protocol: how the nets train: "mtt" (the official evaluate_synset: epochs + 1 epochs,
   # lr x0.1 after epoch epochs // 2 + 1 with a fresh SGD, one DSA op per batch), "legacy"

@@ -88,6 +88,7 @@ class RunFiles:
   data: dict              # the data identity of run.json
   scalars: dict[str, Series]
   evals: dict[str, list]  # evals.json per distillation folder ("distill", "subset_1", ...)
+  baselines: dict | None  # distill/baselines.json: the initial set's, a random subset's
   final: dict | None      # eval_results.json
   synset: dict | None     # synset.npz: pixels, labels, lr, meta
   experts: list[dict]     # per expert: its metadata (metrics per epoch)
@@ -124,7 +125,8 @@ class RunFiles:
       if progress and progress.get("results"):
         final = {"results": progress["results"], "partial": True}
     return cls(workdir, config, identity.get("data", {}), read_scalars(workdir), evals,
-               final, synset, _experts(workdir, config))
+               _read_json(os.path.join(distill, "baselines.json")), final, synset,
+               _experts(workdir, config))
 
 
 def _experts(workdir: str, config: dict) -> list[dict]:
@@ -306,6 +308,12 @@ def _accuracy_section(run: RunFiles) -> str:
           rows.append([folder, f"{arch} sequential", last["step"],
                        _pct(v["sequential"]["mean"], v["sequential"]["std"]),
                        len(v["sequential"].get("accuracies", []))])
+  for key, what in (("initial", "baseline: the initial set"),
+                    ("random_real", "baseline: a random real subset, same ipc")):
+    v = (run.baselines or {}).get(key)
+    if v:
+      rows.append([what, run.baselines.get("arch", ""), "", _pct(v["mean"], v["std"]),
+                   v.get("nets", "")])
   if run.final:
     for arch, v in run.final.get("results", {}).items():
       where = "final (dd_jax.evaluate" + (", under way)" if run.final.get("partial") else ")")

@@ -31,11 +31,19 @@ _OWN_CACHE = None
 if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
   _OWN_CACHE = tempfile.mkdtemp(prefix="dd_jax_test_xla_")
   os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+# The baseline accuracies' cache (dd_jax/evaluate/baselines.py) likewise: the session's
+# own, not the user's ~/.cache.
+_OWN_BASELINES = None
+if not os.environ.get("DD_JAX_BASELINES"):
+  _OWN_BASELINES = tempfile.mkdtemp(prefix="dd_jax_test_baselines_")
+  os.environ["DD_JAX_BASELINES"] = _OWN_BASELINES
 
 
 def pytest_unconfigure(config):
-  if _OWN_CACHE and not hasattr(config, "workerinput"):   # the session that made it
-    shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+  if not hasattr(config, "workerinput"):   # the session that made them
+    for folder in (_OWN_CACHE, _OWN_BASELINES):
+      if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_idx(path, array):

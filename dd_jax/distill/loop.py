@@ -34,7 +34,7 @@ from dd_jax.distill.methods import METHODS, PARAMETERIZATIONS, base
 from dd_jax.distill.stage import Single, Stage
 from dd_jax.distill.validation import validate_against_data, validate_run
 from dd_jax.errors import ConfigError
-from dd_jax.evaluate import protocol
+from dd_jax.evaluate import baselines, protocol
 from dd_jax.experts import store
 from dd_jax.metadata import write_json_atomic
 from dd_jax.models.torch_layout import TorchLayout
@@ -67,6 +67,7 @@ class Distiller:
     self.evals_path = os.path.join(self.run_dir, "evals.json")
     self.exported, self.exported_step = None, None
     self.eval_seconds = 0.0   # kept out of the steps/s and ETA figures
+    self.baselines = None     # the initial set's and a random subset's accuracy, at the end
     self.evals = (store.read_json(self.evals_path) if os.path.exists(self.evals_path)
                   else [])
 
@@ -218,6 +219,10 @@ class Distiller:
       state = self._steps(state, manager, writer)
       if d.eval_every and not self.evaluated(int(state.step)):
         self.evaluate(state, writer)
+      if d.eval_every and self.config.eval.baselines and not self.stage.label:
+        self.baselines = baselines.for_run(
+            self.config, self.prepared, self.run_dir,
+            lambda: self.synset(self.initial_state()), d.lr_teacher)
       workdir_lib.save(manager, state)
       paths = self.exported if self.exported_step == int(state.step) else self.export(
           state, writer)
@@ -335,6 +340,13 @@ class Distiller:
       if arch in last:
         lines.append(f"{arch} at step {last['step']}: {100 * last[arch]['mean']:.2f} +- "
                      f"{100 * last[arch]['std']:.2f}%")
+        if arch == self.config.eval.models[0] and self.baselines:
+          line, better = baselines.compare(last[arch]["mean"], self.baselines)
+          lines.append(line)
+          if not better:
+            lines.append("warning: the distilled set is no better than a baseline: more "
+                         "steps or other settings are needed (docs/methods.md)")
+            logging.warning("%s", lines[-1])
         seq = last[arch].get("sequential")
         if seq:
           lines.append(f"{arch} sequential (S1, S1+S2, ...): {100 * seq['mean']:.2f} +- "
