@@ -98,6 +98,7 @@ def budget_flags(a, seed: int) -> list[str]:
           f"--config.distill.lr_teacher={a.lr_teacher}",
           f"--config.distill.batch_syn={a.batch_syn}",
           f"--config.distill.expert_order={a.expert_order}",
+          *(["--config.distill.dsa_strategy=none"] if a.no_dsa else []),
           "--config.distill.eval_every=0", "--config.distill.log_every=1",
           f"--config.seed={seed}"]
 
@@ -192,7 +193,8 @@ def official_args(a, seed: int, buffers: str) -> types.SimpleNamespace:
     ast = dict(mom=0.9, balance_loss=True, agg_middle_loss=True,
                adaptive_middle_loss=False, ignore_graph=False, weight_perturb=True,
                align_loss=False, align_alpha=0.1, align_bs=500)
-    return types.SimpleNamespace(**common_args, eval_it=a.iterations, dsa="True",
+    return types.SimpleNamespace(**common_args, eval_it=a.iterations,
+                                 dsa="False" if a.no_dsa else "True",
                                  **(ast if a.method == "ast" else {}))
   return types.SimpleNamespace(
       **common_args, dsa=True, device=[0], project="parity", name=f"parity_{seed}",
@@ -423,6 +425,10 @@ def main() -> None:
   p.add_argument("--batch-syn", type=int, default=0, help="0: the whole set")
   p.add_argument("--expert-order", default="draw", choices=("draw", "cycle"),
                  help="our side's distill.expert_order (the official side cycles)")
+  p.add_argument("--no-dsa", action="store_true",
+                 help="no augmentation in the distillation on either side (mtt): with one "
+                      "expert and one start epoch both runs are deterministic, step for "
+                      "step comparable")
   p.add_argument("--lr-y", type=float, default=2.0, help="pad: the soft labels' lr")
   p.add_argument("--threshold", type=float, default=1.0,
                  help="pad: updates skipped above this matching loss")
