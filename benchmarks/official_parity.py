@@ -193,8 +193,10 @@ def official_args(a, seed: int, buffers: str) -> types.SimpleNamespace:
     ast = dict(mom=0.9, balance_loss=True, agg_middle_loss=True,
                adaptive_middle_loss=False, ignore_graph=False, weight_perturb=True,
                align_loss=False, align_alpha=0.1, align_bs=500)
-    return types.SimpleNamespace(**common_args, eval_it=a.iterations,
-                                 dsa="False" if a.no_dsa else "True",
+    # --no-dsa: the official switch --no_aug (its evaluation keeps DSA; dsa=False would
+    # leave dc_aug_param unset, which its evaluation reads)
+    return types.SimpleNamespace(**{**common_args, "no_aug": a.no_dsa}, eval_it=a.iterations,
+                                 dsa="True",
                                  **(ast if a.method == "ast" else {}))
   return types.SimpleNamespace(
       **common_args, dsa=True, device=[0], project="parity", name=f"parity_{seed}",
