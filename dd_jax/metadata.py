@@ -52,6 +52,16 @@ def read_json(path: str, field: str, fix: str) -> Any:
     raise ConfigError(field, f"{path} is not valid JSON ({e.msg})", fix) from e
 
 
+def read_json_if_sound(path: str) -> Any:
+  """A JSON file's contents, or None when it is missing or damaged: for records a run
+  can make again (a cache entry, a finished-run marker), where damage means "redo"."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
 def write_json_atomic(path: str, obj: Any) -> None:
   write_bytes_atomic(path, json.dumps(obj, indent=1, sort_keys=True).encode())
 

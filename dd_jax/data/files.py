@@ -40,7 +40,8 @@ def check_split_labels(y_train: np.ndarray, y_test: np.ndarray, classes: tuple[s
           "give every class training images, or leave the class out")
   extra = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y_train).tolist()))
   require(not extra, FIELD, f"{where}: the test split has class "
-          f"{classes[extra[0]] if extra else ''!r} that the training split lacks", "give that class training images or drop its test images")
+          f"{classes[extra[0]] if extra else ''!r} that the training split lacks",
+          "give that class training images or drop its test images")
 
 
 def _pixels(x: np.ndarray, key: str, path: str) -> np.ndarray:

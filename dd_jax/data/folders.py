@@ -39,29 +39,29 @@ def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 def _decode(paths: list[str], image_size: int | None = None) -> np.ndarray:
   from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
-  decoded = []
+  grey, images = [], []
   for p in paths:
     try:
       with Image.open(p) as img:
-        decoded.append((img.mode in ("L", "LA", "1", "I", "I;16", "F"), img.convert("RGB")))
+        grey.append(img.mode in ("L", "LA", "1", "I", "I;16", "F"))
+        images.append(np.asarray(img.convert("L" if grey[-1] else "RGB"), np.uint8))
     except (OSError, UnidentifiedImageError) as e:
       raise ConfigError("data.data_dir", f"cannot read {p} ({type(e).__name__})",
                         "replace or delete the file") from e
-  grey = bool(decoded) and all(g for g, _ in decoded)
-  images = [np.asarray(img.convert("L"))[..., None] if grey else np.asarray(img, np.uint8)
-            for _, img in decoded]
+  all_grey = bool(images) and all(grey)
+  images = [im[..., None] if all_grey else np.repeat(im[..., None], 3, -1) if g else im
+            for g, im in zip(grey, images)]
   if image_size:
     images = [im if im.shape[:2] == (image_size, image_size)
               else resize_center_crop(im, image_size) for im in images]
   else:
-    first = images[0].shape if images else None
-    odd = next((p for p, im in zip(paths, images) if im.shape != first), None)
+    odd = next((i for i, im in enumerate(images) if im.shape != images[0].shape), None)
     require(odd is None, "data.data_dir",
-            f"{odd} is {next((im.shape for im in images if im.shape != first), '')[:2]} px, "
-            f"{paths[0]} is {first[:2] if first else ''} px",
+            f"{paths[odd or 0]} is {images[odd or 0].shape[:2]} px, {paths[0]} is "
+            f"{images[0].shape[:2] if images else ''} px",
             "set data.image_size to resize every image to one size")
   return (np.stack(images) if images else
-          np.zeros((0, 1, 1, 1 if grey else 3), np.uint8))
+          np.zeros((0, 1, 1, 1 if all_grey else 3), np.uint8))
 
 
 def _images_in(folder: str) -> list[str]:
@@ -121,10 +121,10 @@ def load_folder(data_dir: str, image_size: int | None = None) -> dict[str, np.nd
   if not os.path.exists(os.path.join(test_dir, "val_annotations.txt")):
     unknown = sorted(d for d in os.listdir(test_dir)
                      if os.path.isdir(os.path.join(test_dir, d)) and d not in classes)
-    require(not unknown, "data.data_dir", f"{os.path.join(test_dir, unknown[0]) if unknown else ''} "
-            "is a test class the training split lacks",
-            f"add {os.path.join(train_dir, unknown[0]) if unknown else ''} with training "
-            "images, or remove the test folder")
+    first = unknown[0] if unknown else ""
+    require(not unknown, "data.data_dir", f"{os.path.join(test_dir, first)} is a test "
+            "class the training split lacks", f"add {os.path.join(train_dir, first)} with "
+            "training images, or remove the test folder")
   out = {}
   for split, folder in (("train", train_dir), ("test", test_dir)):
     if os.path.exists(os.path.join(folder, "val_annotations.txt")):

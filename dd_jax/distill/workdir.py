@@ -22,7 +22,7 @@ from dd_jax.distill import methods
 from dd_jax.distill import state as state_lib
 from dd_jax.errors import ConfigError
 from dd_jax.experts import store
-from dd_jax.metadata import spec_difference, write_json_atomic
+from dd_jax.metadata import read_json_if_sound, spec_difference, write_json_atomic
 
 # Fields that may change when a run is resumed: they do not shape the synthetic set.
 RESUMABLE_FIELDS = {
@@ -119,14 +119,9 @@ def finished_summary(config: ml_collections.ConfigDict, workdir: str) -> str | N
   """The summary of the run `config` already finished in `workdir` (its exported set
   still there), else None. Any change of the config, e.g. more distill.iterations,
   is a run to do: that path resumes, or refuses another config."""
-  path = os.path.join(workdir, "distill", FINISHED)
-  if not (os.path.exists(path) and os.path.exists(os.path.join(workdir, "synset.npz"))):
+  if not os.path.exists(os.path.join(workdir, "synset.npz")):
     return None
-  try:   # a damaged record is no finished run: the normal path resumes it
-    with open(path) as f:
-      done = json.load(f)
-  except (OSError, ValueError):
-    return None
+  done = read_json_if_sound(os.path.join(workdir, "distill", FINISHED)) or {}
   return done.get("summary") if done.get("config") == json.loads(config.to_json()) else None
 
 

@@ -17,7 +17,7 @@ import ml_collections
 
 from dd_jax.data import indexing, pipeline
 from dd_jax.evaluate import protocol
-from dd_jax.metadata import write_json_atomic
+from dd_jax.metadata import read_json_if_sound, write_json_atomic
 
 CACHE_ENV = "DD_JAX_BASELINES"
 CACHE_DEFAULT = os.path.join("~", ".cache", "dd_jax", "baselines")
@@ -44,12 +44,9 @@ def random_subset(config: ml_collections.ConfigDict, prepared: pipeline.Prepared
          "protocol": protocol.settings(config.eval)}
   digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
   path = os.path.join(cache_folder(), f"{digest[:24]}.json")
-  if os.path.exists(path):
-    try:
-      with open(path) as f:
-        return json.load(f)["result"]
-    except (OSError, ValueError, KeyError):
-      pass   # a damaged entry is computed again
+  cached = read_json_if_sound(path)   # a damaged entry is computed again
+  if isinstance(cached, dict) and "result" in cached:
+    return cached["result"]
   idx = indexing.sample_per_class(prepared.y_train, prepared.num_classes, ipc,
                                   seed=config.eval.seed, field="distill.ipc")
   result = _evaluate(config, prepared, prepared.x_train[idx], prepared.y_train[idx],
@@ -69,13 +66,7 @@ def for_run(config: ml_collections.ConfigDict, prepared: pipeline.Prepared, run_
   once per run and kept in <run_dir>/baselines.json."""
   arch = config.eval.models[0]
   path = os.path.join(run_dir, "baselines.json")
-  found = {}
-  if os.path.exists(path):
-    try:
-      with open(path) as f:
-        found = json.load(f)
-    except (OSError, ValueError):
-      found = {}
+  found = read_json_if_sound(path) or {}
   if found.get("arch") != arch or "initial" not in found:
     images, labels = initial_set() if callable(initial_set) else initial_set
     found = {"arch": arch, "initial": _evaluate(config, prepared, images, labels,
