@@ -55,8 +55,11 @@ def distill(config: ml_collections.ConfigDict, workdir: str,
             f"--config.distill.iterations goes on from it)\n{done}")
   runner = staged[0] if staged else Distiller
   summary = runner(config, workdir, prepared).run()
+  report_line = _write_report(workdir)
+  # Marked finished only once the report is written: a run killed while writing it
+  # resumes from its final checkpoint and writes it.
   workdir_lib.record_finished(config, workdir, summary)
-  return summary + _write_report(workdir)
+  return summary + report_line
 
 
 def _write_report(workdir: str) -> str:

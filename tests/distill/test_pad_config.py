@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from configs import cifar10_pad
+from dd_jax.data import sources
 from dd_jax.distill import run
 
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -26,7 +27,8 @@ def _learnable_cifar(self, split, **kwargs):
   return out
 
 
-def test_cifar10_pad_runlocal_distils_with_every_pad_module(tmp_path):
+def test_cifar10_pad_runlocal_distils_with_every_pad_module(tmp_path, monkeypatch):
+  monkeypatch.setattr(sources, "network_reachable", lambda: True)   # mock data stands in
   config = cifar10_pad.get_config("runlocal")
   with config.unlocked():
     config.data.data_dir = str(tmp_path / "tfds")
