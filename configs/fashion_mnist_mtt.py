@@ -4,7 +4,8 @@ Distil:   python -m dd_jax.main --config=configs/fashion_mnist_mtt.py:ipc=1 --wo
 Experts:  python -m dd_jax.experts --config=configs/fashion_mnist_mtt.py --workdir=/tmp/fm1
 Evaluate: python -m dd_jax.evaluate --config=configs/fashion_mnist_mtt.py:ipc=10 \
             --workdir=/tmp/fm10
-Variants: ipc=1|10|50, runlocal (tiny, seconds; the tests use it).
+Variants: ipc=1|10|50, runlocal (tiny, seconds; the tests use it), hour (IPC 1 in about an
+hour on a 2-core CPU: common.HOUR_RECIPE, the README's run command).
 
 MTT publishes no (Fashion-)MNIST settings; these follow its CIFAR-10 ones without ZCA.
 Expected: random real subsets 52% (IPC1), 74% (IPC10), 83% (IPC50) with this protocol;
@@ -29,4 +30,4 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset)
+  return common.make(arg, PER_IPC, dataset, common.hour_variant)

@@ -44,6 +44,17 @@ def test_cifar10_follows_the_authors_settings():
   assert cifar10_mtt.get_config("ipc=50").data.zca is False
 
 
+def test_the_hour_variant_sizes_fashion_mnist_ipc1_for_a_cpu():
+  from configs import common, fashion_mnist_mtt
+  c = fashion_mnist_mtt.get_config("ipc=1,hour")
+  run.validate(c)
+  assert (c.expert.num_experts, c.expert.epochs, c.distill.syn_steps, c.distill.iterations,
+          c.distill.eval_every) == (3, 3, 20, 500, 500) == tuple(common.HOUR_RECIPE.values())
+  assert (c.distill.expert_epochs, c.distill.lr_img) == (2, 1000.0)   # the rest: IPC 1's
+  with pytest.raises(ValueError, match="did you mean hour"):
+    fashion_mnist_mtt.get_config("ipc=1,houre")
+
+
 def test_unknown_ipc_variant_is_explained():
   from configs import cifar10_mtt
   with pytest.raises(ValueError, match="no settings for ipc=7"):

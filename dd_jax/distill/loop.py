@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dd_jax import disk, distributed, faults, losses, memory, models, summaries
+from dd_jax import disk, distributed, faults, losses, memory, models, progress, summaries
 from dd_jax.data import pipeline
-from dd_jax.distill import export
+from dd_jax.distill import estimate, export
 from dd_jax.distill import state as state_lib
 from dd_jax.distill import workdir as workdir_lib
 from dd_jax.distill.methods import METHODS, PARAMETERIZATIONS, base
@@ -58,9 +58,10 @@ class Distiller:
     self.identity = workdir_lib.run_identity(config, self.prepared)
     workdir_lib.check_workdir(self.run_dir, self.identity)  # before any compute
     self.ctx = self._context()
+    d = config.distill
     if not plan_only:
       self._check_disk()
-    d = config.distill
+      estimate.log_plan(config, self.ctx, METHODS[d.method])   # before experts, a prior
     self.param = PARAMETERIZATIONS[d.parameterization](self.ctx)
     self.method = METHODS[d.method](self.ctx, self.param)
     self.final_state = None
@@ -169,6 +170,8 @@ class Distiller:
       stages = [(*self.method.decode(self.config, x, y), r)
                 for x, y, r in self.stage.sequence(state.images, state.labels, lr)]
     for arch in ev.models:
+      progress.doing(f"{self.stage.label}evaluating step {step}: {ev.num_nets} {arch} "
+                     f"nets x {ev.epochs} epochs")
       result, seq = protocol.evaluate_architecture(
           images, labels, p.x_test, p.y_test, lr=lr, stages=stages,
           log_prefix=f"{self.stage.label}step {step} eval ", arch=arch,
@@ -247,6 +250,7 @@ class Distiller:
     recorded = os.path.exists(os.path.join(self.run_dir, "run.json"))
     state = None if recorded else self.initial_state()
     if d.memory_limit_mb >= 0:   # refused before anything is written
+      progress.doing("compiling the distillation step (for its memory plan)")
       plan = self.method.memory_plan(self.state_like)
       if plan is not None:
         logging.info("%s", plan.summary())
@@ -281,6 +285,7 @@ class Distiller:
     for step in range(start_step, d.iterations):
       if d.eval_every and step % d.eval_every == 0 and not self.evaluated(step):
         self.evaluate(state, writer)
+      self._announce(step, start_step, clock)
       state, metrics, where = self.method.step(state, step)
       self.current_state = state
       bad = self._check_step(step, metrics, where, bad, manager, state)
@@ -291,6 +296,16 @@ class Distiller:
       if done % d.checkpoint_every == 0:
         workdir_lib.save(manager, state)
     return state
+
+  def _announce(self, step: int, start_step: int, clock: "_Clock") -> None:
+    """Tells the heartbeat (dd_jax.progress) which step runs, and for how long."""
+    label, total = self.stage.label, self.config.distill.iterations
+    if step == start_step:
+      progress.doing(f"{label}step {step + 1}/{total} (compiling the distillation step "
+                     "first)")
+      return
+    rate = max(clock.rate(step, self.eval_seconds), 1e-9)
+    progress.doing(f"{label}step {step + 1}/{total}", 1 / rate, (total - step - 1) / rate)
 
   def _check_step(self, step: int, metrics, where: str, bad: int, manager, state) -> int:
     """Logs a rolled-back, skipped or clamped step; the count of non-finite steps in a
@@ -330,6 +345,7 @@ class Distiller:
                  "steps/s, ETA %.0fs", done, d.iterations, metrics["loss"],
                  metrics.get("syn_lr", d.lr_teacher), inner, where, rate,
                  (d.iterations - done) / max(rate, 1e-9))
+    progress.logged()
 
   def _summary(self, state, paths) -> str:
     lines = [f"{self.stage.label}distilled {int(state.step)} steps; student lr "
@@ -354,9 +370,9 @@ class Distiller:
     return "\n".join(lines)
 
 
-# A progress line at least this often, whatever distill.log_every says: one IDC step at
-# the official settings takes minutes on a CPU.
-LOG_AT_LEAST_EVERY_S = 60.0
+# A progress line at least this often, whatever distill.log_every says (a step longer
+# than this is covered by dd_jax.progress's heartbeat).
+LOG_AT_LEAST_EVERY_S = 30.0
 
 
 class _Clock:

@@ -13,7 +13,7 @@ from absl import logging
 import jax
 import ml_collections
 
-from dd_jax import distributed, report
+from dd_jax import distributed, progress, report
 from dd_jax.data import pipeline
 from dd_jax.distill import hpd, seqmatch
 from dd_jax.distill import workdir as workdir_lib
@@ -54,7 +54,8 @@ def distill(config: ml_collections.ConfigDict, workdir: str,
     return (f"{workdir} holds this run, finished: nothing to do (a larger "
             f"--config.distill.iterations goes on from it)\n{done}")
   runner = staged[0] if staged else Distiller
-  summary = runner(config, workdir, prepared).run()
+  with progress.Heartbeat():   # a line at least every 30 s, inside compiles and epochs too
+    summary = runner(config, workdir, prepared).run()
   report_line = _write_report(workdir)
   # Marked finished only once the report is written: a run killed while writing it
   # resumes from its final checkpoint and writes it.

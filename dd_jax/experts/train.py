@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 
 from dd_jax import disk, faults, losses, models, training
+from dd_jax import progress as heartbeat
 from dd_jax.data import augment, pipeline
 from dd_jax.errors import require, require_at_least
 from dd_jax.experts import schedule as schedule_lib
@@ -201,6 +202,7 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
     init_key, train_key = jax.random.split(jax.random.fold_in(root, index))
     state, first = _first_epoch(writer, programs, model, init_key, arrays, warm_start)
     for epoch in range(first + 1, config.expert.epochs + 1):
+      progress.announce(index, epoch)
       state, metrics = _train_epoch(programs, config.expert, state, data, epoch, train_key,
                                     arrays)
       faults.point("expert.epoch")
@@ -209,6 +211,7 @@ def train_experts(config: ml_collections.ConfigDict, workdir: str,
       progress.log(index, epoch, metrics)
     writer.finish(avg_var=store.avg_var(writer.meta))
     writer.close()
+  heartbeat.doing(None)
   return directory
 
 
@@ -311,10 +314,23 @@ def _train_epoch(programs: _Programs, e, state, data, epoch: int, train_key, arr
 
 
 class _Progress:
-  """The progress line after each expert epoch, with the ETA of the whole training."""
+  """The progress line after each expert epoch, with the ETA of the whole training; a
+  heartbeat line every 30 s inside an epoch (dd_jax.progress)."""
 
   def __init__(self, e):
     self.e, self.start, self.epochs_run = e, time.perf_counter(), 0
+    self.epoch_s: float | None = None   # the last epoch's seconds
+    self.left = e.num_experts * e.epochs
+
+  def announce(self, index: int, epoch: int) -> None:
+    """Epoch `epoch` of expert `index` starts (the heartbeat says so while it runs)."""
+    e = self.e
+    what = f"expert {index + 1}/{e.num_experts} epoch {epoch}/{e.epochs}"
+    if self.epoch_s is None:
+      heartbeat.doing(what + " (compiling the epoch's program first)")
+    else:
+      self.left = (e.num_experts - index) * e.epochs - epoch
+      heartbeat.doing(what, self.epoch_s, self.left * self.epoch_s)
 
   def log(self, index: int, epoch: int, metrics: dict) -> None:
     e = self.e
@@ -327,3 +343,5 @@ class _Progress:
                  100 * metrics["train_acc"], "-" if test is None else f"{100 * test:.2f}%",
                  metrics["seconds"],
                  elapsed / self.epochs_run * (e.num_experts * e.epochs - done))
+    heartbeat.logged()
+    self.epoch_s = metrics["seconds"]

@@ -1,0 +1,179 @@
+"""The run's plan, printed before any compute: experts to train, outer steps, evaluations,
+and an estimated wall time from a quick measurement on this machine.
+
+The measurement: one SGD step of the run's net (its DSA included) timed at each batch
+size the run uses, a few calls after one compilation (a few seconds on a CPU). The
+estimate multiplies those by the work left:
+  experts       epochs x batches per epoch x t(expert.batch_size)
+  distillation  outer steps x experts per step x N x t(batch_syn) x META_FACTOR
+  evaluations   evaluations x nets x epochs x batches x t(eval batch)
+plus a compilation allowance per program. It is a rough figure (within a factor of ~2):
+the progress lines' ETA, measured as the run goes, replace it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+
+from dd_jax import training
+from dd_jax.experts import store
+from dd_jax.experts import train as expert_train
+from dd_jax.progress import duration
+
+# An outer step of trajectory matching against N plain SGD steps of its inner batch: the
+# forward and backward of each inner step, then the backward through it (second order),
+# and the augmentation; measured on this CPU at 2.5-3.5 (runlocal, the parity budget).
+META_FACTOR = 3.0
+# Compilation of each program in multiples of the measured SGD step's (which the
+# persistent compilation cache shortens as it shortens theirs), from runlocal on this CPU.
+COMPILE_FACTOR = {"experts": 3.0, "distill": 12.0, "eval": 5.0}
+
+
+def sgd_step_seconds(model, image_shape, num_classes: int, batch: int,
+                     repeats: int = 3) -> tuple[float, float]:
+  """(seconds per SGD step at `batch`, seconds its compilation took) for `model`, with
+  zero parameters (the values do not change the time) and no augmentation."""
+  x = jnp.zeros((batch, *image_shape), jnp.float32)
+  y = jnp.arange(batch, dtype=jnp.int32) % num_classes
+  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x[:1], train=False))
+  variables = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+  params, stats = variables["params"], variables.get("batch_stats", {})
+
+  @jax.jit
+  def step(params, x, y):
+    def loss(p):
+      logits, _ = training.apply(model, p, stats, x, train=True)
+      return jnp.mean(training.cross_entropy(logits, y))
+
+    grads = jax.grad(loss)(params)
+    return jax.tree.map(lambda p, g: p - 0.01 * g, params, grads)
+
+  started = time.perf_counter()
+  jax.block_until_ready(step(params, x, y))
+  compile_s = time.perf_counter() - started
+  started = time.perf_counter()
+  for _ in range(repeats):
+    params = step(params, x, y)
+  jax.block_until_ready(params)
+  return (time.perf_counter() - started) / repeats, compile_s
+
+
+class Rates:
+  """Seconds per SGD step at any batch size, from measurements at the smallest and the
+  largest batch the run uses (linear between and beyond them)."""
+
+  def __init__(self, model, image_shape, num_classes: int, batches, measure=sgd_step_seconds):
+    batches = sorted({b for b in batches if b > 0})
+    self.measured = {b: measure(model, image_shape, num_classes, b)
+                     for b in (batches[:1] + batches[-1:] if batches else [])}
+
+  def __call__(self, batch: int) -> float:
+    (lo, (t_lo, _)), (hi, (t_hi, _)) = min(self.measured.items()), max(self.measured.items())
+    if hi == lo:
+      return t_lo * batch / lo
+    return t_lo + (t_hi - t_lo) * (batch - lo) / (hi - lo)
+
+  @property
+  def compile_s(self) -> float:
+    return max((c for _, c in self.measured.values()), default=0.0)
+
+  def describe(self) -> str:
+    return ", ".join(f"{1e3 * t:.0f} ms at {b}" for b, (t, _) in sorted(self.measured.items()))
+
+
+@dataclasses.dataclass
+class Work:
+  """What is left of a run, in units the measurement prices."""
+  expert_epochs: int = 0          # epochs left to train, over all experts
+  experts_to_train: int = 0
+  expert_batches: int = 0         # per epoch
+  outer_steps: int = 0
+  inner_per_step: int = 0         # inner SGD steps per outer step (0: not estimated)
+  inner_batch: int = 0
+  evaluations: int = 0            # evaluation points x architectures
+  eval_batches: int = 0           # per net: epochs x batches per epoch
+  eval_batch: int = 0
+
+
+def _committed_step(run_dir: str) -> int:
+  folder = os.path.join(run_dir, "ckpt")
+  steps = [int(n) for n in os.listdir(folder) if n.isdigit()] if os.path.isdir(folder) else []
+  return max(steps, default=0)
+
+
+def work_left(config, ctx, method) -> Work:
+  """The run's remaining work: experts not yet complete, steps after the last
+  checkpoint, evaluations still due (at every eval_every and the end)."""
+  d, e, ev, p = config.distill, config.expert, config.eval, ctx.prepared
+  w = Work()
+  if method.uses_experts:
+    directory = expert_train.expert_dir(config, ctx.workdir)
+    missing = [i for i in range(e.num_experts) if not store.is_complete(directory, i)]
+    w.experts_to_train, w.expert_epochs = len(missing), len(missing) * e.epochs
+    w.expert_batches = math.ceil(len(p.x_train) / e.batch_size)
+  start = _committed_step(ctx.stage.run_dir)
+  w.outer_steps = max(d.iterations - start, 0)
+  if method.uses_experts:
+    w.inner_batch = min(d.batch_syn or ctx.pool_size, ctx.pool_size)
+    w.inner_per_step = d.syn_steps * max(d.get("experts_per_step", 1), 1)
+  if d.eval_every:
+    points = {s for s in range(start, d.iterations) if s % d.eval_every == 0}
+    w.evaluations = (len(points | {d.iterations})) * len(ev.models)
+    n = ctx.set_size * method.images_per_stored(config)   # IDC: decoded images
+    w.eval_batch = min(ev.batch_size, n)
+    w.eval_batches = ev.num_nets * ev.epochs * math.ceil(n / ev.batch_size)
+  return w
+
+
+def plan_lines(config, ctx, method, measure=sgd_step_seconds) -> tuple[list[str], float]:
+  """The plan block's lines and its estimated seconds (`measure` as sgd_step_seconds)."""
+  e, d, ev = config.expert, config.distill, config.eval
+  w = work_left(config, ctx, method)
+  t = Rates(ctx.model, ctx.prepared.x_train.shape[1:], ctx.prepared.num_classes,
+            [e.batch_size if w.expert_epochs else 0,
+             w.inner_batch if w.inner_per_step and w.outer_steps else 0,
+             w.eval_batch if w.evaluations else 0], measure)
+  lines, total = [], 0.0
+  if w.expert_epochs:
+    s = (w.expert_epochs * w.expert_batches * t(e.batch_size)
+         + COMPILE_FACTOR["experts"] * t.compile_s)
+    total += s
+    lines.append(f"experts: {w.experts_to_train} to train x {e.epochs} epochs "
+                 f"(~{duration(s)})")
+  elif method.uses_experts:
+    lines.append(f"experts: {e.num_experts} stored, none to train")
+  step_text = f"{w.outer_steps} outer steps of {d.iterations}"
+  if w.inner_per_step and w.outer_steps:
+    s = (w.outer_steps * w.inner_per_step * t(w.inner_batch) * META_FACTOR
+         + COMPILE_FACTOR["distill"] * t.compile_s)
+    total += s
+    step_text += (f" ({w.inner_per_step} inner steps of {w.inner_batch} images each; "
+                  f"~{duration(s)})")
+  elif w.outer_steps:
+    step_text += " (not estimated for this method: see the progress lines' ETA)"
+  lines.append("distillation: " + step_text)
+  if w.evaluations:
+    s = (w.evaluations * w.eval_batches * t(w.eval_batch)
+         + COMPILE_FACTOR["eval"] * t.compile_s)
+    total += s
+    lines.append(f"evaluations: {w.evaluations} x {ev.num_nets} nets x {ev.epochs} epochs "
+                 f"(~{duration(s)})")
+  lines.append(f"estimated wall time ~{duration(total)}"
+               + (f" (one SGD step of {config.model.arch} measured now: {t.describe()})"
+                  if t.measured else ""))
+  return lines, total
+
+
+def log_plan(config, ctx, method) -> float:
+  """Logs the plan block; returns its estimate in seconds."""
+  lines, total = plan_lines(config, ctx, method)
+  logging.info("plan%s:\n  %s", f" ({ctx.stage.label.strip()})" if ctx.stage.label else "",
+               "\n  ".join(lines))
+  return total
+

@@ -1,0 +1,91 @@
+"""The plan block before any compute (dd_jax.distill.estimate) and the heartbeat lines
+while compiled code runs (dd_jax.progress)."""
+import logging
+import os
+import time
+
+import pytest
+
+from dd_jax import progress
+from dd_jax.distill import estimate, run
+from dd_jax.distill.methods import METHODS
+from tests.distill.conftest import _config
+
+
+def _lines(caplog):
+  return [r.getMessage() for r in caplog.records]
+
+
+def test_heartbeat_says_what_runs_and_its_eta_only_when_quiet(caplog):
+  with caplog.at_level(logging.INFO), progress.Heartbeat(every_s=0.2) as beat:
+    progress.doing("expert 1/2 epoch 1/5 (compiling first)", then_s=90)
+    time.sleep(0.7)
+    progress.doing("step 3/10", expected_s=100, then_s=700)
+    time.sleep(0.5)
+    progress.doing(None)            # nothing worth a line
+    time.sleep(0.5)
+    count = len(_lines(caplog))
+    progress.doing("step 4/10")
+    for _ in range(10):             # the main thread's own lines keep it quiet
+      beat.logged()
+      time.sleep(0.05)
+    assert len(_lines(caplog)) == count
+  lines = _lines(caplog)
+  assert any(l.startswith("expert 1/2 epoch 1/5 (compiling first): ") and
+             l.endswith("so far, then ~1m30s") for l in lines), lines
+  assert any(l.startswith("step 3/10: 0s so far of ~1m40s, ETA 13m") for l in lines), lines
+  progress.doing("after the heartbeat")   # none active: a no-op
+  assert progress.duration(59.6) == "1m00s" and progress.duration(7322) == "2h02m"
+
+
+def _fake_measure(model, shape, num_classes, batch):
+  return 0.001 * batch, 2.0    # 1 ms per image, 2 s of compilation
+
+
+def test_plan_counts_the_work_left_and_prices_it(shared, tmp_path):
+  config = _config(*shared, eval_every=2, iterations=6, batch_syn=4)
+  distiller = run.Distiller(config, str(tmp_path))
+  method = METHODS[config.distill.method]
+  lines, seconds = estimate.plan_lines(config, distiller.ctx, method, _fake_measure)
+  d, ev = config.distill, config.eval
+  assert lines[0] == f"experts: {config.expert.num_experts} stored, none to train"
+  assert lines[1].startswith(f"distillation: 6 outer steps of 6 ({d.syn_steps} inner steps "
+                             "of 4 images each")
+  evals = 4 * len(ev.models)   # steps 0, 2, 4 and the end
+  assert lines[2].startswith(f"evaluations: {evals} x {ev.num_nets} nets")
+  n = distiller.ctx.set_size
+  batch = min(ev.batch_size, n)
+  want = (6 * d.syn_steps * 0.004 * estimate.META_FACTOR
+          + evals * ev.num_nets * ev.epochs * -(-n // ev.batch_size) * 0.001 * batch
+          + 2.0 * (estimate.COMPILE_FACTOR["distill"] + estimate.COMPILE_FACTOR["eval"]))
+  assert seconds == pytest.approx(want)
+  assert "estimated wall time ~" in lines[3] and "4 ms at 4" in lines[3]
+
+  # Experts not yet trained are priced; steps after a checkpoint are not counted again.
+  with config.unlocked():
+    config.expert.dir = str(tmp_path / "new_experts")
+  os.makedirs(tmp_path / "distill" / "ckpt" / "4")
+  lines, _ = estimate.plan_lines(config, distiller.ctx, method, _fake_measure)
+  assert lines[0].startswith(f"experts: {config.expert.num_experts} to train x "
+                             f"{config.expert.epochs} epochs (~")
+  assert lines[1].startswith("distillation: 2 outer steps of 6")
+
+
+def test_a_run_prints_its_plan_first_and_tells_the_heartbeat_what_runs(
+    shared, tmp_path, monkeypatch, caplog):
+  announced = []
+  real = progress.Heartbeat.doing
+  monkeypatch.setattr(progress.Heartbeat, "doing",
+                      lambda self, what, *a: (announced.append(what), real(self, what, *a)))
+  config = _config(*shared, eval_every=4)
+  with caplog.at_level(logging.INFO):
+    run.distill(config, str(tmp_path))
+  lines = _lines(caplog)
+  plan = next(i for i, l in enumerate(lines) if l.startswith("plan:"))
+  assert "distillation: 4 outer steps of 4" in lines[plan]
+  assert "estimated wall time ~" in lines[plan]
+  assert plan < next(i for i, l in enumerate(lines) if l.startswith("step 1/4"))
+  steps = announced[announced.index("evaluating step 0: 2 ConvNet nets x 4 epochs"):]
+  assert steps[1:6] == ["step 1/4 (compiling the distillation step first)", "step 2/4",
+                        "step 3/4", "step 4/4",
+                        "evaluating step 4: 2 ConvNet nets x 4 epochs"]
