@@ -447,6 +447,11 @@ def main() -> None:
   p.add_argument("--from-results", default="",
                  help="print the table of a study's results.json (e.g. one committed "
                       "under benchmarks/results/) and stop")
+  p.add_argument("--official-from", default="",
+                 help="take the official runs (timing, loss, both protocols' accuracies) "
+                      "from this earlier study's results.json, which must have the same "
+                      "settings on the official side: only our side runs (e.g. another "
+                      "--expert-order)")
   p.add_argument("--run-official", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
   a = p.parse_args()
@@ -462,28 +467,53 @@ def main() -> None:
   os.makedirs(a.root, exist_ok=True)
   print(common.machine(), flush=True)
   seeds = [int(s) for s in a.seeds.split(",")]
+  earlier = earlier_official_runs(a, seeds) if a.official_from else {}
   runs = {}
   for seed in seeds:
     runs[("ours", seed)] = run_ours(a, seed)        # the first trains the experts
-    runs[("official", seed)] = run_official(a, seed)
+    runs[("official", seed)] = earlier.get(seed) or run_official(a, seed)
     for side in ("ours", "official"):
       r = runs[(side, seed)]
       print(f"seed {seed} {side}: {r['seconds']:.0f} s, peak {r['peak_mib']:.0f} MiB",
             flush=True)
   sets = {(side, s): os.path.join(a.root, f"{side}_{s}", "synset.npz")
-          for s in seeds for side in ("ours", "official")}
+          for s in seeds for side in ("ours", "official") if not runs[side, s].get("eval")}
   results = evaluate(a, list(sets.values()))
   loss_png({k: r.get("loss", []) for k, r in runs.items()}, os.path.join(a.root, "losses.png"))
   record = {"args": {k: v for k, v in vars(a).items() if k not in ("run_official", "seed")},
             "machine": common.machine(), "seeds": seeds,
-            "runs": {f"{side}_{s}": {**runs[(side, s)], "eval": results[sets[(side, s)]]}
-                     for side, s in sets}}
+            "runs": {f"{side}_{s}": {**runs[side, s], "eval": runs[side, s].get("eval")
+                                     or results[sets[side, s]]}
+                     for s in seeds for side in ("ours", "official")}}
   with open(os.path.join(a.root, "results.json"), "w") as f:
     json.dump(record, f)
   text = table(record)
   print(text)
   with open(os.path.join(a.root, "table.md"), "w") as f:
     f.write(text + "\n")
+
+
+# Our side's settings only: an earlier study that differs in nothing else has the same
+# official runs.
+OURS_ONLY = {"root", "experts", "expert_order", "from_results", "official_from", "official",
+             "official_eval"}
+
+
+def earlier_official_runs(a, seeds: list[int]) -> dict[int, dict]:
+  """The official runs of --official-from's study, per seed; refused when its settings
+  differ on the official side."""
+  with open(a.official_from) as f:
+    record = json.load(f)
+  ours = {k: v for k, v in vars(a).items() if k not in OURS_ONLY | {"run_official", "seed"}}
+  theirs = {k: v for k, v in record["args"].items() if k in ours}
+  differ = sorted(k for k in ours if theirs.get(k) != ours[k])
+  if differ:
+    sys.exit(f"--official-from: {a.official_from} differs in "
+             + ", ".join(f"{k} ({theirs.get(k)!r} there, {ours[k]!r} here)" for k in differ))
+  missing = [s for s in seeds if f"official_{s}" not in record["runs"]]
+  if missing:
+    sys.exit(f"--official-from: {a.official_from} has no official run of seeds {missing}")
+  return {s: record["runs"][f"official_{s}"] for s in seeds}
 
 
 def table(record: dict) -> str:
