@@ -14,7 +14,7 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
-from dd_jax import distributed
+from dd_jax import distributed, progress
 from dd_jax.errors import ConfigError
 
 
@@ -195,6 +195,7 @@ def run_with_config(command: Callable[[ml_collections.ConfigDict, str], str]) ->
       cache = use_compilation_cache()
       logging.info("JAX %s, devices: %s, compilation cache: %s", jax.__version__,
                    jax.devices(), cache or f"off ({XLA_CACHE_ENV}=off)")
-      print(command(flags.FLAGS.config, flags.FLAGS.workdir))
+      with progress.Heartbeat():   # a line at least every 30 s, compiles included
+        print(command(flags.FLAGS.config, flags.FLAGS.workdir))
 
   app.run(main, flags_parser=parse_flags)

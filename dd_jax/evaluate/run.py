@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from dd_jax import disk, models
+from dd_jax import progress as heartbeat
 from dd_jax.data import augment, indexing, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
 from dd_jax.evaluate import kd
@@ -94,20 +95,24 @@ def _record(r: EvalResult, sequential: dict | None = None, kd: dict | None = Non
           **({"kd": kd} if kd else {})}
 
 
+def _source_set(ev, prepared: pipeline.Prepared):
+  """(images, labels, lr) of eval.source: a random real subset at eval.lr, or a
+  synthetic set at its stored lr (eval.lr when it has none)."""
+  if ev.source == "random_real":
+    idx = indexing.sample_per_class(prepared.y_train, prepared.num_classes, ev.ipc,
+                                    seed=ev.seed, field="eval.ipc")
+    return prepared.x_train[idx], prepared.y_train[idx], ev.lr
+  images, labels, stored_lr = load_synset(ev.source, prepared)
+  return images, labels, stored_lr if stored_lr is not None else ev.lr
+
+
 def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
                          prepared: pipeline.Prepared | None = None) -> list[EvalResult]:
   """Runs the protocol for every architecture in `eval.models`."""
   validate(config)
   prepared = prepared or pipeline.prepare(config.data)
   ev = config.eval
-  lr = ev.lr
-  if ev.source == "random_real":
-    idx = indexing.sample_per_class(prepared.y_train, prepared.num_classes, ev.ipc,
-                                    seed=ev.seed, field="eval.ipc")
-    images, labels = prepared.x_train[idx], prepared.y_train[idx]
-  else:
-    images, labels, stored_lr = load_synset(ev.source, prepared)
-    lr = stored_lr if stored_lr is not None else lr
+  images, labels, lr = _source_set(ev, prepared)
   stages = (sequential_stages(ev.source, prepared.num_classes)
             if ev.source != "random_real" else None)
   key = progress_key(config, prepared, images, labels, lr)
@@ -129,6 +134,7 @@ def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
         distilled[arch] = rec["kd"]
       logging.info("%s (recorded in %s)", results[-1].summary(), progress_path)
       continue
+    heartbeat.doing(f"evaluating {arch}: {ev.num_nets} nets x {ev.epochs} epochs")
     common = dict(num_classes=prepared.num_classes, arch=arch, model_config=config.model,
                   **settings(ev))
     result, seq = evaluate_architecture(images, labels, prepared.x_test, prepared.y_test,
