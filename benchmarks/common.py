@@ -31,12 +31,20 @@ def run_module(cmd: list[str], log: str) -> float:
   return time.perf_counter() - t
 
 
+def sections_only(flags: list[str], sections) -> list[str]:
+  """`flags` without the --config.<section>... ones of other sections (an entry point
+  refuses a field it does not read)."""
+  return [f for f in flags if not f.startswith("--config.")
+          or f[len("--config."):].split(".", 1)[0] in sections]
+
+
 def run_arm(work: str, flags: list[str], eval_flags: tuple[str, ...] = (),
             source: str = "") -> dict:
   """One arm: `dd_jax.main` (skipped when `source`, an existing synthetic set, is given)
   then `dd_jax.evaluate` of the set with `eval_flags`, in `work`; skipped when `work`
   already has results, so a benchmark resumes. Returns {"results": per architecture,
   "timing": {"distill_s", "eval_s", "cpu_s"}}."""
+  from dd_jax.evaluate import run as eval_run   # JAX only where an arm runs
   results = os.path.join(work, "eval_results.json")
   timing = os.path.join(work, "timing.json")
   if not os.path.exists(results):
@@ -46,7 +54,8 @@ def run_arm(work: str, flags: list[str], eval_flags: tuple[str, ...] = (),
     if not source:
       secs = run_module(["dd_jax.main", *flags, f"--workdir={work}"], work + ".log")
       source = os.path.join(work, "synset.npz")
-    evals = run_module(["dd_jax.evaluate", *flags, f"--workdir={work}",
+    evals = run_module(["dd_jax.evaluate", *sections_only(flags, eval_run.SECTIONS_READ),
+                        f"--workdir={work}",
                         f"--config.eval.source={source}", *eval_flags], work + ".log")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)

@@ -7,7 +7,7 @@ import logging as pylogging
 import os
 import re
 import sys
-from typing import Callable
+from typing import Callable, Collection
 
 from absl import app, flags, logging
 import jax
@@ -15,7 +15,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from dd_jax import distributed, progress
-from dd_jax.errors import ConfigError
+from dd_jax.errors import ConfigError, require
 
 
 class _DropLibraryInfo(pylogging.Filter):
@@ -151,6 +151,13 @@ def help_text(argv: list[str]) -> str:
   return "\n".join(lines)
 
 
+def module_name() -> str:
+  """`dd_jax.experts` for `python -m dd_jax.experts`."""
+  spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+  name = spec.name if spec is not None else "dd_jax"
+  return name[:-len(".__main__")] if name.endswith(".__main__") else name
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with the config file loaded here: a bad flag, an unknown
   field, a missing config file or a variant the file refuses is one line and exit 2.
@@ -178,9 +185,30 @@ def cli_errors():
     sys.exit(2)
 
 
-def run_with_config(command: Callable[[ml_collections.ConfigDict, str], str]) -> None:
+def config_overrides(argv: list[str]) -> list[str]:
+  """The fields `--config.<section>.<field>=...` flags of argv set ("distill.lr_img")."""
+  return [a.split("=", 1)[0][len("--config."):] for a in argv
+          if a.startswith("--config.")]
+
+
+def check_sections_read(argv: list[str], reads: Collection[str], command: str) -> None:
+  """Refuses a `--config.<section>...` flag whose section `command` does not read: a
+  value that would be silently ignored."""
+  for field in config_overrides(argv):
+    section = field.split(".", 1)[0]
+    require(section in reads, f"--config.{field}",
+            f"python -m {command} does not read the {section} section (it reads "
+            f"{', '.join(sorted(reads))})",
+            "drop the flag, or give it to the command that uses it (docs/config.md)")
+
+
+def run_with_config(command: Callable[[ml_collections.ConfigDict, str], str],
+                    reads: Callable[[ml_collections.ConfigDict], Collection[str]]
+                    | Collection[str] | None = None) -> None:
   """The whole of a `python -m dd_jax.<x>` entry point: --config and --workdir flags,
-  quiet library logs, one-line errors; prints what `command(config, workdir)` returns."""
+  quiet library logs, one-line errors; prints what `command(config, workdir)` returns.
+  `reads`: the config sections the command reads (or a function of the config giving
+  them); a flag setting a field of any other section is refused (None: no check)."""
   config_flags.DEFINE_config_file("config", None, "Experiment config file "
                                   "(configs/<file>.py[:variant]).", lock_config=True)
   flags.DEFINE_string("workdir", None, "The run folder (started again with the same "
@@ -191,6 +219,10 @@ def run_with_config(command: Callable[[ml_collections.ConfigDict, str], str]) ->
     del argv
     setup_logging()
     with cli_errors():
+      if reads is not None:
+        config = flags.FLAGS.config
+        check_sections_read(sys.argv, reads(config) if callable(reads) else reads,
+                            module_name())
       distributed.initialize(flags.FLAGS.config)   # before JAX looks for devices
       cache = use_compilation_cache()
       logging.info("JAX %s, devices: %s, compilation cache: %s", jax.__version__,

@@ -9,7 +9,7 @@ from dd_jax.distill import run
 
 
 def main() -> None:
-  cli.run_with_config(run.distill)
+  cli.run_with_config(run.distill, reads=run.sections_read)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,13 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
       ("dd_jax.experts", "--config.model.arch=ResNet50", "error: model.arch: unknown architecture"),
       ("dd_jax.experts", f"--config.data.data_dir={tmp_path}/missing", "error: data.data_dir:"),
       ("dd_jax.evaluate", "--config.eval.ipc=100000", "error: eval.ipc:"),
+      # a field the command does not read would be silently ignored
+      ("dd_jax.experts", "--config.distill.lr_img=3", "error: --config.distill.lr_img: "
+       "python -m dd_jax.experts does not read the distill section"),
+      ("dd_jax.evaluate", "--config.distill.iterations=3", "error: --config.distill"
+       ".iterations: python -m dd_jax.evaluate does not read the distill section"),
+      ("dd_jax.main", "--config.idc.factor=3", "error: --config.idc.factor: python -m "
+       "dd_jax.main does not read the idc section"),
   ]
   for module, flag, expected in cases:
     r = _run(module, f"--config={CONFIG}:runlocal", f"--workdir={work}",

@@ -18,7 +18,7 @@ from dd_jax.data import pipeline
 from dd_jax.distill import hpd, seqmatch
 from dd_jax.distill import workdir as workdir_lib
 from dd_jax.distill.loop import Distiller
-from dd_jax.distill.methods import METHODS
+from dd_jax.distill.methods import METHODS, sections_unused
 from dd_jax.distill.validation import validate_run
 from dd_jax.errors import require
 
@@ -35,6 +35,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
     seqmatch.validate(config)
   else:
     validate_run(config)
+
+
+def sections_read(config: ml_collections.ConfigDict) -> list[str]:
+  """The config sections a distillation reads: all but those owned by a method or
+  parameterisation it does not use (e.g. idc with MTT)."""
+  unused = set(sections_unused(config.to_dict()))
+  return [k for k in config.keys() if k not in unused]
 
 
 def distill(config: ml_collections.ConfigDict, workdir: str,

@@ -9,4 +9,5 @@ from dd_jax.evaluate import run
 
 if __name__ == "__main__":
   cli.run_with_config(lambda config, workdir: "\n".join(
-      r.summary() for r in run.evaluate_from_config(config, workdir)))
+      r.summary() for r in run.evaluate_from_config(config, workdir)),
+      reads=run.SECTIONS_READ)

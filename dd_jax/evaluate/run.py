@@ -95,6 +95,11 @@ def _record(r: EvalResult, sequential: dict | None = None, kd: dict | None = Non
           **({"kd": kd} if kd else {})}
 
 
+# The config sections evaluation reads (expert: the KD teacher's folder); python -m
+# dd_jax.evaluate refuses others.
+SECTIONS_READ = ("data", "model", "eval", "expert", "seed", "distributed", "mesh")
+
+
 def _source_set(ev, prepared: pipeline.Prepared):
   """(images, labels, lr) of eval.source: a random real subset at eval.lr, or a
   synthetic set at its stored lr (eval.lr when it has none)."""

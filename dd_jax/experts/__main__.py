@@ -7,4 +7,5 @@ from dd_jax.experts import train
 
 if __name__ == "__main__":
   cli.run_with_config(lambda config, workdir:
-                      f"experts in {train.train_experts(config, workdir)}")
+                      f"experts in {train.train_experts(config, workdir)}",
+                      reads=train.SECTIONS_READ)

@@ -33,6 +33,10 @@ DATA_SCHEDULES = ("none",) + tuple(schedule_lib.SCHEDULES)   # pad: FIEX easy-to
 SAMS = ("none", "gsam")            # gsam: DATM/PAD's expert optimiser
 
 
+# The config sections expert training reads (python -m dd_jax.experts refuses others).
+SECTIONS_READ = ("data", "model", "expert", "score", "seed", "distributed", "mesh")
+
+
 def step_epochs(step_after: tuple[int, ...], epochs: int) -> tuple[int, ...]:
   """The (1-based) epochs after which a "step" schedule multiplies the lr: the given
   ones, or () = half of the epochs."""
