@@ -363,16 +363,24 @@ def evaluate(a, sets: list[str]) -> dict:
           for s, r in stored.items()}
 
 
-def loss_png(curves: dict, path: str) -> None:
+def loss_png(curves: dict, path: str, window: int = 10) -> None:
+  """Each side's matching loss per outer step: every seed's points faint, their mean
+  over seeds smoothed over `window` steps drawn through them."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   fig, ax = plt.subplots(figsize=(6, 3.2))
-  for (side, seed), points in sorted(curves.items()):
-    if points:
-      s, v = zip(*points)
-      ax.plot(s, v, ".-", color="C0" if side == "ours" else "C1", alpha=0.6,
-              label=side if seed == min(k[1] for k in curves) else None)
+  for side, color in (("ours", "C0"), ("official", "C1")):
+    runs = [dict(points) for (s, _), points in sorted(curves.items()) if s == side and points]
+    if not runs:
+      continue
+    for run in runs:
+      ax.plot(list(run), list(run.values()), ".", color=color, alpha=0.15, markersize=2)
+    steps = sorted(set.intersection(*(set(r) for r in runs)))
+    mean = np.array([np.mean([r[t] for r in runs]) for t in steps])
+    smooth = np.convolve(mean, np.ones(window) / window, mode="valid")
+    ax.plot(steps[window - 1:], smooth, "-", color=color,
+            label=f"{side} ({len(runs)} seeds, mean of {window} steps)")
   ax.set_xlabel("outer step")
   ax.set_ylabel("matching loss")
   ax.legend()
@@ -447,6 +455,8 @@ def main() -> None:
   p.add_argument("--from-results", default="",
                  help="print the table of a study's results.json (e.g. one committed "
                       "under benchmarks/results/) and stop")
+  p.add_argument("--png", default="",
+                 help="with --from-results: also draw the loss curves to this PNG file")
   p.add_argument("--official-from", default="",
                  help="take the official runs (timing, loss, both protocols' accuracies) "
                       "from this earlier study's results.json, which must have the same "
@@ -460,7 +470,11 @@ def main() -> None:
     return
   if a.from_results:
     with open(a.from_results) as f:
-      print(table(json.load(f)))
+      record = json.load(f)
+    print(table(record))
+    if a.png:
+      loss_png({tuple(k.rsplit("_", 1)): r.get("loss", []) for k, r in record["runs"].items()},
+               a.png)
     return
   if not (a.official and a.root):
     p.error("--official and --root are needed to run a study (or --from-results)")
