@@ -37,11 +37,16 @@ _OWN_BASELINES = None
 if not os.environ.get("DD_JAX_BASELINES"):
   _OWN_BASELINES = tempfile.mkdtemp(prefix="dd_jax_test_baselines_")
   os.environ["DD_JAX_BASELINES"] = _OWN_BASELINES
+# And the plan's step rates (dd_jax/distill/estimate.py).
+_OWN_RATES = None
+if not os.environ.get("DD_JAX_RATES"):
+  _OWN_RATES = tempfile.mkdtemp(prefix="dd_jax_test_rates_")
+  os.environ["DD_JAX_RATES"] = _OWN_RATES
 
 
 def pytest_unconfigure(config):
   if not hasattr(config, "workerinput"):   # the session that made them
-    for folder in (_OWN_CACHE, _OWN_BASELINES):
+    for folder in (_OWN_CACHE, _OWN_BASELINES, _OWN_RATES):
       if folder:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -1,8 +1,9 @@
 """The run's plan, printed before any compute: experts to train, outer steps, evaluations,
 and an estimated wall time from a quick measurement on this machine.
 
-The measurement: one SGD step of the run's net (its DSA included) timed at each batch
-size the run uses, a few calls after one compilation (a few seconds on a CPU). The
+The measurement: one SGD step of the run's net timed at the smallest and the largest
+batch size the run uses, a few calls after one compilation (seconds on a CPU), kept in a
+cache per machine and net so that later runs plan at once. The
 estimate multiplies those by the work left:
   experts       epochs x batches per epoch x t(expert.batch_size)
   distillation  outer steps x experts per step x N x t(batch_syn) x META_FACTOR
@@ -13,6 +14,8 @@ the progress lines' ETA, measured as the run goes, replace it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import os
 import time
@@ -24,6 +27,7 @@ import jax.numpy as jnp
 from dd_jax import training
 from dd_jax.experts import store
 from dd_jax.experts import train as expert_train
+from dd_jax.metadata import read_json_if_sound, write_json_atomic
 from dd_jax.progress import duration
 
 # An outer step of trajectory matching against N plain SGD steps of its inner batch: the
@@ -62,6 +66,35 @@ def sgd_step_seconds(model, image_shape, num_classes: int, batch: int,
     params = step(params, x, y)
   jax.block_until_ready(params)
   return (time.perf_counter() - started) / repeats, compile_s
+
+
+CACHE_ENV = "DD_JAX_RATES"
+CACHE_DEFAULT = os.path.join("~", ".cache", "dd_jax", "rates")
+
+
+def cached(measure, model_config, image_shape, num_classes: int):
+  """`measure` remembered per machine, JAX version, net and batch (DD_JAX_RATES, default
+  ~/.cache/dd_jax/rates): measured once, the plan of every later run is instant."""
+  folder = os.path.expanduser(os.environ.get(CACHE_ENV, CACHE_DEFAULT))
+
+  def lookup(model, shape, classes, batch):
+    key = json.dumps({"model": model_config.to_dict(), "shape": list(image_shape),
+                      "classes": num_classes, "batch": batch, "jax": jax.__version__,
+                      "device": jax.devices()[0].device_kind, "cpus": os.cpu_count()},
+                     sort_keys=True)
+    path = os.path.join(folder, hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
+    stored = read_json_if_sound(path)   # a damaged entry is measured again
+    if isinstance(stored, list) and len(stored) == 2:
+      return tuple(stored)
+    value = measure(model, shape, classes, batch)
+    try:
+      os.makedirs(folder, exist_ok=True)
+      write_json_atomic(path, list(value))
+    except OSError as e:   # an unwritable cache costs a measurement next time, no more
+      logging.warning("step rate not cached (%s)", e)
+    return value
+
+  return lookup
 
 
 class Rates:
@@ -135,10 +168,12 @@ def plan_lines(config, ctx, method, measure=sgd_step_seconds) -> tuple[list[str]
   """The plan block's lines and its estimated seconds (`measure` as sgd_step_seconds)."""
   e, d, ev = config.expert, config.distill, config.eval
   w = work_left(config, ctx, method)
-  t = Rates(ctx.model, ctx.prepared.x_train.shape[1:], ctx.prepared.num_classes,
+  shape, classes = ctx.prepared.x_train.shape[1:], ctx.prepared.num_classes
+  t = Rates(ctx.model, shape, classes,
             [e.batch_size if w.expert_epochs else 0,
              w.inner_batch if w.inner_per_step and w.outer_steps else 0,
-             w.eval_batch if w.evaluations else 0], measure)
+             w.eval_batch if w.evaluations else 0],
+            cached(measure, config.model, shape, classes))
   lines, total = [], 0.0
   if w.expert_epochs:
     s = (w.expert_epochs * w.expert_batches * t(e.batch_size)

@@ -42,9 +42,10 @@ def _fake_measure(model, shape, num_classes, batch):
   return 0.001 * batch, 2.0    # 1 ms per image, 2 s of compilation
 
 
-def test_plan_counts_the_work_left_and_prices_it(shared, tmp_path):
+def test_plan_counts_the_work_left_and_prices_it(shared, tmp_path, monkeypatch):
   config = _config(*shared, eval_every=2, iterations=6, batch_syn=4)
-  distiller = run.Distiller(config, str(tmp_path))
+  distiller = run.Distiller(config, str(tmp_path))   # its own plan measures the real rates
+  monkeypatch.setenv(estimate.CACHE_ENV, str(tmp_path / "rates"))
   method = METHODS[config.distill.method]
   lines, seconds = estimate.plan_lines(config, distiller.ctx, method, _fake_measure)
   d, ev = config.distill, config.eval
@@ -60,6 +61,11 @@ def test_plan_counts_the_work_left_and_prices_it(shared, tmp_path):
           + 2.0 * (estimate.COMPILE_FACTOR["distill"] + estimate.COMPILE_FACTOR["eval"]))
   assert seconds == pytest.approx(want)
   assert "estimated wall time ~" in lines[3] and "4 ms at 4" in lines[3]
+  # Measured once per machine and net: the next plan reads the rates back.
+  calls = []
+  again, _ = estimate.plan_lines(config, distiller.ctx, method,
+                                 lambda *args: calls.append(args) or (1.0, 1.0))
+  assert again == lines and not calls
 
   # Experts not yet trained are priced; steps after a checkpoint are not counted again.
   with config.unlocked():
