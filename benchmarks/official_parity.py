@@ -377,10 +377,13 @@ def loss_png(curves: dict, path: str, window: int = 10) -> None:
     for run in runs:
       ax.plot(list(run), list(run.values()), ".", color=color, alpha=0.15, markersize=2)
     steps = sorted(set.intersection(*(set(r) for r in runs)))
+    if not steps:
+      continue
     mean = np.array([np.mean([r[t] for r in runs]) for t in steps])
-    smooth = np.convolve(mean, np.ones(window) / window, mode="valid")
-    ax.plot(steps[window - 1:], smooth, "-", color=color,
-            label=f"{side} ({len(runs)} seeds, mean of {window} steps)")
+    span = min(window, len(steps))   # a short run is smoothed over all its steps
+    smooth = np.convolve(mean, np.ones(span) / span, mode="valid")
+    ax.plot(steps[span - 1:], smooth, "-", color=color,
+            label=f"{side} ({len(runs)} seeds, mean of {span} steps)")
   ax.set_xlabel("outer step")
   ax.set_ylabel("matching loss")
   ax.legend()
