@@ -75,3 +75,15 @@ def test_notebooks_are_committed_without_outputs(name):
   nb = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), as_version=4)
   nbformat.validate(nb)
   assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("name", ["quickstart", "losses_in_your_own_code", "gan_prior"])
+def test_notebooks_clone_only_from_an_address_the_user_gives(name):
+  """No invented repository address: a notebook that must fetch dd_jax takes it from
+  DD_JAX_REPO_URL (or the REPO_URL the user sets) and says so when it is missing."""
+  nb = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), as_version=4)
+  code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+  assert not re.search(r"https?://(github|gitlab)\.com/", code)
+  if "REPO_URL" in code:
+    assert 'os.environ.get("DD_JAX_REPO_URL", "")' in code
+    assert "if not REPO_URL:" in code
