@@ -3,7 +3,8 @@ and an estimated wall time from a quick measurement on this machine.
 
 The measurement: one SGD step of the run's net timed at the smallest and the largest
 batch size the run uses, a few calls after one compilation (seconds on a CPU), kept in a
-cache per machine and net so that later runs plan at once. The
+cache per machine and net so that later runs plan at once (not when the machine is busy
+with other work: that rate would price every later run at the load of that moment). The
 estimate multiplies those by the work left:
   experts       epochs x batches per epoch x t(expert.batch_size)
   distillation  outer steps x experts per step x N x t(batch_syn) x META_FACTOR
@@ -72,9 +73,17 @@ CACHE_ENV = "DD_JAX_RATES"
 CACHE_DEFAULT = os.path.join("~", ".cache", "dd_jax", "rates")
 
 
-def cached(measure, model_config, image_shape, num_classes: int):
+def busy_load() -> float | None:
+  """The 1-minute load average when other work competes for the cores (above one per
+  core, this process included), else None: a rate measured then is not this machine's."""
+  load = os.getloadavg()[0]
+  return load if load > (os.cpu_count() or 1) else None
+
+
+def cached(measure, model_config, image_shape, num_classes: int, keep: bool = True):
   """`measure` remembered per machine, JAX version, net and batch (DD_JAX_RATES, default
-  ~/.cache/dd_jax/rates): measured once, the plan of every later run is instant."""
+  ~/.cache/dd_jax/rates): measured once, the plan of every later run is instant.
+  `keep=False` (a busy machine): a missing rate is measured for this plan only."""
   folder = os.path.expanduser(os.environ.get(CACHE_ENV, CACHE_DEFAULT))
 
   def lookup(model, shape, classes, batch):
@@ -87,6 +96,8 @@ def cached(measure, model_config, image_shape, num_classes: int):
     if isinstance(stored, list) and len(stored) == 2:
       return tuple(stored)
     value = measure(model, shape, classes, batch)
+    if not keep:
+      return value
     try:
       os.makedirs(folder, exist_ok=True)
       write_json_atomic(path, list(value))
@@ -169,11 +180,12 @@ def plan_lines(config, ctx, method, measure=sgd_step_seconds) -> tuple[list[str]
   e, d, ev = config.expert, config.distill, config.eval
   w = work_left(config, ctx, method)
   shape, classes = ctx.prepared.x_train.shape[1:], ctx.prepared.num_classes
+  busy = busy_load()
   t = Rates(ctx.model, shape, classes,
             [e.batch_size if w.expert_epochs else 0,
              w.inner_batch if w.inner_per_step and w.outer_steps else 0,
              w.eval_batch if w.evaluations else 0],
-            cached(measure, config.model, shape, classes))
+            cached(measure, config.model, shape, classes, keep=busy is None))
   lines, total = [], 0.0
   if w.expert_epochs:
     s = (w.expert_epochs * w.expert_batches * t(e.batch_size)
@@ -202,6 +214,9 @@ def plan_lines(config, ctx, method, measure=sgd_step_seconds) -> tuple[list[str]
   lines.append(f"estimated wall time ~{duration(total)}"
                + (f" (one SGD step of {config.model.arch} measured now: {t.describe()})"
                   if t.measured else ""))
+  if busy is not None:
+    lines.append(f"this machine is busy (load {busy:.1f} on {os.cpu_count()} cores): other "
+                 "work slows this run, and a rate measured now is not kept for later plans")
   return lines, total
 
 

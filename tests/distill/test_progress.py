@@ -46,6 +46,7 @@ def test_plan_counts_the_work_left_and_prices_it(shared, tmp_path, monkeypatch):
   config = _config(*shared, eval_every=2, iterations=6, batch_syn=4)
   distiller = run.Distiller(config, str(tmp_path))   # its own plan measures the real rates
   monkeypatch.setenv(estimate.CACHE_ENV, str(tmp_path / "rates"))
+  monkeypatch.setattr(estimate, "busy_load", lambda: None)   # a quiet machine
   method = METHODS[config.distill.method]
   lines, seconds = estimate.plan_lines(config, distiller.ctx, method, _fake_measure)
   d, ev = config.distill, config.eval
@@ -75,6 +76,22 @@ def test_plan_counts_the_work_left_and_prices_it(shared, tmp_path, monkeypatch):
   assert lines[0].startswith(f"experts: {config.expert.num_experts} to train x "
                              f"{config.expert.epochs} epochs (~")
   assert lines[1].startswith("distillation: 2 outer steps of 6")
+
+
+def test_a_busy_machines_rates_price_this_plan_only(shared, tmp_path, monkeypatch):
+  config = _config(*shared, iterations=6, batch_syn=4)
+  distiller = run.Distiller(config, str(tmp_path))
+  monkeypatch.setenv(estimate.CACHE_ENV, str(tmp_path / "rates"))
+  monkeypatch.setattr(estimate, "busy_load", lambda: 7.5)
+  method = METHODS[config.distill.method]
+  lines, _ = estimate.plan_lines(config, distiller.ctx, method, _fake_measure)
+  assert "4 ms at 4" in lines[-2]
+  assert lines[-1].startswith("this machine is busy (load 7.5 on ")
+  assert not os.path.exists(tmp_path / "rates") or not os.listdir(tmp_path / "rates")
+  calls = []   # measured again next time: nothing was kept
+  estimate.plan_lines(config, distiller.ctx, method,
+                      lambda *args: calls.append(args) or (1.0, 1.0))
+  assert calls
 
 
 def test_a_run_prints_its_plan_first_and_tells_the_heartbeat_what_runs(
