@@ -133,16 +133,13 @@ def main() -> None:
   p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
   p.add_argument("--from-results", default="", help="print a stored results.json")
   a = p.parse_args()
-  if a.from_results:
-    with open(a.from_results) as f:
+  path = os.path.join(a.out, "results.json")
+  stored = a.from_results or (path if os.path.exists(path) else "")
+  if stored:   # a stored run is printed, not run again
+    with open(stored) as f:
       print(table(json.load(f)))
     return
   os.makedirs(a.out, exist_ok=True)
-  path = os.path.join(a.out, "results.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      print(table(json.load(f)))
-    return
   cmd = command_for(readme_command(), a.variant, os.path.join(a.out, "workdir"), a.data_dir)
   machine = common.machine()
   lines, wall, rc = run_logged(cmd, os.path.join(a.out, "run.log"))
