@@ -8,7 +8,8 @@ with other work: that rate would price every later run at the load of that momen
 estimate multiplies those by the work left:
   experts       epochs x batches per epoch x t(expert.batch_size)
   distillation  outer steps x experts per step x N x t(batch_syn) x META_FACTOR
-  evaluations   evaluations x nets x epochs x batches x t(eval batch)
+  evaluations   (evaluations + baselines not yet computed) x nets x epochs x batches
+                x t(eval batch)
 plus a compilation allowance per program. It is a rough figure (within a factor of ~2):
 the progress lines' ETA, measured as the run goes, replace it.
 """
@@ -26,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from dd_jax import training
+from dd_jax.evaluate import baselines
 from dd_jax.experts import store
 from dd_jax.experts import train as expert_train
 from dd_jax.metadata import read_json_if_sound, write_json_atomic
@@ -141,6 +143,7 @@ class Work:
   inner_per_step: int = 0         # inner SGD steps per outer step (0: not estimated)
   inner_batch: int = 0
   evaluations: int = 0            # evaluation points x architectures
+  baselines: int = 0              # the end's baseline evaluations still to train (0-2)
   eval_batches: int = 0           # per net: epochs x batches per epoch
   eval_batch: int = 0
 
@@ -172,6 +175,8 @@ def work_left(config, ctx, method) -> Work:
     n = ctx.set_size * method.images_per_stored(config)   # IDC: decoded images
     w.eval_batch = min(ev.batch_size, n)
     w.eval_batches = ev.num_nets * ev.epochs * math.ceil(n / ev.batch_size)
+    if ev.get("baselines", False) and not ctx.stage.label:
+      w.baselines = baselines.pending(config, ctx.prepared, ctx.stage.run_dir)
   return w
 
 
@@ -206,11 +211,12 @@ def plan_lines(config, ctx, method, measure=sgd_step_seconds) -> tuple[list[str]
     step_text += " (not estimated for this method: see the progress lines' ETA)"
   lines.append("distillation: " + step_text)
   if w.evaluations:
-    s = (w.evaluations * w.eval_batches * t(w.eval_batch)
+    s = ((w.evaluations + w.baselines) * w.eval_batches * t(w.eval_batch)
          + COMPILE_FACTOR["eval"] * t.compile_s)
     total += s
-    lines.append(f"evaluations: {w.evaluations} x {ev.num_nets} nets x {ev.epochs} epochs "
-                 f"(~{duration(s)})")
+    lines.append(f"evaluations: {w.evaluations} x {ev.num_nets} nets x {ev.epochs} epochs"
+                 + (f", then {w.baselines} baseline{'s' * (w.baselines > 1)} to compare "
+                    "with" if w.baselines else "") + f" (~{duration(s)})")
   lines.append(f"estimated wall time ~{duration(total)}"
                + (f" (one SGD step of {config.model.arch} measured now: {t.describe()})"
                   if t.measured else ""))

@@ -35,15 +35,20 @@ def _evaluate(config, prepared, images, labels, lr: float, arch: str, what: str)
   return {"mean": result.mean, "std": result.std, "nets": len(result.accuracies)}
 
 
-def random_subset(config: ml_collections.ConfigDict, prepared: pipeline.Prepared, ipc: int,
-                  arch: str) -> dict:
-  """{mean, std, nets} of `ipc` random real images per class (seed eval.seed, lr
-  eval.lr), read from the cache when this setting was evaluated before."""
+def _cache_entry(config, prepared, ipc: int, arch: str) -> tuple[dict, str]:
+  """The random subset's cache key and the path of its entry."""
   key = {"data": prepared.describe(), "ipc": ipc, "arch": arch, "seed": config.eval.seed,
          "lr": config.eval.lr, "model": config.model.to_dict(),
          "protocol": protocol.settings(config.eval)}
   digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-  path = os.path.join(cache_folder(), f"{digest[:24]}.json")
+  return key, os.path.join(cache_folder(), f"{digest[:24]}.json")
+
+
+def random_subset(config: ml_collections.ConfigDict, prepared: pipeline.Prepared, ipc: int,
+                  arch: str) -> dict:
+  """{mean, std, nets} of `ipc` random real images per class (seed eval.seed, lr
+  eval.lr), read from the cache when this setting was evaluated before."""
+  key, path = _cache_entry(config, prepared, ipc, arch)
   cached = read_json_if_sound(path)   # a damaged entry is computed again
   if isinstance(cached, dict) and "result" in cached:
     return cached["result"]
@@ -57,6 +62,18 @@ def random_subset(config: ml_collections.ConfigDict, prepared: pipeline.Prepared
   except OSError as e:   # a read-only home: the figure is still reported
     logging.warning("baseline not cached (%s)", e)
   return result
+
+
+def pending(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
+            run_dir: str) -> int:
+  """How many baseline evaluations the end of this run still has to train (0, 1 or 2):
+  the initial set's unless <run_dir>/baselines.json has it, the random subset's unless
+  cached (the run's plan prices them)."""
+  arch = config.eval.models[0]
+  found = read_json_if_sound(os.path.join(run_dir, "baselines.json")) or {}
+  cached = read_json_if_sound(_cache_entry(config, prepared, config.distill.ipc, arch)[1])
+  return (int(found.get("arch") != arch or "initial" not in found)
+          + int(not (isinstance(cached, dict) and "result" in cached)))
 
 
 def for_run(config: ml_collections.ConfigDict, prepared: pipeline.Prepared, run_dir: str,

@@ -1,5 +1,6 @@
 """The plan block before any compute (dd_jax.distill.estimate) and the heartbeat lines
 while compiled code runs (dd_jax.progress)."""
+import json
 import logging
 import os
 import time
@@ -9,6 +10,7 @@ import pytest
 from dd_jax import progress
 from dd_jax.distill import estimate, run
 from dd_jax.distill.methods import METHODS
+from dd_jax.evaluate import baselines
 from tests.distill.conftest import _config
 
 
@@ -46,6 +48,7 @@ def test_plan_counts_the_work_left_and_prices_it(shared, tmp_path, monkeypatch):
   config = _config(*shared, eval_every=2, iterations=6, batch_syn=4)
   distiller = run.Distiller(config, str(tmp_path))   # its own plan measures the real rates
   monkeypatch.setenv(estimate.CACHE_ENV, str(tmp_path / "rates"))
+  monkeypatch.setenv(baselines.CACHE_ENV, str(tmp_path / "baselines"))
   monkeypatch.setattr(estimate, "busy_load", lambda: None)   # a quiet machine
   method = METHODS[config.distill.method]
   lines, seconds = estimate.plan_lines(config, distiller.ctx, method, _fake_measure)
@@ -54,13 +57,29 @@ def test_plan_counts_the_work_left_and_prices_it(shared, tmp_path, monkeypatch):
   assert lines[1].startswith(f"distillation: 6 outer steps of 6 ({d.syn_steps} inner steps "
                              "of 4 images each")
   evals = 4 * len(ev.models)   # steps 0, 2, 4 and the end
-  assert lines[2].startswith(f"evaluations: {evals} x {ev.num_nets} nets")
+  # ... and at the end the initial set's and a random subset's baselines, one net each
+  assert lines[2].startswith(f"evaluations: {evals} x {ev.num_nets} nets x {ev.epochs} "
+                             "epochs, then 2 baselines to compare with (~")
   n = distiller.ctx.set_size
   batch = min(ev.batch_size, n)
-  want = (6 * d.syn_steps * 0.004 * estimate.META_FACTOR
-          + evals * ev.num_nets * ev.epochs * -(-n // ev.batch_size) * 0.001 * batch
+  per_eval = ev.num_nets * ev.epochs * -(-n // ev.batch_size) * 0.001 * batch
+  want = (6 * d.syn_steps * 0.004 * estimate.META_FACTOR + (evals + 2) * per_eval
           + 2.0 * (estimate.COMPILE_FACTOR["distill"] + estimate.COMPILE_FACTOR["eval"]))
   assert seconds == pytest.approx(want)
+  # A baseline already computed is not priced again: the random subset's in the cache,
+  # the initial set's in the run's baselines.json.
+  _, path = baselines._cache_entry(config, distiller.ctx.prepared, d.ipc, ev.models[0])
+  os.makedirs(os.path.dirname(path))
+  with open(path, "w") as f:
+    json.dump({"result": {"mean": 0.5, "std": 0.0, "nets": 1}}, f)
+  lines, less = estimate.plan_lines(config, distiller.ctx, method, _fake_measure)
+  assert "then 1 baseline to compare with" in lines[2]
+  assert less == pytest.approx(want - per_eval)
+  os.makedirs(distiller.ctx.stage.run_dir, exist_ok=True)
+  with open(os.path.join(distiller.ctx.stage.run_dir, "baselines.json"), "w") as f:
+    json.dump({"arch": ev.models[0], "initial": {"mean": 0.4}}, f)
+  lines, least = estimate.plan_lines(config, distiller.ctx, method, _fake_measure)
+  assert "baseline" not in lines[2] and least == pytest.approx(want - 2 * per_eval)
   assert "estimated wall time ~" in lines[3] and "4 ms at 4" in lines[3]
   # Measured once per machine and net: the next plan reads the rates back.
   calls = []
