@@ -465,6 +465,10 @@ def main() -> None:
                       "from this earlier study's results.json, which must have the same "
                       "settings on the official side: only our side runs (e.g. another "
                       "--expert-order)")
+  p.add_argument("--distill-only", action="store_true",
+                 help="run the distillations of --seeds and stop (their evaluation can run "
+                      "elsewhere: eval_parity's results merged into <root>/eval/results.json "
+                      "are picked up by a later run without this flag)")
   p.add_argument("--run-official", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
   a = p.parse_args()
@@ -493,6 +497,8 @@ def main() -> None:
       r = runs[(side, seed)]
       print(f"seed {seed} {side}: {r['seconds']:.0f} s, peak {r['peak_mib']:.0f} MiB",
             flush=True)
+  if a.distill_only:
+    return
   sets = {(side, s): os.path.join(a.root, f"{side}_{s}", "synset.npz")
           for s in seeds for side in ("ours", "official") if not runs[side, s].get("eval")}
   results = evaluate(a, list(sets.values()))
@@ -513,7 +519,7 @@ def main() -> None:
 # Our side's settings only: an earlier study that differs in nothing else has the same
 # official runs.
 OURS_ONLY = {"root", "experts", "expert_order", "from_results", "official_from", "official",
-             "official_eval"}
+             "official_eval", "distill_only"}
 
 
 def earlier_official_runs(a, seeds: list[int]) -> dict[int, dict]:
