@@ -347,13 +347,17 @@ def official_main(a, seed: int) -> None:
                "step_s": float(np.median(gaps)) if len(gaps) else float("nan")}, f)
 
 
+def eval_flags(a) -> list[str]:
+  """eval_parity's protocol flags for this study (its --out, --sets and --arms apart)."""
+  return [f"--official={a.official_eval or a.official}", f"--nets={a.nets}",
+          f"--epochs={a.eval_epochs}", f"--batch={a.batch_train}"]
+
+
 def evaluate(a, sets: list[str]) -> dict:
   """eval_parity's "official" and "ours" arms on every set (resumable)."""
   out = os.path.join(a.root, "eval")
-  common.run_module(["benchmarks.eval_parity", f"--official={a.official_eval or a.official}",
-                     f"--out={out}", f"--sets={','.join(sets)}", "--arms=official,ours",
-                     f"--nets={a.nets}", f"--epochs={a.eval_epochs}",
-                     f"--batch={a.batch_train}"],
+  common.run_module(["benchmarks.eval_parity", *eval_flags(a), f"--out={out}",
+                     f"--sets={','.join(sets)}", "--arms=official,ours"],
                     os.path.join(a.root, "eval.log"))
   with open(os.path.join(out, "results.json")) as f:
     stored = json.load(f)
@@ -411,7 +415,7 @@ def verdict(means: dict, seeds: list[int]) -> list[str]:
   return out
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--method", default="mtt", choices=("mtt", "pad", "ast"))
   p.add_argument("--official", default="",
@@ -471,6 +475,11 @@ def main() -> None:
                       "are picked up by a later run without this flag)")
   p.add_argument("--run-official", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+  return p
+
+
+def main() -> None:
+  p = parser()
   a = p.parse_args()
   if a.run_official:
     official_main(a, a.seed)

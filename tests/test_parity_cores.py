@@ -1,0 +1,79 @@
+"""benchmarks/parity_cores.py spreads an official_parity study over the cores: its jobs
+wait for what they need, finished ones are kept across restarts, a failure stops what
+depends on it, and the evaluation parts merge into the study's one results file."""
+import json
+import os
+import sys
+
+from benchmarks import parity_cores
+
+STUDY = ["--method=pad", "--official=/tmp/PAD", "--root=/tmp/study", "--experts=/tmp/ex",
+         "--ipc=10", "--seeds=0,2", "--eval-epochs=150", "--batch-train=128"]
+
+
+def test_a_study_becomes_experts_export_seeds_then_evaluations():
+  jobs = parity_cores.jobs(STUDY)
+  names = list(jobs)
+  assert names[:4] == ["experts", "export", "seed0", "seed2"]
+  experts, _ = jobs["experts"]
+  assert experts[1:3] == ["-m", "dd_jax.experts"]
+  # the study's config and expert flags only: the experts command refuses distill fields
+  assert "--config.expert.dir=/tmp/ex" in experts and "--config.expert.sam=none" in experts
+  assert not any(f.startswith("--config.distill.") for f in experts)
+  assert jobs["export"][1] == ["experts"] and "--src=/tmp/ex" in jobs["export"][0]
+  seed, needs = jobs["seed2"]
+  assert needs == ["export"] and seed[-2:] == ["--seeds=2", "--distill-only"]
+  evals = [n for n in names if n.startswith("eval_")]
+  assert len(evals) == 2 * 2 * 2    # seeds x sides x protocols
+  cmd, needs = jobs["eval_official_2_ours"]
+  assert needs == ["seed2"]
+  assert {"--arms=ours", "--epochs=150", "--batch=128", "--official=/tmp/PAD",
+          "--sets=/tmp/study/official_2/synset.npz",
+          "--out=/tmp/study/eval_parts/official_2_ours"} <= set(cmd)
+
+
+def _write(path):
+  return [sys.executable, "-c", f"open({str(path)!r}, 'a').write('x')"]
+
+
+def test_jobs_run_after_what_they_need_and_resume(tmp_path):
+  order = tmp_path / "order"
+  todo = {"b": ([sys.executable, "-c", f"open({str(order)!r}, 'a').write('b')"], ["a"]),
+          "a": ([sys.executable, "-c", f"open({str(order)!r}, 'a').write('a')"], []),
+          "c": ([sys.executable, "-c", f"open({str(order)!r}, 'a').write('c')"], ["b"])}
+  folder = str(tmp_path / "jobs")
+  assert parity_cores.run_jobs(todo, [0, 0], folder) == []
+  assert order.read_text() == "abc"
+  assert "done after" in (tmp_path / "jobs" / "status").read_text()
+  assert parity_cores.run_jobs(todo, [0], folder) == []   # all kept: nothing runs again
+  assert order.read_text() == "abc"
+
+
+def test_a_failed_job_stops_what_needs_it_and_is_retried_next_time(tmp_path):
+  ran = tmp_path / "ran"
+  todo = {"a": ([sys.executable, "-c", "raise SystemExit(3)"], []),
+          "b": (_write(ran), ["a"]),
+          "c": ([sys.executable, "-c", f"open({str(tmp_path / 'c')!r}, 'w')"], [])}
+  folder = str(tmp_path / "jobs")
+  assert parity_cores.run_jobs(todo, [0], folder) == ["a"]
+  assert not ran.exists() and (tmp_path / "c").exists()   # independent work still ran
+  assert "a FAILED (3)" in (tmp_path / "jobs" / "status").read_text()
+  todo["a"] = ([sys.executable, "-c", "pass"], [])
+  assert parity_cores.run_jobs(todo, [0], folder) == [] and ran.exists()
+
+
+def test_evaluation_parts_merge_into_the_studys_results(tmp_path):
+  key = "ours/nets=5/epochs=150/batch=128"
+  for part, s, arm in (("ours_0_ours", "/s0.npz", "ours"), ("ours_0_official", "/s0.npz",
+                                                          "official")):
+    os.makedirs(tmp_path / "eval_parts" / part)
+    with open(tmp_path / "eval_parts" / part / "results.json", "w") as f:
+      json.dump({s: {key.replace("ours", arm, 1): [0.5]}}, f)
+  os.makedirs(tmp_path / "eval")
+  with open(tmp_path / "eval" / "results.json", "w") as f:   # an earlier entry is kept
+    json.dump({"/s1.npz": {key: [0.7]}}, f)
+  parity_cores.merge_evaluations(str(tmp_path))
+  with open(tmp_path / "eval" / "results.json") as f:
+    merged = json.load(f)
+  assert merged == {"/s1.npz": {key: [0.7]},
+                    "/s0.npz": {key: [0.5], key.replace("ours", "official", 1): [0.5]}}
