@@ -350,10 +350,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.source = "random_real"   # random_real | path to a synthetic-set .npz
   config.eval.ipc = 10                 # random_real: real images per class
   config.eval.seed = 0                 # seeds the nets and the random_real subset
-  # baselines: at the end of a distillation, its first architecture also trained on the
-  # initial set and on a random real subset of the same ipc (cached per data, ipc and
-  # protocol in ~/.cache/dd_jax/baselines), beside the final figure; a warning when the
-  # distilled set is not better
+  # baselines: at the end of a distillation, beside the final figure of its first
+  # architecture, the initial set's (the step-0 evaluation's; trained at the end only when
+  # the run has none) and a random real subset's of the same ipc (cached per data, ipc and
+  # protocol in ~/.cache/dd_jax/baselines); a warning when the distilled set is not better
   config.eval.baselines = True
   config.eval.chunk_epochs = 100       # epochs per compiled call (a divisor of epochs; 0 = 100)
   # protocol: how the nets train: "mtt" (the official evaluate_synset: epochs + 1 epochs,

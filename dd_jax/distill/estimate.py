@@ -176,7 +176,9 @@ def work_left(config, ctx, method) -> Work:
     w.eval_batch = min(ev.batch_size, n)
     w.eval_batches = ev.num_nets * ev.epochs * math.ceil(n / ev.batch_size)
     if ev.get("baselines", False) and not ctx.stage.label:
-      w.baselines = baselines.pending(config, ctx.prepared, ctx.stage.run_dir)
+      done = read_json_if_sound(os.path.join(ctx.stage.run_dir, "evals.json")) or []
+      step0 = 0 in points or any(e.get("step") == 0 for e in done)
+      w.baselines = baselines.pending(config, ctx.prepared, ctx.stage.run_dir, step0)
   return w
 
 

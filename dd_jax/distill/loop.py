@@ -223,9 +223,11 @@ class Distiller:
       if d.eval_every and not self.evaluated(int(state.step)):
         self.evaluate(state, writer)
       if d.eval_every and self.config.eval.baselines and not self.stage.label:
+        step0 = next((e for e in self.evals if e["step"] == 0), {})
         self.baselines = baselines.for_run(
             self.config, self.prepared, self.run_dir,
-            lambda: self.synset(self.initial_state()), d.lr_teacher)
+            lambda: self.synset(self.initial_state()), d.lr_teacher,
+            at_step0=step0.get(self.config.eval.models[0]))
       workdir_lib.save(manager, state)
       paths = self.exported if self.exported_step == int(state.step) else self.export(
           state, writer)

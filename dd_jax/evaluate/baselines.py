@@ -65,25 +65,31 @@ def random_subset(config: ml_collections.ConfigDict, prepared: pipeline.Prepared
 
 
 def pending(config: ml_collections.ConfigDict, prepared: pipeline.Prepared,
-            run_dir: str) -> int:
+            run_dir: str, step0_evaluated: bool) -> int:
   """How many baseline evaluations the end of this run still has to train (0, 1 or 2):
-  the initial set's unless <run_dir>/baselines.json has it, the random subset's unless
-  cached (the run's plan prices them)."""
+  the initial set's unless <run_dir>/baselines.json has it or the run evaluates step 0
+  (`step0_evaluated`, done or due), the random subset's unless cached (the run's plan
+  prices them)."""
   arch = config.eval.models[0]
   found = read_json_if_sound(os.path.join(run_dir, "baselines.json")) or {}
   cached = read_json_if_sound(_cache_entry(config, prepared, config.distill.ipc, arch)[1])
-  return (int(found.get("arch") != arch or "initial" not in found)
+  return (int(not step0_evaluated and (found.get("arch") != arch or "initial" not in found))
           + int(not (isinstance(cached, dict) and "result" in cached)))
 
 
 def for_run(config: ml_collections.ConfigDict, prepared: pipeline.Prepared, run_dir: str,
-            initial_set, initial_lr: float) -> dict:
-  """{"initial": ..., "random_real": ...} for the run's first architecture; the initial
-  set (images, labels as the nets see them, or a callable giving them) is evaluated
-  once per run and kept in <run_dir>/baselines.json."""
+            initial_set, initial_lr: float, at_step0: dict | None = None) -> dict:
+  """{"initial": ..., "random_real": ...} for the run's first architecture, kept in
+  <run_dir>/baselines.json. The initial set's figure is the run's own evaluation at step
+  0 when it made one (`at_step0`: that evaluation's record of the first architecture: the
+  same set, lr and protocol), else the initial set (images, labels as the nets see them,
+  or a callable giving them) is evaluated once at `initial_lr`."""
   arch = config.eval.models[0]
   path = os.path.join(run_dir, "baselines.json")
   found = read_json_if_sound(path) or {}
+  if (found.get("arch") != arch or "initial" not in found) and at_step0 is not None:
+    found = {"arch": arch, "initial": {"mean": at_step0["mean"], "std": at_step0["std"],
+                                       "nets": len(at_step0["accuracies"])}}
   if found.get("arch") != arch or "initial" not in found:
     images, labels = initial_set() if callable(initial_set) else initial_set
     found = {"arch": arch, "initial": _evaluate(config, prepared, images, labels,
