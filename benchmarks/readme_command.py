@@ -11,8 +11,8 @@ the data read from the IDX files, every output line kept with the second it came
 plan's estimate per phase and in all, and the measured seconds per phase from the log's
 timestamps: start-up (launch to the plan), experts (plan to the last expert epoch),
 distillation (to the last step's line, less the evaluations inside it), evaluations (the
-seconds each evaluation line reports), the end (last step to exit less the evaluations
-in it: baselines, export, report) and the wall time. A run that exists in <out> is not run again
+seconds each evaluation line reports, the baselines' included), the end (last step to
+exit less the evaluations in it: export, report) and the wall time. A run that exists in <out> is not run again
 (delete <out>/workdir and results.json for a fresh one); --from-results prints a stored one.
 """
 import argparse
@@ -98,8 +98,8 @@ def phases(lines: list[tuple[float, str]], wall: float) -> dict:
       est["total"] = seconds_of(m.group(1))
   experts = [t for t, l in lines if re.search(r"expert \d+/\d+ epoch \d+/\d+:", l)]
   steps = [t for t, l in lines if re.search(r"\] step \d+/\d+: loss", l)]
-  evals = [(t, float(m.group(1))) for t, l in lines
-           if (m := re.search(r"\] step \d+ eval \S+: .*, (\d+)s\)$", l))]
+  evals = [(t, float(m.group(1))) for t, l in lines   # the baselines' at the end too
+           if (m := re.search(r"\] (?:step \d+ eval|baseline \(.*\)) \S+: .*, (\d+)s\)$", l))]
   if plan_t is not None:
     got["start-up"] = plan_t
     experts_end = experts[-1] if experts else plan_t
@@ -122,8 +122,8 @@ def table(record: dict) -> str:
     rows.append(f"| {name} | {'' if e is None else f'{e:.0f}'} | "
                 f"{'' if g is None else f'{g:.0f}'} |")
   return (f"`{record['command']}` (exit {record['rc']}), {record['machine']}\n\n"
-          + "\n".join(rows) + "\n\nThe plan prices experts, distillation and evaluations; "
-          "start-up and the end (baselines, export, report) are not in it.")
+          + "\n".join(rows) + "\n\nThe plan prices experts, distillation and evaluations "
+          "(the baselines' included); start-up and the end (export, report) are not in it.")
 
 
 def main() -> None:

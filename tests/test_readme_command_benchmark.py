@@ -15,6 +15,7 @@ I1207 13:07:25.071656 1 protocol.py:308] step 0 eval ConvNet: 22.20 +- 3.20% (2 
 I1207 13:07:25.456910 1 loop.py:344] step 1/4: loss 0.5569, syn_lr 0.00968, ETA 1s
 I1207 13:07:26.652080 1 loop.py:344] step 4/4: loss 0.4952, syn_lr 0.00697, ETA 0s
 I1207 13:07:27.376485 1 protocol.py:308] step 4 eval ConvNet: 12.10 +- 3.30% (2 nets, 4 epochs, 1s)
+I1207 13:07:30.376485 1 protocol.py:308] baseline (1 random real images per class) ConvNet: 30.10 +- 1.30% (2 nets, 4 epochs, 3s)
 """
 
 
@@ -40,8 +41,9 @@ def test_phases_are_read_from_the_plan_and_the_timestamps():
   m = got["measured"]
   assert round(m["start-up"], 1) == 12.6
   # seconds after launch: plan 12.62, last expert epoch 20.35, last step 39.65; the
-  # step-0 evaluation (2 s) falls inside the distillation, the step-4 one (1 s) after it
+  # step-0 evaluation (2 s) falls inside the distillation, the step-4 one (1 s) and the
+  # random subset's baseline (3 s) after it
   assert round(m["experts"], 2) == round(20.353702 - 12.622645, 2)
   assert round(m["distillation"], 2) == round(39.652080 - 20.353702 - 2, 2)
-  assert m["evaluations"] == 3 and m["total"] == 45.0
-  assert round(m["end"], 2) == round(45.0 - 39.652080 - 1, 2)
+  assert m["evaluations"] == 6 and m["total"] == 45.0
+  assert round(m["end"], 2) == round(45.0 - 39.652080 - 1 - 3, 2)
