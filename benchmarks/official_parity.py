@@ -470,9 +470,10 @@ def parser() -> argparse.ArgumentParser:
                       "settings on the official side: only our side runs (e.g. another "
                       "--expert-order)")
   p.add_argument("--distill-only", action="store_true",
-                 help="run the distillations of --seeds and stop (their evaluation can run "
-                      "elsewhere: eval_parity's results merged into <root>/eval/results.json "
-                      "are picked up by a later run without this flag)")
+                 help="run the distillations of --seeds, write their timings to "
+                      "<root>/distill.json and stop (their evaluation can run elsewhere: "
+                      "eval_parity's results merged into <root>/eval/results.json are "
+                      "picked up by a later run without this flag)")
   p.add_argument("--run-official", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
   return p
@@ -504,9 +505,14 @@ def main() -> None:
     runs[("official", seed)] = earlier.get(seed) or run_official(a, seed)
     for side in ("ours", "official"):
       r = runs[(side, seed)]
-      print(f"seed {seed} {side}: {r['seconds']:.0f} s, peak {r['peak_mib']:.0f} MiB",
-            flush=True)
-  if a.distill_only:
+      print(f"seed {seed} {side}: {r['seconds']:.0f} s, {r['step_s']:.2f} s / outer step, "
+            f"peak {r['peak_mib']:.0f} MiB", flush=True)
+  if a.distill_only:   # the timings alone, e.g. a quiet machine's (<root>/distill.json)
+    with open(os.path.join(a.root, "distill.json"), "w") as f:
+      json.dump({"args": {k: v for k, v in vars(a).items() if k not in ("run_official", "seed")},
+                 "machine": common.machine(), "seeds": seeds,
+                 "runs": {f"{side}_{s}": {k: v for k, v in runs[side, s].items() if k != "eval"}
+                          for s in seeds for side in ("ours", "official")}}, f)
     return
   sets = {(side, s): os.path.join(a.root, f"{side}_{s}", "synset.npz")
           for s in seeds for side in ("ours", "official") if not runs[side, s].get("eval")}
@@ -552,6 +558,8 @@ def table(record: dict) -> str:
   """The README's table and verdict from a results.json (this script's record of a study:
   its arguments, each run's timing and loss curve, each set's per-net accuracies)."""
   a, seeds, runs = types.SimpleNamespace(**record["args"]), record["seeds"], record["runs"]
+  if not all(r.get("eval") for r in runs.values()):
+    return timing_table(record)
   lines = [f"{a.method.upper()} parity, Fashion-MNIST IPC {a.ipc}, {len(seeds)} seeds, "
            f"{a.iterations} steps (N {a.syn_steps}, M {a.expert_epochs}, T+ "
            f"{a.max_start_epoch}" + (f", batch_syn {a.batch_syn}" if a.batch_syn else "")
@@ -569,6 +577,24 @@ def table(record: dict) -> str:
     peak = max(runs[f"{side}_{s}"]["peak_mib"] for s in seeds)
     lines.append(f"| {side} | {row[0]} | {row[1]} | {per_step:.2f} | {peak:.0f} |")
   return "\n".join(lines + [""] + verdict(means, seeds))
+
+
+
+def timing_table(record: dict) -> str:
+  """A --distill-only record's table: each side's seconds per outer step and peak RSS."""
+  a, seeds, runs = types.SimpleNamespace(**record["args"]), record["seeds"], record["runs"]
+  lines = [f"{a.method.upper()} outer steps, Fashion-MNIST IPC {a.ipc}, {a.iterations} steps "
+           f"(N {a.syn_steps}, M {a.expert_epochs}"
+           + (f", batch_syn {a.batch_syn}" if a.batch_syn else "") + f"), seeds {a.seeds}; "
+           f"{record['machine']}", "",
+           "| side | s / outer step (median gap) | whole run s | peak RSS MiB |",
+           "| --- | --- | --- | --- |"]
+  for side in ("ours", "official"):
+    rs = [runs[f"{side}_{s}"] for s in seeds]
+    lines.append(f"| {side} | {np.mean([r['step_s'] for r in rs]):.2f} | "
+                 f"{np.mean([r['seconds'] for r in rs]):.0f} | "
+                 f"{max(r['peak_mib'] for r in rs):.0f} |")
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":

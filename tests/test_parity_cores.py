@@ -77,3 +77,16 @@ def test_evaluation_parts_merge_into_the_studys_results(tmp_path):
     merged = json.load(f)
   assert merged == {"/s1.npz": {key: [0.7]},
                     "/s0.npz": {key: [0.5], key.replace("ours", "official", 1): [0.5]}}
+
+
+def test_a_distill_only_record_prints_each_sides_step_time():
+  from benchmarks import official_parity
+  args = vars(official_parity.parser().parse_args(["--ipc=10", "--seeds=0,1",
+                                                   "--batch-syn=20", "--iterations=30"]))
+  runs = {f"{side}_{s}": {"seconds": 100.0 + s, "peak_mib": 1000.0 + 10 * s,
+                          "step_s": step + s}
+          for side, step in (("ours", 2.0), ("official", 1.0)) for s in (0, 1)}
+  text = official_parity.table({"args": args, "machine": "a quiet machine", "seeds": [0, 1],
+                                "runs": runs})
+  assert text.splitlines()[0].startswith("MTT outer steps, Fashion-MNIST IPC 10, 30 steps")
+  assert "| ours | 2.50 | 100 | 1010 |" in text and "| official | 1.50 | 100 | 1010 |" in text
