@@ -152,10 +152,14 @@ def median_step_seconds(work: str) -> float:
   return float(np.median(gaps))
 
 
+def buffers_folder(a) -> str:
+  return os.path.join(a.root, "buffers", "FashionMNIST", "ConvNet")
+
+
 def export_buffers(a) -> str:
   """Our experts in the official layout: <root>/buffers/FashionMNIST/ConvNet."""
   from dd_jax import interop
-  folder = os.path.join(a.root, "buffers", "FashionMNIST", "ConvNet")
+  folder = buffers_folder(a)
   if not os.path.exists(os.path.join(folder, "replay_buffer_0.pt")):
     interop.export_experts(experts_dir(a), folder)
   return os.path.join(a.root, "buffers")

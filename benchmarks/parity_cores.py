@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common, official_parity  # noqa: E402
 from dd_jax.experts import train  # noqa: E402
+from dd_jax.metadata import read_json_if_sound, write_json_atomic  # noqa: E402
 
 SCRIPT = os.path.join(common.ROOT_DIR, "benchmarks", "official_parity.py")
 
@@ -45,7 +46,7 @@ def jobs(study: list[str]) -> dict[str, tuple[list[str], list[str]]]:
                       f"--workdir={os.path.join(a.root, 'experts_run')}"], []),
          "export": ([py, "-m", "dd_jax.interop", "export-experts",
                      f"--src={official_parity.experts_dir(a)}",
-                     f"--dst={os.path.join(a.root, 'buffers', 'FashionMNIST', 'ConvNet')}"],
+                     f"--dst={official_parity.buffers_folder(a)}"],
                     ["experts"])}
   for s in seeds:
     out[f"seed{s}"] = ([py, SCRIPT, *study, f"--seeds={s}", "--distill-only"], ["export"])
@@ -116,7 +117,7 @@ def run_jobs(todo: dict, cores: list[int], folder: str) -> list[str]:
 def merge_evaluations(root: str) -> None:
   """<root>/eval_parts/*/results.json into <root>/eval/results.json (kept entries too)."""
   path = os.path.join(root, "eval", "results.json")
-  merged = json.load(open(path)) if os.path.exists(path) else {}
+  merged = read_json_if_sound(path) or {}
   parts = os.path.join(root, "eval_parts")
   for part in sorted(os.listdir(parts)) if os.path.isdir(parts) else []:
     found = os.path.join(parts, part, "results.json")
@@ -125,9 +126,7 @@ def merge_evaluations(root: str) -> None:
         for s, r in json.load(f).items():
           merged.setdefault(s, {}).update(r)
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path + ".tmp", "w") as f:
-    json.dump(merged, f)
-  os.replace(path + ".tmp", path)
+  write_json_atomic(path, merged)
 
 
 def main() -> None:
