@@ -465,7 +465,8 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--eval-epochs", type=int, default=300)
   p.add_argument("--from-results", default="",
                  help="print the table of a study's results.json (e.g. one committed "
-                      "under benchmarks/results/) and stop")
+                      "under benchmarks/results/) and stop; several, comma-separated, are "
+                      "pooled: studies that differ only in seeds, nets and folders")
   p.add_argument("--png", default="",
                  help="with --from-results: also draw the loss curves to this PNG file")
   p.add_argument("--official-from", default="",
@@ -490,8 +491,11 @@ def main() -> None:
     official_main(a, a.seed)
     return
   if a.from_results:
-    with open(a.from_results) as f:
-      record = json.load(f)
+    records = []
+    for path in a.from_results.split(","):
+      with open(path) as f:
+        records.append(json.load(f))
+    record = pooled(records, a.from_results)
     print(table(record))
     if a.png:
       loss_png({tuple(k.rsplit("_", 1)): r.get("loss", []) for k, r in record["runs"].items()},
@@ -558,6 +562,33 @@ def earlier_official_runs(a, seeds: list[int]) -> dict[int, dict]:
   return {s: record["runs"][f"official_{s}"] for s in seeds}
 
 
+# Settings that may differ between studies pooled by --from-results.
+POOLABLE = OURS_ONLY - {"expert_order"} | {"seeds", "nets", "png"}
+
+
+def pooled(records: list[dict], name: str = "") -> dict:
+  """One record of several studies' runs (their seeds disjoint, their settings the same
+  apart from POOLABLE); `nets` becomes each study's count, e.g. "5+10"."""
+  first = records[0]
+  for other in records[1:]:
+    differ = sorted(k for k in first["args"]
+                    if k not in POOLABLE and other["args"].get(k) != first["args"][k])
+    if differ:
+      sys.exit(f"--from-results {name}: the studies differ in "
+               + ", ".join(f"{k} ({first['args'][k]!r}, {other['args'].get(k)!r})"
+                           for k in differ) + "; pool only studies that differ in seeds")
+  seeds = [s for r in records for s in r["seeds"]]
+  if len(set(seeds)) < len(seeds):
+    sys.exit(f"--from-results {name}: a seed appears in two studies ({seeds}); pool "
+             "studies of different seeds")
+  if len(records) == 1:
+    return first
+  nets = "+".join(str(r["args"]["nets"]) for r in records)
+  return {"args": {**first["args"], "nets": nets, "seeds": ",".join(map(str, seeds))},
+          "machine": "; ".join(dict.fromkeys(r["machine"] for r in records)),
+          "seeds": seeds, "runs": {k: v for r in records for k, v in r["runs"].items()}}
+
+
 def table(record: dict) -> str:
   """The README's table and verdict from a results.json (this script's record of a study:
   its arguments, each run's timing and loss curve, each set's per-net accuracies)."""
@@ -580,7 +611,21 @@ def table(record: dict) -> str:
     per_step = np.mean([runs[f"{side}_{s}"]["step_s"] for s in seeds])
     peak = max(runs[f"{side}_{s}"]["peak_mib"] for s in seeds)
     lines.append(f"| {side} | {row[0]} | {row[1]} | {per_step:.2f} | {peak:.0f} |")
-  return "\n".join(lines + [""] + verdict(means, seeds))
+  return "\n".join(lines + [""] + verdict(means, seeds) + net_pooled(runs, seeds))
+
+
+def net_pooled(runs: dict, seeds: list) -> list[str]:
+  """Per protocol, ours - official over every net of a side, with its standard error
+  (the seeds' spread and the nets' alike; a context for the verdict, not a criterion)."""
+  out = []
+  for arm in ("ours", "official"):
+    acc = {side: 100 * np.concatenate([runs[f"{side}_{s}"]["eval"][arm] for s in seeds])
+           for side in ("ours", "official")}
+    se = np.sqrt(sum(np.var(a, ddof=1) / len(a) for a in acc.values()))
+    out.append(f"- {arm} protocol, pooled over the {len(acc['ours'])} nets a side: ours - "
+               f"official {np.mean(acc['ours']) - np.mean(acc['official']):+.2f} ± {se:.2f} "
+               "(standard error)")
+  return out
 
 
 

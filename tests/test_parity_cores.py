@@ -5,6 +5,8 @@ import json
 import os
 import sys
 
+import pytest
+
 from benchmarks import parity_cores
 
 STUDY = ["--method=pad", "--official=/tmp/PAD", "--root=/tmp/study", "--experts=/tmp/ex",
@@ -90,3 +92,34 @@ def test_a_distill_only_record_prints_each_sides_step_time():
                                 "runs": runs})
   assert text.splitlines()[0].startswith("MTT outer steps, Fashion-MNIST IPC 10, 30 steps")
   assert "| ours | 2.50 | 100 | 1010 |" in text and "| official | 1.50 | 100 | 1010 |" in text
+
+
+def _study(seeds, nets, ours_acc, **changed):
+  from benchmarks import official_parity
+  args = vars(official_parity.parser().parse_args(
+      ["--ipc=1", f"--seeds={','.join(map(str, seeds))}", f"--nets={nets}",
+       f"--root=/tmp/study{nets}"]))
+  runs = {f"{side}_{s}": {"seconds": 100.0, "peak_mib": 1000.0, "step_s": 1.0,
+                          "eval": {"ours": [acc] * nets, "official": [acc] * nets}}
+          for side, acc in (("ours", ours_acc), ("official", 0.70)) for s in seeds}
+  return {"args": {**args, **changed}, "machine": "m", "seeds": list(seeds), "runs": runs}
+
+
+def test_studies_of_other_seeds_pool_into_one_table():
+  from benchmarks import official_parity
+  record = official_parity.pooled([_study((0, 1), 5, 0.68), _study((3, 4), 10, 0.70)])
+  assert record["seeds"] == [0, 1, 3, 4] and len(record["runs"]) == 8
+  text = official_parity.table(record)
+  assert "IPC 1, 4 seeds" in text and "evaluated with 5+10 nets" in text
+  assert "| ours | 69.00 ± 1.00 | 69.00 ± 1.00 |" in text
+  assert "- ours protocol: ours - official -1.00 (bound 1.00): pass" in text
+  # 10 nets at 68 and 20 at 70 against 30 at 70
+  assert "- ours protocol, pooled over the 30 nets a side: ours - official -0.67 ± 0.18" in text
+
+
+def test_pooling_refuses_studies_that_differ_in_more_than_seeds(monkeypatch):
+  from benchmarks import official_parity
+  with pytest.raises(SystemExit, match=r"differ in lr_img \(1000.0, 100.0\)"):
+    official_parity.pooled([_study((0,), 5, 0.7), _study((1,), 5, 0.7, lr_img=100.0)])
+  with pytest.raises(SystemExit, match="a seed appears in two studies"):
+    official_parity.pooled([_study((0,), 5, 0.7), _study((0,), 10, 0.7)])
