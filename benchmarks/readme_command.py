@@ -113,6 +113,20 @@ def phases(lines: list[tuple[float, str]], wall: float) -> dict:
   return {"estimated": est, "measured": got}
 
 
+ACCURACY = re.compile(r"\] (step \d+ eval|baseline \((.*?)\)) (\S+): ([\d.]+ \+- [\d.]+%)")
+
+
+def accuracies(lines: list[tuple[float, str]]) -> dict:
+  """The run's last evaluation and its baselines, as its log lines give them."""
+  out = {}
+  for _, l in lines:
+    m = ACCURACY.search(l)
+    if m:
+      key = f"baseline: {m.group(2)}" if m.group(2) else "distilled"
+      out[key] = f"{m.group(3)} {m.group(4)}" + (f" ({m.group(1)})" if not m.group(2) else "")
+  return out
+
+
 def table(record: dict) -> str:
   est, got = record["phases"]["estimated"], record["phases"]["measured"]
   rows = ["| phase | estimated (plan) s | measured s |", "| --- | --- | --- |"]
@@ -122,7 +136,13 @@ def table(record: dict) -> str:
     rows.append(f"| {name} | {'' if e is None else f'{e:.0f}'} | "
                 f"{'' if g is None else f'{g:.0f}'} |")
   return (f"`{record['command']}` (exit {record['rc']}), {record['machine']}\n\n"
-          + "\n".join(rows) + "\n\nThe plan prices experts, distillation and evaluations "
+          + "\n".join(rows) + "\n"
+          + "".join(f"\n- {k}: {v}" for k, v in record.get("accuracies", {}).items())
+          + "".join(f"\n- estimated again ({p['what']}): "
+                    + ", ".join(f"{e['total']} s" for e in p["estimated"])
+                    for p in [record["plans_after_calibration"]]
+                    if "plans_after_calibration" in record)
+          + "\n\nThe plan prices experts, distillation and evaluations "
           "(the baselines' included); start-up and the end (export, report) are not in it.")
 
 
@@ -144,7 +164,8 @@ def main() -> None:
   machine = common.machine()
   lines, wall, rc = run_logged(cmd, os.path.join(a.out, "run.log"))
   record = {"command": " ".join(["python"] + cmd[1:]), "machine": machine,
-            "load_after": os.getloadavg()[0], "rc": rc, "phases": phases(lines, wall)}
+            "load_after": os.getloadavg()[0], "rc": rc, "phases": phases(lines, wall),
+            "accuracies": accuracies(lines)}
   if rc:
     sys.exit(f"the command failed ({rc}): see {os.path.join(a.out, 'run.log')}")
   with open(path, "w") as f:

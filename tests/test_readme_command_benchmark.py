@@ -47,3 +47,10 @@ def test_phases_are_read_from_the_plan_and_the_timestamps():
   assert round(m["distillation"], 2) == round(39.652080 - 20.353702 - 2, 2)
   assert m["evaluations"] == 6 and m["total"] == 45.0
   assert round(m["end"], 2) == round(45.0 - 39.652080 - 1 - 3, 2)
+
+
+def test_the_last_evaluation_and_the_baselines_are_kept():
+  lines = [(0.0, line) for line in LOG.splitlines()]
+  assert readme_command.accuracies(lines) == {
+      "distilled": "ConvNet 12.10 +- 3.30% (step 4 eval)",
+      "baseline: 1 random real images per class": "ConvNet 30.10 +- 1.30%"}

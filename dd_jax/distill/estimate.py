@@ -2,11 +2,12 @@
 and an estimated wall time from a quick measurement on this machine.
 
 The measurement: one SGD step of the run's net timed at the smallest and the largest
-batch size the run uses, a few calls after one compilation (seconds on a CPU), kept in a
-cache per machine and net so that later runs plan at once (not when the machine is busy
-with other work: that rate would price every later run at the load of that moment). The
+batch size the run uses, the fastest of a few calls after one compilation and one warm
+call (seconds on a CPU), kept in a cache per machine and net so that later runs plan at
+once (not when the machine is busy with other work: that rate would price every later
+run at the load of that moment). The
 estimate multiplies those by the work left:
-  experts       epochs x batches per epoch x t(expert.batch_size)
+  experts       epochs x batches per epoch x t(expert.batch_size) x EPOCH_FACTOR
   distillation  outer steps x experts per step x N x t(batch_syn) x META_FACTOR
   evaluations   (evaluations + baselines not yet computed) x nets x epochs x batches
                 x t(eval batch)
@@ -35,8 +36,12 @@ from dd_jax.progress import duration
 
 # An outer step of trajectory matching against N plain SGD steps of its inner batch: the
 # forward and backward of each inner step, then the backward through it (second order),
-# and the augmentation; measured on this CPU at 2.5-3.5 (runlocal, the parity budget).
+# and the augmentation; measured on this CPU at 2.5-3.5 (runlocal, the parity budget) and
+# 2.96 (the README command: 74 ms per inner step of 10 images, 25 ms per SGD step).
 META_FACTOR = 3.0
+# An expert epoch's steps (one compiled scan over the batches) against the measured SGD
+# step, called alone: 0.77 on the README command (ConvNet, batch 256, 2 cores).
+EPOCH_FACTOR = 0.8
 # Compilation of each program in multiples of the measured SGD step's (which the
 # persistent compilation cache shortens as it shortens theirs), from runlocal on this CPU.
 COMPILE_FACTOR = {"experts": 3.0, "distill": 12.0, "eval": 5.0}
@@ -64,11 +69,20 @@ def sgd_step_seconds(model, image_shape, num_classes: int, batch: int,
   started = time.perf_counter()
   jax.block_until_ready(step(params, x, y))
   compile_s = time.perf_counter() - started
-  started = time.perf_counter()
-  for _ in range(repeats):
-    params = step(params, x, y)
-  jax.block_until_ready(params)
-  return (time.perf_counter() - started) / repeats, compile_s
+  return steady_seconds(lambda: jax.block_until_ready(step(params, x, y)), repeats), compile_s
+
+
+def steady_seconds(call, repeats: int = 3) -> float:
+  """The fastest of `repeats` timed calls after one untimed: the steady rate of a run's
+  loop, not that of a start-up still warming its threads and allocations (measured at a
+  run's launch, a mean of three calls came out 1.7x the loop's own rate)."""
+  call()
+  times = []
+  for _ in range(max(repeats, 1)):
+    started = time.perf_counter()
+    call()
+    times.append(time.perf_counter() - started)
+  return min(times)
 
 
 CACHE_ENV = "DD_JAX_RATES"
@@ -91,7 +105,8 @@ def cached(measure, model_config, image_shape, num_classes: int, keep: bool = Tr
   def lookup(model, shape, classes, batch):
     key = json.dumps({"model": model_config.to_dict(), "shape": list(image_shape),
                       "classes": num_classes, "batch": batch, "jax": jax.__version__,
-                      "device": jax.devices()[0].device_kind, "cpus": os.cpu_count()},
+                      "device": jax.devices()[0].device_kind, "cpus": os.cpu_count(),
+                      "measure": "steady"},   # rates of the older mean are measured again
                      sort_keys=True)
     path = os.path.join(folder, hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
     stored = read_json_if_sound(path)   # a damaged entry is measured again
@@ -195,7 +210,7 @@ def plan_lines(config, ctx, method, measure=sgd_step_seconds) -> tuple[list[str]
             cached(measure, config.model, shape, classes, keep=busy is None))
   lines, total = [], 0.0
   if w.expert_epochs:
-    s = (w.expert_epochs * w.expert_batches * t(e.batch_size)
+    s = (w.expert_epochs * w.expert_batches * t(e.batch_size) * EPOCH_FACTOR
          + COMPILE_FACTOR["experts"] * t.compile_s)
     total += s
     lines.append(f"experts: {w.experts_to_train} to train x {e.epochs} epochs "

@@ -130,3 +130,28 @@ def test_a_run_prints_its_plan_first_and_tells_the_heartbeat_what_runs(
   assert steps[1:6] == ["step 1/4 (compiling the distillation step first)", "step 2/4",
                         "step 3/4", "step 4/4",
                         "evaluating step 4: 2 ConvNet nets x 4 epochs"]
+
+
+def test_the_step_rate_is_the_steady_one_not_the_warm_up(monkeypatch):
+  clock = iter([0.0, 0.9, 1.0, 1.5, 2.0, 2.1, 3.0, 3.2])   # calls of 0.9, 0.5, 0.1, 0.2 s
+  monkeypatch.setattr(estimate.time, "perf_counter", lambda: next(clock))
+  calls = []
+  # one untimed warm call, then the fastest of three timed ones
+  assert estimate.steady_seconds(lambda: calls.append(1), repeats=3) == pytest.approx(0.1)
+  assert len(calls) == 4
+
+
+def test_expert_epochs_are_priced_at_the_loops_rate(shared, tmp_path, monkeypatch):
+  config = _config(*shared, iterations=0, eval_every=0)
+  distiller = run.Distiller(config, str(tmp_path))
+  monkeypatch.setenv(estimate.CACHE_ENV, str(tmp_path / "rates"))
+  monkeypatch.setattr(estimate, "busy_load", lambda: None)
+  with config.unlocked():
+    config.expert.dir = str(tmp_path / "new_experts")
+  e = config.expert
+  _, seconds = estimate.plan_lines(config, distiller.ctx, METHODS[config.distill.method],
+                                   _fake_measure)
+  batches = -(-len(distiller.ctx.prepared.x_train) // e.batch_size)
+  assert seconds == pytest.approx(
+      e.num_experts * e.epochs * batches * 0.001 * e.batch_size * estimate.EPOCH_FACTOR
+      + 2.0 * estimate.COMPILE_FACTOR["experts"])
