@@ -5,8 +5,7 @@ The measurement: one SGD step of the run's net timed at the smallest and the lar
 batch size the run uses, the fastest of a few calls after one compilation and one warm
 call (seconds on a CPU), kept in a cache per machine and net so that later runs plan at
 once (not when the machine is busy with other work: that rate would price every later
-run at the load of that moment). The
-estimate multiplies those by the work left:
+run at the load of that moment). The estimate multiplies those by the work left:
   experts       epochs x batches per epoch x t(expert.batch_size) x EPOCH_FACTOR
   distillation  outer steps x experts per step x N x t(batch_syn) x META_FACTOR
   evaluations   (evaluations + baselines not yet computed) x nets x epochs x batches
