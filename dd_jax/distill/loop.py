@@ -172,11 +172,9 @@ class Distiller:
     for arch in ev.models:
       progress.doing(f"{self.stage.label}evaluating step {step}: {ev.num_nets} {arch} "
                      f"nets x {ev.epochs} epochs")
-      result, seq = protocol.evaluate_architecture(
-          images, labels, p.x_test, p.y_test, lr=lr, stages=stages,
-          log_prefix=f"{self.stage.label}step {step} eval ", arch=arch,
-          num_classes=p.num_classes, model_config=self.config.model,
-          **protocol.settings(ev))
+      result, seq = protocol.evaluate_with_config(
+          self.config, p, images, labels, arch=arch, lr=lr, stages=stages,
+          log_prefix=f"{self.stage.label}step {step} eval ")
       record[arch] = protocol.record(result, seq)
       faults.point("distill.evaluate")
       scalars = {f"eval/{arch}/accuracy": result.mean, f"eval/{arch}/std": result.std}

@@ -28,10 +28,8 @@ def cache_folder() -> str:
 
 
 def _evaluate(config, prepared, images, labels, lr: float, arch: str, what: str) -> dict:
-  result, _ = protocol.evaluate_architecture(
-      images, labels, prepared.x_test, prepared.y_test, lr=lr, arch=arch,
-      log_prefix=f"baseline ({what}) ", num_classes=prepared.num_classes,
-      model_config=config.model, **protocol.settings(config.eval))
+  result, _ = protocol.evaluate_with_config(config, prepared, images, labels, arch=arch,
+                                            lr=lr, log_prefix=f"baseline ({what}) ")
   return {"mean": result.mean, "std": result.std, "nets": len(result.accuracies)}
 
 

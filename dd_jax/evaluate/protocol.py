@@ -313,6 +313,23 @@ def evaluate_architecture(images, labels, test_images, test_labels, *, lr, stage
   return result, sequential
 
 
+def evaluate_with_config(config, prepared, images, labels, *, arch: str, lr: float,
+                         stages=None, log_prefix: str = ""
+                         ) -> tuple[EvalResult, EvalResult | None]:
+  """`evaluate_architecture` on `prepared`'s test split with the config's net (`model`)
+  and protocol (`eval`): what the distiller's evaluations, the baselines and
+  `python -m dd_jax.evaluate` each run per architecture."""
+  return evaluate_architecture(images, labels, prepared.x_test, prepared.y_test, lr=lr,
+                               stages=stages, log_prefix=log_prefix,
+                               **config_settings(config, prepared, arch))
+
+
+def config_settings(config, prepared, arch: str) -> dict:
+  """`evaluate_synset`'s keyword arguments for `arch` from the config and the data."""
+  return dict(num_classes=prepared.num_classes, arch=arch, model_config=config.model,
+              **settings(config.eval))
+
+
 def record(result: EvalResult, sequential: EvalResult | None = None) -> dict:
   """An architecture's JSON record (distill/evals.json, eval_results.json)."""
   out = {"mean": result.mean, "std": result.std, "accuracies": result.accuracies.tolist(),

@@ -21,8 +21,8 @@ from dd_jax import progress as heartbeat
 from dd_jax.data import augment, indexing, pipeline
 from dd_jax.errors import ConfigError, require, require_at_least
 from dd_jax.evaluate import kd
-from dd_jax.evaluate.protocol import (EvalResult, RECIPES, evaluate_architecture,
-                                      evaluate_synset, record, settings)
+from dd_jax.evaluate.protocol import (EvalResult, RECIPES, config_settings,
+                                      evaluate_synset, evaluate_with_config, record)
 from dd_jax.metadata import read_json, read_npz, spec_difference, write_json_atomic
 
 PROGRESS = "eval_progress.json"
@@ -140,16 +140,14 @@ def evaluate_from_config(config: ml_collections.ConfigDict, workdir: str,
       logging.info("%s (recorded in %s)", results[-1].summary(), progress_path)
       continue
     heartbeat.doing(f"evaluating {arch}: {ev.num_nets} nets x {ev.epochs} epochs")
-    common = dict(num_classes=prepared.num_classes, arch=arch, model_config=config.model,
-                  **settings(ev))
-    result, seq = evaluate_architecture(images, labels, prepared.x_test, prepared.y_test,
-                                        lr=lr, stages=stages, **common)
+    result, seq = evaluate_with_config(config, prepared, images, labels, arch=arch, lr=lr,
+                                       stages=stages)
     results.append(result)
     if seq is not None:   # SeqMatch: also one net trained S1, S1+S2, ...
       sequential[arch] = record(result, seq)["sequential"]
     if teacher is not None:   # the same nets and batches, the teacher's outputs as targets
       with_kd = evaluate_synset(images, labels, prepared.x_test, prepared.y_test, lr=lr,
-                                teacher=teacher, **common)
+                                teacher=teacher, **config_settings(config, prepared, arch))
       logging.info("with KD (T=%g): %s", ev.kd_temperature, with_kd.summary())
       distilled[arch] = {**_record(with_kd), "temperature": ev.kd_temperature}
     os.makedirs(workdir, exist_ok=True)
