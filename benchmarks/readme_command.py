@@ -135,14 +135,14 @@ def table(record: dict) -> str:
     g = got.get(name)
     rows.append(f"| {name} | {'' if e is None else f'{e:.0f}'} | "
                 f"{'' if g is None else f'{g:.0f}'} |")
+  notes = [f"- {k}: {v}" for k, v in record.get("accuracies", {}).items()]
+  again = record.get("plans_after_calibration")
+  if again:
+    notes.append(f"- estimated again ({again['what']}): "
+                 + ", ".join(f"{e['total']} s" for e in again["estimated"]))
   return (f"`{record['command']}` (exit {record['rc']}), {record['machine']}\n\n"
-          + "\n".join(rows) + "\n"
-          + "".join(f"\n- {k}: {v}" for k, v in record.get("accuracies", {}).items())
-          + "".join(f"\n- estimated again ({p['what']}): "
-                    + ", ".join(f"{e['total']} s" for e in p["estimated"])
-                    for p in [record["plans_after_calibration"]]
-                    if "plans_after_calibration" in record)
-          + "\n\nThe plan prices experts, distillation and evaluations "
+          + "\n".join(rows) + "\n\n" + "".join(n + "\n" for n in notes)
+          + "\nThe plan prices experts, distillation and evaluations "
           "(the baselines' included); start-up and the end (export, report) are not in it.")
 
 
