@@ -13,7 +13,7 @@ The YAML differs at IPC 1 and 10 (alpha 0.5, the window 10 epochs later), 50 (al
 a fixed window [20, 70)) and 100 (window [30, 70)): `code=1`. Paper: 28.4 / 47.8 / 55.9
 / 58.5%.
 """
-from configs import common
+from configs import common, variants
 
 _SHARED = {"lr_teacher": 0.01, "pix_init": "correct", "data.zca": True, "lr_y": 10.0,
            "loss_threshold": 1.0, "lr_lr": 1e-5, "batch_syn": 1_000}
@@ -45,4 +45,4 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset, common.pad(addition_end=40, code=CODE))
+  return common.make(arg, PER_IPC, dataset, variants.pad(addition_end=40, code=CODE))

@@ -13,7 +13,7 @@ subset 2's window 40 at IPC 10 needs experts of >= 42 epochs (expert.epochs 50).
 MTT's CIFAR-100 commands (IPC 10 off, IPC 50 on). The official repository ships no
 CIFAR-100 command.
 """
-from configs import common
+from configs import common, variants
 
 PER_IPC = {
     10: {"syn_steps": 30, "expert_epochs": 2, "max_start_epoch": 20, "lr_img": 1_000.0,
@@ -32,4 +32,6 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset, common.seqmatch(SEQMATCH))
+  return common.make(arg, PER_IPC, dataset,
+                     variants.when("pad", variants.pad(addition_end=20)),
+                     variants.when("ast", variants.ast), variants.seqmatch(SEQMATCH))

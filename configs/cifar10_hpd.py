@@ -11,7 +11,7 @@ Settings: GLaD's MTT recipe (N=20, M=3, max start epoch 5, lr_w 10, lr_f 10,000,
 momentum 0.5; DC 1e-3/1, DM 1e-2/10), ConvNet-3, ZCA off (GLaD renders to normalised
 pixels); H-PD 100 steps per layer (DM 20) from layer 1.
 """
-from configs import common
+from configs import common, variants
 
 PER_IPC = {
     1: {"syn_steps": 20, "expert_epochs": 3, "max_start_epoch": 5, "lr_lr": 1e-6,
@@ -27,4 +27,4 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset, common.hpd(layer=-1))
+  return common.make(arg, PER_IPC, dataset, variants.hpd(layer=-1))

@@ -9,7 +9,7 @@ Settings: the official reproduce values for CIFAR-10 (MSE gradient distance, lr_
 5e-3 x ipc/10, the net trained on 2_000 real images after each match, 2_000 outer steps
 of 100 matches).
 """
-from configs import common
+from configs import common, variants
 
 PER_IPC = {1: {}, 10: {}, 50: {}}
 
@@ -20,4 +20,4 @@ def dataset(config):
 
 def get_config(arg=None):
   return common.make(arg, PER_IPC, dataset,
-                     common.idc(lr_base=5e-3, size_base=32, distance="mse", net_images=2_000))
+                     variants.idc(lr_base=5e-3, size_base=32, distance="mse", net_images=2_000))

@@ -14,7 +14,7 @@ lr_teacher. The YAML differs from the table at IPC 10 (alpha 0.5), 50 (M 3), 500
 T+ 70 with an expansion over 2000 steps) and 1000 (N 100, alpha 0.5): `code=1`. Paper
 (ConvNet): 47.2 / 67.4 / 77.0 / 84.6 / 86.7%.
 """
-from configs import common
+from configs import common, variants
 
 _SHARED = {"lr_teacher": 0.01, "pix_init": "correct", "data.zca": True}
 PER_IPC = {
@@ -52,4 +52,4 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset, common.pad(addition_end=20, code=CODE))
+  return common.make(arg, PER_IPC, dataset, variants.pad(addition_end=20, code=CODE))

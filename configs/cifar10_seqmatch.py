@@ -17,7 +17,7 @@ read as MTT's max_start_epoch (the official randint(0, e - M) draws start epochs
 M lower). ZCA as MTT's commands (IPC 10 on, IPC 50 off). `code=1` at IPC 50: run.sh's
 lr_teacher 0.001 for subset 1 and ZCA on.
 """
-from configs import common
+from configs import common, variants
 
 PER_IPC = {
     10: {"syn_steps": 30, "expert_epochs": 2, "max_start_epoch": 20, "lr_img": 100.0,
@@ -39,4 +39,6 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset, common.seqmatch(SEQMATCH, CODE))
+  return common.make(arg, PER_IPC, dataset,
+                     variants.when("pad", variants.pad(addition_end=20)),
+                     variants.when("ast", variants.ast), variants.seqmatch(SEQMATCH, CODE))

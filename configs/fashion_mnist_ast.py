@@ -10,7 +10,7 @@ modules).
 AST publishes no (Fashion-)MNIST settings: MTT's Fashion-MNIST table (its CIFAR-10
 values without ZCA) with AST's 50-epoch experts.
 """
-from configs import common, fashion_mnist_mtt
+from configs import common, fashion_mnist_mtt, variants
 
 PER_IPC = fashion_mnist_mtt.PER_IPC
 
@@ -20,4 +20,5 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset, common.ast())
+  return common.make(arg, PER_IPC, dataset,
+                     variants.when("pad", variants.pad(addition_end=20)), variants.ast)

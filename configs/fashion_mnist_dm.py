@@ -9,7 +9,7 @@ values in configs/papers.py PAD_DM (CIFAR-10's, the only ones).
 Settings: the official DC/DSA/DM code (20_000 outer steps, lr_img 1.0, momentum 0.5,
 nets at lr 0.01, 256 real images per class per match, real init, DSA).
 """
-from configs import common
+from configs import common, variants
 
 PER_IPC = {1: {}, 10: {}, 50: {}}
 
@@ -20,4 +20,4 @@ def dataset(config):
 
 def get_config(arg=None):
   return common.make(arg, PER_IPC, dataset,
-                     common.matching("dm", iterations=20_000, lr_img=1.0, schedule_steps=200))
+                     variants.matching("dm", iterations=20_000, lr_img=1.0, schedule_steps=200))

@@ -10,7 +10,7 @@ decoder, minutes on CPU; see dd_jax/gan/train.py); images are resized to 28 px.
 Distillation: MTT's Fashion-MNIST settings per IPC (fashion_mnist_mtt) with GLaD's
 learning rates for w and f; H-PD runs 100 outer steps per layer from layer 1.
 """
-from configs import common
+from configs import common, variants
 from configs.fashion_mnist_mtt import PER_IPC as MTT
 
 PER_IPC = {ipc: MTT[ipc] for ipc in (1, 10)}
@@ -24,4 +24,4 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset, common.hpd(layer=2))
+  return common.make(arg, PER_IPC, dataset, variants.hpd(layer=2))

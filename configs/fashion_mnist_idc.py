@@ -9,7 +9,7 @@ Settings: the official reproduce values for Fashion-MNIST (L1 gradient distance,
 1e-4 x ipc/10 x (28/32)^2 — its size base is 32 for every dataset but "mnist" —, the net
 trained on 500 real images after each match, 2_000 outer steps of 100 matches).
 """
-from configs import common
+from configs import common, variants
 
 PER_IPC = {1: {}, 10: {}, 50: {}}
 
@@ -20,4 +20,4 @@ def dataset(config):
 
 def get_config(arg=None):
   return common.make(arg, PER_IPC, dataset,
-                     common.idc(lr_base=1e-4, size_base=32, distance="l1", net_images=500))
+                     variants.idc(lr_base=1e-4, size_base=32, distance="l1", net_images=500))

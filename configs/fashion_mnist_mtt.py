@@ -5,14 +5,14 @@ Experts:  python -m dd_jax.experts --config=configs/fashion_mnist_mtt.py --workd
 Evaluate: python -m dd_jax.evaluate --config=configs/fashion_mnist_mtt.py:ipc=10 \
             --workdir=/tmp/fm10
 Variants: ipc=1|10|50, runlocal (tiny, seconds; the tests use it), hour (IPC 1 in about an
-hour on a 2-core CPU: common.HOUR_RECIPE, the README's run command).
+hour on a 2-core CPU: variants.HOUR_RECIPE, the README's run command).
 
 MTT publishes no (Fashion-)MNIST settings; these follow its CIFAR-10 ones without ZCA.
 Expected: random real subsets 52% (IPC1), 74% (IPC10), 83% (IPC50) with this protocol;
 MTT IPC1 on this machine with a one-hour budget (3 experts x 3 epochs, see README):
 above the random baseline.
 """
-from configs import common
+from configs import common, variants
 
 # ipc -> distill settings (N = syn_steps, M = expert_epochs, T+ = max_start_epoch).
 PER_IPC = {
@@ -30,4 +30,4 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset, common.hour_variant)
+  return common.make(arg, PER_IPC, dataset, variants.hour)

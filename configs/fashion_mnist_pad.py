@@ -7,7 +7,7 @@ PAD publishes no (Fashion-)MNIST settings: these are its CIFAR-10 rows of Table 
 (configs/cifar10_pad.py) without ZCA, with MTT's lr_img for unwhitened images (1000). The CPU ablation of the README
 (benchmarks/pad_ablation.py) shrinks experts and steps to a one-hour budget.
 """
-from configs import common
+from configs import common, variants
 
 _SHARED = {"lr_teacher": 0.01, "pix_init": "correct", "lr_img": 1_000.0}
 PER_IPC = {
@@ -28,4 +28,4 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset, common.pad(addition_end=20))
+  return common.make(arg, PER_IPC, dataset, variants.pad(addition_end=20))

@@ -11,7 +11,7 @@ SeqMatch's CIFAR-10 rows of Table 4 (seqmatch.txt lines 295-304): IPC 10 = 5 + 5
 per class with max start epochs {20, 10}; IPC 50 = 17 + 17 + 16 with {20, 20, 10}; later
 subsets match experts warm-started on the earlier ones (seqmatch.experts "warm_start").
 """
-from configs import common
+from configs import common, variants
 from configs.fashion_mnist_mtt import PER_IPC as MTT
 
 PER_IPC = {ipc: MTT[ipc] for ipc in (10, 50)}
@@ -26,4 +26,6 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset, common.seqmatch(SEQMATCH))
+  return common.make(arg, PER_IPC, dataset,
+                     variants.when("pad", variants.pad(addition_end=20)),
+                     variants.when("ast", variants.ast), variants.seqmatch(SEQMATCH))

@@ -11,7 +11,7 @@ Settings: GLaD's (ConvNet-5 at 128 px, N=20, M=3, max start epoch 5, lr_w 10, lr
 10,000; 1000 outer steps) with the prior's ImageNet classes of ImageNette's ten
 (gan.class_map); H-PD 100 steps per layer (DM 20) from layer 1.
 """
-from configs import common
+from configs import common, variants
 
 PER_IPC = {
     1: {"syn_steps": 20, "expert_epochs": 3, "max_start_epoch": 5, "lr_lr": 1e-6,
@@ -34,4 +34,4 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset, common.hpd(layer=-1))
+  return common.make(arg, PER_IPC, dataset, variants.hpd(layer=-1))

@@ -3,27 +3,34 @@
     python -m configs.reference            # rewrites docs/config.md
     python -m configs.reference --check    # exit 1 when docs/config.md is out of date
 
-Every field's default is read from `common.base_config()`, its meaning from the comments
-beside it in configs/common.py: the comment on a field's line (continued on the lines
-below at the same column), or a comment block above a group of fields that names the
-field. A block above a section's `ConfigDict()` describes the section. Each experiment
-file then contributes its docstring (command, variants) and a table of the fields its
-IPC settings change from the defaults.
+Every field's default is read from `defaults.base_config()`, its meaning from the comments
+beside it in configs/defaults.py (its functions in file order): the comment on a field's
+line (continued on the lines below at the same column), or a comment block above a group
+of fields that names the field. A block above a section's `ConfigDict()` describes the
+section; a function that adds fields to a section made earlier (a method's own fields)
+continues it. Each experiment file then contributes its docstring (command, variants)
+and a table of the fields its IPC settings change from the defaults.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import os
 import re
 import sys
 
-from configs import common
+from configs import defaults
+from dd_jax import cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(os.path.dirname(HERE), "docs", "config.md")
+DEFAULTS = os.path.join(HERE, "defaults.py")
 _FIELD = re.compile(r"^  config\.([\w.]+) = (.*?)(?:\s+#\s?(.*))?$")
 _COMMENT = re.compile(r"^(\s*)#\s?(.*)$")
+# base_config's own lines: the config made, the field functions applied, returned
+_PLUMBING = re.compile(r"^\s+(config = ml_collections\.ConfigDict\(\)|return config"
+                       r"|for \w+ in SECTIONS:|\w+\(config\))$")
 
 
 @dataclasses.dataclass
@@ -41,15 +48,51 @@ class Section:
   groups: list[str] = dataclasses.field(default_factory=list)
 
 
+def _bodies(source: str) -> list[list[str]]:
+  """The lines of each top-level function's body in `source`, in file order: from the
+  end of its docstring (or the comments above its first statement) to its last line
+  (with the indented comment lines after it)."""
+  lines = source.splitlines()
+  out = []
+  for node in ast.parse(source).body:
+    if not isinstance(node, ast.FunctionDef):
+      continue
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+      start = first.end_lineno                    # after the docstring
+    else:
+      start = first.lineno - 1
+      while start > node.lineno and lines[start - 1].lstrip().startswith("#"):
+        start -= 1
+    end = node.end_lineno
+    while end < len(lines) and re.match(r"^\s+#", lines[end]):   # a comment continued
+      end += 1
+    out.append(lines[start:end])
+  return out
+
+
 def parse(source: str) -> list[Section]:
-  """The sections of `base_config` in source order, each field with its comments."""
-  body = source.split("def base_config()", 1)[1].split("\n  return config", 1)[0]
+  """The sections of the defaults in source order, each field with its comments, from
+  the `config.<section>.<field> = <value>` lines of every function in `source` (the
+  field functions of configs/defaults.py, or one function holding them all)."""
   sections = [Section("")]           # top-level fields (seed)
+  for body in _bodies(source):
+    _parse_body(body, sections)
+  for section in sections:
+    _end_groups(section)
+  return sections
+
+
+def _parse_body(body: list[str], sections: list[Section]) -> None:
+  """Adds one function's fields to `sections`: a `ConfigDict()` line opens a section, a
+  field of a section opened earlier continues that section."""
   block: list[str] = []              # the comment block being read
-  group = -1
+  group = -1                         # the group the fields below belong to
   last: Field | None = None
   last_column = -1                   # column of the last field's comment
-  for line in body.splitlines()[2:]:   # after the signature and `config = ...`
+  for line in body:
+    if _PLUMBING.match(line):
+      continue
     comment = _COMMENT.match(line)
     if comment and last is not None and len(comment.group(1)) == last_column:
       last.comment += " " + comment.group(2).strip()   # a continued field comment
@@ -63,22 +106,20 @@ def parse(source: str) -> list[Section]:
       continue
     match = _FIELD.match(line)
     if not match:
-      raise ValueError(f"configs/common.py: cannot read the line {line.strip()!r}")
+      raise ValueError(f"configs/defaults.py: cannot read the line {line.strip()!r}")
     name, value, text = match.groups()
-    if value == "ml_collections.ConfigDict()":
-      if "." not in name:            # a section (nested ones are documented as fields)
-        sections.append(Section(name, " ".join(block + [text or ""]).strip()))
-        block, group = [], -1
-        continue
+    if value == "ml_collections.ConfigDict()" and "." not in name:
+      # a section (nested ones are documented as fields)
+      sections.append(Section(name, " ".join(block + [text or ""]).strip()))
+      block, group = [], -1
+      continue
+    section = next(s for s in sections if s.name == name.partition(".")[0] * ("." in name))
     if block:
-      sections[-1].groups.append(" ".join(block))
-      group, block = len(sections[-1].groups) - 1, []
+      section.groups.append(" ".join(block))
+      group, block = len(section.groups) - 1, []
     last = Field(name, (text or "").strip(), group)
     last_column = line.index("#") if text else -1
-    sections[-1].fields.append(last)
-  for section in sections:
-    _end_groups(section)
-  return sections
+    section.fields.append(last)
 
 
 def _names(field: Field, block: str) -> bool:
@@ -143,7 +184,7 @@ def _leaves(config, prefix: str = "") -> dict[str, object]:
 
 def experiment_files() -> list[str]:
   return sorted(n[:-3] for n in os.listdir(HERE)
-                if n.endswith(".py") and n not in ("__init__.py", "common.py", "reference.py", "papers.py"))
+                if n.endswith(".py") and n[:-3] not in cli.NOT_EXPERIMENTS)
 
 
 def _experiment(name: str, defaults: dict[str, object]) -> list[str]:
@@ -168,13 +209,13 @@ def _experiment(name: str, defaults: dict[str, object]) -> list[str]:
 
 
 def render() -> str:
-  with open(os.path.join(HERE, "common.py")) as f:
+  with open(DEFAULTS) as f:
     sections = parse(f.read())
-  config = common.base_config()
+  config = defaults.base_config()
   lines = [
       "# Config reference",
       "",
-      "<!-- Generated by `python -m configs.reference` from configs/common.py and the",
+      "<!-- Generated by `python -m configs.reference` from configs/defaults.py and the",
       "experiment files; edit those, not this page (tests/test_config_reference.py",
       "checks it is current). -->",
       "",
@@ -206,16 +247,17 @@ def render() -> str:
                    f"{_cell(f.comment or 'see above')} |")
     lines.append("")
   lines += ["## Experiment files", ""]
-  defaults = _leaves(config)
+  default_values = _leaves(config)
   for name in experiment_files():
-    lines += _experiment(name, defaults)
+    lines += _experiment(name, default_values)
   return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def main(argv: list[str]) -> int:
-  missing = undocumented(parse(open(os.path.join(HERE, "common.py")).read()))
+  with open(DEFAULTS) as f:
+    missing = undocumented(parse(f.read()))
   if missing:
-    print("configs/common.py: no comment says what these fields do: " + ", ".join(missing)
+    print("configs/defaults.py: no comment says what these fields do: " + ", ".join(missing)
           + "; add one beside each (or name it in its group's comment block)")
     return 1
   text = render()

@@ -13,7 +13,7 @@ the official YAML. The YAML differs in alpha (0.5 at IPC 1 and 10), N (40 / 40 /
 the windows (IPC 1: T+ 20; IPC 10 and 50 fixed [10, 50) and [40, 70)) and the batch
 (500 / 1000): `code=1`. Paper: 17.7 / 32.3 / 41.6%.
 """
-from configs import common
+from configs import common, variants
 
 _SHARED = {"lr_teacher": 0.01, "pix_init": "correct", "data.zca": True, "lr_y": 10.0,
            "loss_threshold": 1.0, "lr_lr": 1e-4, "expert_epochs": 2}
@@ -46,4 +46,4 @@ def dataset(config):
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, dataset, common.pad(addition_end=40, code=CODE))
+  return common.make(arg, PER_IPC, dataset, variants.pad(addition_end=40, code=CODE))

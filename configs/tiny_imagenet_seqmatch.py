@@ -10,7 +10,7 @@ Settings: SeqMatch's Table 4 (seqmatch.txt lines 295-304), Tiny ImageNet IPC 10:
 lr_teacher 0.01; ConvNet-4 (seqmatch.txt line 62). Later subsets match experts
 warm-started on the earlier ones (seqmatch.experts "warm_start").
 """
-from configs import common
+from configs import common, variants
 from configs import tiny_imagenet_mtt
 
 PER_IPC = {
@@ -21,4 +21,6 @@ SEQMATCH = {10: {"subsets": (5, 5), "max_start_epochs": (20, 10)}}
 
 
 def get_config(arg=None):
-  return common.make(arg, PER_IPC, tiny_imagenet_mtt.dataset, common.seqmatch(SEQMATCH))
+  return common.make(arg, PER_IPC, tiny_imagenet_mtt.dataset,
+                     variants.when("pad", variants.pad(addition_end=20)),
+                     variants.when("ast", variants.ast), variants.seqmatch(SEQMATCH))

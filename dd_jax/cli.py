@@ -107,7 +107,8 @@ def flag_error(e: Exception, argv: list[str]) -> str:
                          "give the field a value of its type (see docs/config.md)"))
 
 
-NOT_EXPERIMENTS = ("__init__", "common", "papers", "reference")   # configs/ helpers
+# configs/ helpers, not experiment files
+NOT_EXPERIMENTS = ("__init__", "common", "defaults", "papers", "reference", "variants")
 
 
 def configs_folder() -> str:

@@ -110,6 +110,7 @@ def test_help_exits_zero_with_the_flags_and_the_config_files_variants():
   assert r.returncode == 0, r.stderr[-1500:]
   assert "--workdir" in r.stdout and "docs/config.md" in r.stdout
   assert "configs/fashion_mnist_mtt.py" in r.stdout and "configs/common.py" not in r.stdout
+  assert "configs/defaults.py" not in r.stdout and "configs/variants.py" not in r.stdout
   r = _run("dd_jax.main", f"--config={CONFIG}:ipc=1", "--help")
   assert r.returncode == 0, r.stderr[-1500:]
   assert "Variants: ipc=1|10|50, runlocal" in r.stdout     # the file's own docstring

@@ -5,21 +5,21 @@ import re
 
 import pytest
 
-from configs import common, reference
+from configs import defaults, reference
 from tests.conftest import ROOT
 
-COMMON = os.path.join(ROOT, "configs", "common.py")
+DEFAULTS = os.path.join(ROOT, "configs", "defaults.py")
 
 
 def _parse():
-  with open(COMMON) as f:
+  with open(DEFAULTS) as f:
     return reference.parse(f.read())
 
 
 def test_every_field_of_the_defaults_is_read_with_a_meaning():
   sections = _parse()
   parsed = {f.name for s in sections for f in s.fields}
-  leaves = set(reference._leaves(common.base_config()))  # pylint: disable=protected-access
+  leaves = set(reference._leaves(defaults.base_config()))  # pylint: disable=protected-access
   # Nested sections (expert.schedule) are documented as fields, their leaves too.
   assert leaves <= parsed and parsed - leaves == {"expert.schedule"}
   assert reference.undocumented(sections) == []
@@ -76,7 +76,7 @@ def test_the_reference_shows_each_experiment_files_changes():
 def test_the_docs_name_only_fields_that_exist(page):
   with open(os.path.join(ROOT, page)) as f:
     text = f.read()
-  leaves = set(reference._leaves(common.base_config()))  # pylint: disable=protected-access
+  leaves = set(reference._leaves(defaults.base_config()))  # pylint: disable=protected-access
   sections = {name.split(".")[0] for name in leaves}
   named = {m for m in re.findall(r"`([a-z_]+\.[a-z_.]+)", text)
            if m.split(".")[0] in sections and not m.endswith((".py", ".md", ".npz", ".json"))}

@@ -45,11 +45,11 @@ def test_cifar10_follows_the_authors_settings():
 
 
 def test_the_hour_variant_sizes_fashion_mnist_ipc1_for_a_cpu():
-  from configs import common, fashion_mnist_mtt
+  from configs import fashion_mnist_mtt, variants
   c = fashion_mnist_mtt.get_config("ipc=1,hour")
   run.validate(c)
   assert (c.expert.num_experts, c.expert.epochs, c.distill.syn_steps, c.distill.iterations,
-          c.distill.eval_every) == (3, 3, 20, 500, 500) == tuple(common.HOUR_RECIPE.values())
+          c.distill.eval_every) == (3, 3, 20, 500, 500) == tuple(variants.HOUR_RECIPE.values())
   assert (c.distill.expert_epochs, c.distill.lr_img) == (2, 1000.0)   # the rest: IPC 1's
   with pytest.raises(ValueError, match="did you mean hour"):
     fashion_mnist_mtt.get_config("ipc=1,houre")
@@ -171,10 +171,34 @@ def test_seqmatch_configs_split_the_ipc_and_compose(name, variant):
     ("ipc=1", "hpd", "mtt"), ("ipc=10,glad=1", "glad", "mtt"), ("ipc=1,method=dm", "hpd", "dm"),
     ("ipc=1,method=dc,glad=1", "glad", "dc"), ("runlocal", "hpd", "mtt")])
 def test_hpd_configs_take_glads_rates_per_objective(name, variant, param, method):
-  from configs import common
+  from configs import variants
   config = importlib.import_module(f"configs.{name}").get_config(variant)
   run.validate(config)
   assert (config.distill.parameterization, config.distill.method) == (param, method)
-  assert (config.glad.lr_w, config.glad.lr_f) == common.GLAD_LRS[method]
+  assert (config.glad.lr_w, config.glad.lr_f) == variants.GLAD_LRS[method]
   if param == "hpd" and "runlocal" not in variant:
     assert config.hpd.steps_per_layer == (20 if method == "dm" else 100)
+
+
+def test_no_variant_calls_another_and_the_defaults_sections_are_in_file_order():
+  """configs/variants.py: each variant sets its own fields (files compose them);
+  configs/defaults.py: SECTIONS lists the field functions in file order (the reference
+  reads the file in that order)."""
+  import ast as python_ast
+  import inspect
+  from configs import defaults, variants
+  tree = python_ast.parse(inspect.getsource(variants))
+  functions = {n.name: n for n in tree.body if isinstance(n, python_ast.FunctionDef)}
+  helpers = {"when"}   # applies the variant it is given
+  for name, node in functions.items():
+    called = {c.func.id for c in python_ast.walk(node)
+              if isinstance(c, python_ast.Call) and isinstance(c.func, python_ast.Name)}
+    called |= {a.id for c in python_ast.walk(node) if isinstance(c, python_ast.Call)
+               for a in c.args if isinstance(a, python_ast.Name)}   # functools.partial(f)
+    others = (called & set(functions)) - helpers - {name, f"apply_{name}"}
+    assert not others, f"variant {name} calls {others}"
+  lines = [inspect.getsourcelines(f)[1] for f in defaults.SECTIONS]
+  assert lines == sorted(lines) and len(set(defaults.SECTIONS)) == len(defaults.SECTIONS)
+  top = [n.name for n in python_ast.parse(inspect.getsource(defaults)).body
+         if isinstance(n, python_ast.FunctionDef)]
+  assert top == ["base_config"] + [f.__name__ for f in defaults.SECTIONS]
