@@ -1,11 +1,5 @@
-"""The default of every config field, one function per owner: each adds the fields that
-one part of dd_jax reads (its module named in the docstring), so a method's fields sit
-together and the reference (docs/config.md, `python -m configs.reference`) reads their
-meaning from the comments here.
-
-`base_config()` applies them in `SECTIONS` order. A new method's fields: one function
-here and one entry in SECTIONS (in file order: the reference lists them so).
-"""
+"""Every config field's default, one function per owner (a method's fields together),
+applied in SECTIONS order = file order (docs/config.md is read from the comments)."""
 from __future__ import annotations
 
 import ml_collections
@@ -16,7 +10,6 @@ from dd_jax.data.augment import DEFAULT_STRATEGY
 def base_config() -> ml_collections.ConfigDict:
   """Every field at its default."""
   config = ml_collections.ConfigDict()
-
   config.seed = 0                      # seeds every random draw: subsets, experts, init, steps
   for add_fields in SECTIONS:
     add_fields(config)
