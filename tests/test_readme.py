@@ -70,3 +70,24 @@ def test_every_shell_command_names_a_module_and_config_that_exist():
         assert os.path.exists(os.path.join(ROOT, path)), words
         name = os.path.splitext(os.path.basename(path))[0]
         importlib.import_module(f"configs.{name}").get_config(variants)   # accepted
+
+
+def test_the_layout_table_names_every_module_and_only_paths_that_exist():
+  with open(README) as f:
+    text = f.read()
+  layout = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+  rows = [line for line in layout.splitlines() if line.startswith("| `")]
+  for row in rows:   # the first column's paths (a bare name: beside the one before it)
+    folder = ""
+    for path in re.findall(r"`([^`]+)`", row.split(" | ")[0]):
+      full = path if "/" in path.rstrip("/") or path.endswith("/") else folder + path
+      folder = os.path.dirname(full.rstrip("/")) + "/" if "/" in full.rstrip("/") else ""
+      assert os.path.exists(os.path.join(ROOT, full)), f"README layout names {full}"
+  for package in ("dd_jax", "dd_jax/data", "dd_jax/models", "dd_jax/experts",
+                  "dd_jax/evaluate", "dd_jax/distill", "dd_jax/distill/methods", "dd_jax/gan"):
+    for name in os.listdir(os.path.join(ROOT, package)):
+      if name.startswith("__") or not (name.endswith(".py") or
+                                       os.path.isdir(os.path.join(ROOT, package, name))):
+        continue
+      assert re.search(rf"\b{re.escape(name.removesuffix('.py'))}\b", layout), \
+          f"README layout does not name {package}/{name}"
