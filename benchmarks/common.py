@@ -20,6 +20,19 @@ def machine() -> str:
           f"(other CPU users distort timings: run on a quiet machine)")
 
 
+SMOKE_HELP = ("tiny shapes, a step or two, seconds: checks that the script still runs "
+              "(tests/test_benchmarks_smoke.py runs every script so); its figures mean nothing")
+
+
+def add_smoke(parser) -> None:
+  parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+
+
+def torch_installed() -> bool:
+  import importlib.util
+  return importlib.util.find_spec("torch") is not None
+
+
 def run_module(cmd: list[str], log: str) -> float:
   """`python -m <cmd>` from the repository root, output appended to `log`; seconds.
   Exits with the log's path when the command fails."""

@@ -2,18 +2,24 @@
 
 Prints wall time per call for `lax.conv` and im2col/matmul on this backend, for the
 ConvNet-3 (width 128) cases that dominate expert training (grad) and trajectory matching
-(grad of an unrolled grad). `python benchmarks/conv_kernels.py`.
+(grad of an unrolled grad). `python benchmarks/conv_kernels.py [--smoke]`.
 """
+import argparse
+import os
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 
-from dd_jax.models.convnet import ConvNet
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common  # noqa: E402
+from dd_jax.models.convnet import ConvNet  # noqa: E402
 
 
-def bench(impl, shape, batch, steps, order):
-  model = ConvNet(num_classes=10, conv_impl=impl)
+def bench(impl, shape, batch, steps, order, width=128):
+  model = ConvNet(num_classes=10, conv_impl=impl, width=width)
   x = jax.random.normal(jax.random.PRNGKey(0), (steps, batch) + shape)
   y = jnp.zeros((steps, batch), jnp.int32)
   params = model.init(jax.random.PRNGKey(1), x[0])["params"]
@@ -42,10 +48,15 @@ def bench(impl, shape, batch, steps, order):
 
 
 def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  common.add_smoke(p)
+  smoke = p.parse_args().smoke
   print(f"backend: {jax.default_backend()}")
-  for shape in [(28, 28, 1), (32, 32, 3)]:
-    for order, batch, steps in [(1, 64, 2), (2, 10, 5)]:
-      times = {impl: bench(impl, shape, batch, steps, order) for impl in ("im2col", "lax")}
+  shapes = [(8, 8, 1)] if smoke else [(28, 28, 1), (32, 32, 3)]
+  for shape in shapes:
+    for order, batch, steps in [(1, 4, 1), (2, 2, 1)] if smoke else [(1, 64, 2), (2, 10, 5)]:
+      times = {impl: bench(impl, shape, batch, steps, order, width=8 if smoke else 128)
+               for impl in ("im2col", "lax")}
       what = "grad (expert step)" if order == 1 else "grad-of-grad (matching)"
       print(f"{shape} {what:24s} batch {batch:3d} x {steps:2d} steps: "
             f"lax {times['lax'][0]:.3f}s  im2col {times['im2col'][0]:.3f}s  "

@@ -7,9 +7,12 @@ so peak RSS is that case's alone. Prints wall time per step (median of --steps a
 warm-up), compile time, peak RSS and its growth over the set-up, XLA's FLOP count per step
 and the CPU's measured f32 matmul peak.
 
-python benchmarks/distill_step.py [--steps 5] [--cases 28x28x1:1:20,...]
+python benchmarks/distill_step.py [--steps 5] [--cases 28x28x1:1:20,...] [--smoke]
+
+Exits 1 when a case fails (the others still print).
 """
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -110,7 +113,7 @@ def flops_per_step(model, shape, ipc, n_steps) -> float:
     def meta(images, lr):
       p = start
       for _ in range(n):
-        p, _ = losses.inner_step(per_sample, p, lr, images, y)
+        p, _, _ = losses.inner_step(per_sample, p, lr, images, y)
       return losses.trajectory_matching_loss(p, start, jax.tree.map(jnp.ones_like, start))
     cost = jax.jit(jax.grad(meta, argnums=(0, 1))).lower(x, 0.01).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -207,9 +210,15 @@ def main():
   p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--impl"), p.add_argument("--shape"), p.add_argument("--ipc", type=int)
   p.add_argument("--n", type=int)
+  p.add_argument("--smoke", action="store_true", help="one 8x8 case of 2 student steps, "
+                 "1 timed step: checks that the script still runs")
   args = p.parse_args()
   if args.one:
     return _one(args)
+  if args.smoke:
+    args.cases, args.steps = "8x8x1:1:2", 1
+    if importlib.util.find_spec("torch") is None:
+      args.impls = "ours_remat,ours"
 
   import jax
   from benchmarks.common import machine
@@ -218,6 +227,7 @@ def main():
   print(f"jax {jax.__version__} ({jax.default_backend()}); f32 matmul peak here "
         f"{peak:.0f} GFLOP/s (2048^2 jitted matmul, best of 5)")
   env = dict(os.environ, PYTHONPATH=ROOT)
+  failed = []
   for case in args.cases.split(","):
     shape, ipc, n = case.split(":")
     results = {}
@@ -227,6 +237,7 @@ def main():
       r = subprocess.run(cmd, env=env, capture_output=True, text=True)
       if r.returncode != 0:
         print(f"{case} {impl}: failed\n{r.stderr[-1500:]}")
+        failed.append(f"{case} {impl}")
         continue
       results[impl] = json.loads(r.stdout.strip().splitlines()[-1])
     for impl, res in results.items():
@@ -247,6 +258,8 @@ def main():
       print(f"{shape} IPC{ipc} N={n:>3} {impl:10s}: {res['step_s'] * 1000:8.1f} ms/step  "
             f"peak RSS {res['peak_mb']:6.0f} MB (+{res['peak_mb'] - res['setup_mb']:5.0f} over "
             f"set-up){extra}{ratio}", flush=True)
+  if failed:
+    sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ PyTorch port of the official `evaluate_synset` run for 5 nets in sequence.
 
 Both run --epochs epochs (default 100) and the figures are extrapolated linearly to 1000
 epochs (an epoch is one batch of 100 images here, so time is linear in epochs).
-python benchmarks/evaluation.py [--epochs 100] [--dataset fashion_mnist|cifar_shape]
+python benchmarks/evaluation.py [--epochs 100] [--nets 5] [--smoke]
 """
 import argparse
 import os
@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 
+from benchmarks import common
 from benchmarks.common import machine
 from dd_jax.evaluate import evaluate_synset
 
@@ -22,10 +23,13 @@ def main():
   p = argparse.ArgumentParser()
   p.add_argument("--epochs", type=int, default=100)
   p.add_argument("--nets", type=int, default=5)
+  common.add_smoke(p)
   args = p.parse_args()
+  if args.smoke:
+    args.epochs, args.nets = 2, 1
   rng = np.random.default_rng(0)
   print(f"machine: {machine()}")
-  for shape in [(28, 28, 1), (32, 32, 3)]:
+  for shape in [(8, 8, 1)] if args.smoke else [(28, 28, 1), (32, 32, 3)]:
     x = rng.normal(size=(100,) + shape).astype(np.float32)
     y = np.repeat(np.arange(10), 10).astype(np.int32)
     xt = rng.normal(size=(500,) + shape).astype(np.float32)
@@ -40,7 +44,7 @@ def main():
     ours = time.perf_counter() - t
     line = f"{shape}: ours {ours:.1f}s for {args.nets} nets x {args.epochs} epochs " \
            f"(-> {ours * 1000 / args.epochs:.0f}s at 1000; compile {first - ours:.0f}s once)"
-    try:
+    if common.torch_installed():
       import torch
       from benchmarks.torch_port import loops, networks
       torch.manual_seed(0)
@@ -56,7 +60,7 @@ def main():
         total += time.perf_counter() - t
       line += f"   pytorch {total:.1f}s (-> {total * 1000 / args.epochs:.0f}s)   " \
               f"speed-up {total / ours:.2f}x"
-    except ImportError:
+    else:
       line += "   pytorch not installed"
     print(line, flush=True)
 

@@ -1,7 +1,7 @@
 """Expert-training throughput (images/s): our jitted epoch against a PyTorch port of the
 official training loop, ConvNet-3 width 128, batch 256, DSA on, same shapes, CPU.
 
-python benchmarks/expert_training.py [--batches 8]
+python benchmarks/expert_training.py [--batches 8] [--smoke]
 """
 import argparse
 import os
@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax
 import jax.numpy as jnp
 
+from benchmarks import common
 from benchmarks.common import machine
 from dd_jax import models, training
 
@@ -53,18 +54,21 @@ def theirs(shape, n):
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--batches", type=int, default=8)
+  common.add_smoke(p)
   args = p.parse_args()
+  if args.smoke:
+    args.batches = 1
   n = 256 * args.batches
   print(f"machine: {machine()}")
   print(f"jax {jax.__version__} ({jax.default_backend()}), conv_impl auto")
-  for shape in [(28, 28, 1), (32, 32, 3)]:
+  for shape in [(8, 8, 1)] if args.smoke else [(28, 28, 1), (32, 32, 3)]:
     extra = {}
     j = ours(shape, n, extra)
-    try:
+    if common.torch_installed():
       import torch
       t = theirs(shape, n)
       torch_part = f"pytorch {torch.__version__} {t:7.1f} img/s   ours/pytorch {j / t:.2f}x"
-    except ImportError:
+    else:
       torch_part = "pytorch not installed (pip install -e '.[torch]')"
     print(f"{shape}: ours {j:7.1f} img/s (compile+first epoch {extra['compile+first']:.1f}s)"
           f"   {torch_part}", flush=True)

@@ -1,0 +1,40 @@
+"""Every script in benchmarks/ runs in its --smoke mode (tiny shapes, a step or two), so
+an API change that breaks a benchmark fails the suite instead of the next measurement."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+BENCHMARKS = os.path.join(ROOT, "benchmarks")
+# script -> what its smoke run must print (a line of its figures)
+SMOKE = {
+    "conv_kernels": "grad-of-grad (matching)",
+    "distill_step": "ours_remat",
+    "evaluation": "nets x 2 epochs",
+    "expert_training": "img/s",
+}
+# Scripts whose --smoke mode is still to be written (issue 30): this list only shrinks.
+NOT_YET = {
+    "ast_ablation", "eval_parity", "fashion_mnist", "first_output", "gan_prior",
+    "hpd_fmnist", "idc_fmnist", "kd_eval", "official_gradient", "official_parity",
+    "pad_ablation", "parity_cores", "readme_command", "scale_out", "seqmatch_fmnist",
+    "synset_identity",
+}
+
+
+def test_every_benchmark_has_a_smoke_run_or_is_listed_as_not_yet():
+  scripts = {n[:-3] for n in os.listdir(BENCHMARKS)
+             if n.endswith(".py") and n not in ("__init__.py", "common.py")}
+  assert scripts == set(SMOKE) | NOT_YET and not set(SMOKE) & NOT_YET
+
+
+@pytest.mark.parametrize("script", sorted(SMOKE))
+def test_smoke(script, tmp_path):
+  r = subprocess.run([sys.executable, os.path.join(BENCHMARKS, f"{script}.py"), "--smoke"],
+                     cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                     env=dict(os.environ, PYTHONPATH=ROOT))
+  assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+  assert SMOKE[script] in r.stdout, r.stdout[-2000:]
