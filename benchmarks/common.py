@@ -28,6 +28,27 @@ def add_smoke(parser) -> None:
   parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
 
 
+def tiny_idx(path: str) -> str:
+  """The tests' tiny Fashion-MNIST-shaped IDX folder (write_idx_dataset: 20 train / 5
+  test images per class) at `path`, written unless there. In a child process: importing
+  the tests' conftest sets their XLA flags in the environment, which children inherit."""
+  if not os.path.isdir(path):
+    subprocess.run([sys.executable, "-c",
+                    "import pathlib, sys; from tests.conftest import write_idx_dataset; "
+                    "write_idx_dataset(pathlib.Path(sys.argv[1]))", path],
+                   cwd=ROOT_DIR, check=True)
+  return path
+
+
+def smoke_flags(folder: str) -> list[str]:
+  """Config flags for a --smoke run: the tiny IDX data under `folder`, a width-8 ConvNet,
+  expert batches of 32."""
+  return ["--config.data.source=idx",
+          f"--config.data.data_dir={tiny_idx(os.path.join(folder, 'idx'))}",
+          "--config.data.train_per_class=0", "--config.model.width=8",
+          "--config.expert.batch_size=32"]
+
+
 def torch_installed() -> bool:
   import importlib.util
   return importlib.util.find_spec("torch") is not None

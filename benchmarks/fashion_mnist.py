@@ -7,6 +7,7 @@ README table between its markers.
                                               [--labels=hard] [--name=...] [-- flags]
   python benchmarks/fashion_mnist.py baseline --root=R --ipc=1 --seeds=0,1,2
   python benchmarks/fashion_mnist.py table    --root=R [--root=R2 ...] [--write]
+  python benchmarks/fashion_mnist.py --smoke  (every phase on tiny data, in a temporary root)
 
 `experts` trains the shared experts once into R/experts (`python -m dd_jax.experts`;
 every IPC's runs read them, so their time counts once). `distill` runs, per seed, one
@@ -31,6 +32,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -109,6 +111,11 @@ def experts(root: str, config: str, flags: list[str]) -> None:
   open(os.path.join(root, "experts", "done"), "w").close()
 
 
+def with_ipc(config: str, ipc: int) -> str:
+  """`config` (a file, maybe with variants) with the variant ipc=<ipc> added."""
+  return f"{config}{',' if ':' in config else ':'}ipc={ipc}"
+
+
 def study_dir(root: str, name: str, ipc: int) -> str:
   return os.path.join(root, f"{name}_ipc{ipc}")
 
@@ -120,11 +127,11 @@ def distill(root: str, name: str, ipc: int, seeds: list[int], config: str, label
   study = study_dir(root, name, ipc)
   os.makedirs(study, exist_ok=True)
   with open(os.path.join(study, "study.json"), "w") as f:
-    json.dump({"method": name, "ipc": ipc, "labels": labels, "config": f"{config}:ipc={ipc}",
+    json.dump({"method": name, "ipc": ipc, "labels": labels, "config": with_ipc(config, ipc),
                "flags": flags}, f)
   for seed in seeds:
     work = os.path.join(study, f"seed{seed}")
-    run_flags = [f"--config={config}:ipc={ipc}", f"--config.seed={seed}",
+    run_flags = [f"--config={with_ipc(config, ipc)}", f"--config.seed={seed}",
                  "--config.expert.seed=0",
                  f"--config.expert.dir={os.path.join(root, 'experts')}", *expert_flags,
                  "--config.distill.eval_every=0", "--config.eval.baselines=False", *flags]
@@ -149,11 +156,11 @@ def baseline(root: str, ipc: int, seeds: list[int], config: str, flags: list[str
   os.makedirs(study, exist_ok=True)
   with open(os.path.join(study, "study.json"), "w") as f:
     json.dump({"method": "random", "ipc": ipc, "labels": "hard",
-               "config": f"{config}:ipc={ipc}", "flags": flags}, f)
+               "config": with_ipc(config, ipc), "flags": flags}, f)
   for seed in seeds:
     work = os.path.join(study, f"seed{seed}")
     _evaluate(root, f"random_ipc{ipc}/seed{seed}", work,
-              [f"--config={config}:ipc={ipc}", *flags],
+              [f"--config={with_ipc(config, ipc)}", *flags],
               ["--config.eval.source=random_real", f"--config.eval.ipc={ipc}",
                f"--config.eval.seed={seed}"])
 
@@ -251,15 +258,20 @@ def main(argv: list[str]) -> None:
   argv, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv \
       else (argv, [])
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("phase", choices=("experts", "distill", "baseline", "table"))
-  p.add_argument("--root", action="append", required=True)
+  p.add_argument("phase", nargs="?", choices=("experts", "distill", "baseline", "table"))
+  p.add_argument("--root", action="append")
   p.add_argument("--config", default=CONFIG)
   p.add_argument("--ipc", type=int, default=1)
   p.add_argument("--seeds", default="0,1,2")
   p.add_argument("--name", default="mtt")
   p.add_argument("--labels", default="hard", choices=LABELS)
   p.add_argument("--write", action="store_true")
+  common.add_smoke(p)
   a = p.parse_args(argv)
+  if a.smoke:
+    return smoke()
+  if not a.phase or not a.root:
+    p.error("give a phase and --root")
   seeds = [int(s) for s in a.seeds.split(",")]
   root = a.root[0]
   if a.phase == "experts":
@@ -274,6 +286,16 @@ def main(argv: list[str]) -> None:
     print(markdown(table_rows))
     if a.write:
       write(table_rows)
+
+
+def smoke() -> None:
+  """Every phase at the runlocal size on tiny generated data, then the table."""
+  with tempfile.TemporaryDirectory(prefix="fashion_mnist_smoke_") as root:
+    config = f"{CONFIG}:runlocal"
+    experts(root, config, common.smoke_flags(root))
+    distill(root, "mtt", 1, [0], config, "hard", ["--config.distill.iterations=2"])
+    baseline(root, 1, [0], config, common.smoke_flags(root))
+    print(markdown(rows([root])))
 
 
 if __name__ == "__main__":

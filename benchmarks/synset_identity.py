@@ -3,6 +3,7 @@ restructuring changed nothing a run produces (issue 27).
 
   python benchmarks/synset_identity.py --out=/tmp/ident/before.json --repo=<old checkout>
   python benchmarks/synset_identity.py --out=/tmp/ident/after.json --compare=/tmp/ident/before.json
+  python benchmarks/synset_identity.py --smoke     (the mtt arm only, in a temporary folder)
 
 Each arm is `python -m dd_jax.main` run from --repo (default: this checkout) with its
 Fashion-MNIST config's `runlocal` variant on a tiny generated IDX dataset (the tests'
@@ -25,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -90,21 +92,27 @@ def run_arm(repo: str, root: str, name: str, data_dir: str, resume: str = "") ->
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--out", required=True, help="where the fingerprints go (JSON)")
+  p.add_argument("--out", default="", help="where the fingerprints go (JSON)")
   p.add_argument("--repo", default=common.ROOT_DIR, help="the checkout to run")
   p.add_argument("--root", default="", help="workdirs (default: beside --out)")
   p.add_argument("--arms", default=",".join(ARMS))
   p.add_argument("--compare", default="", help="fingerprints to compare with (JSON)")
   p.add_argument("--resume", default="", help="resume the workdirs of an older run's root")
+  common.add_smoke(p)
   a = p.parse_args()
+  if a.smoke:   # one arm, in a temporary folder
+    with tempfile.TemporaryDirectory(prefix="synset_identity_smoke_") as tmp:
+      a.out, a.arms = os.path.join(tmp, "smoke.json"), "mtt"
+      return fingerprints(a)
+  if not a.out:
+    p.error("--out is required")
+  fingerprints(a)
+
+
+def fingerprints(a) -> None:
   root = a.root or os.path.splitext(a.out)[0]
   os.makedirs(root, exist_ok=True)
-  data_dir = os.path.join(a.resume or root, "idx")   # the old runs' data path
-  if not os.path.isdir(data_dir):   # in a child: importing the tests' conftest sets
-    subprocess.run([sys.executable, "-c",   # their XLA flags in the environment
-                    "import pathlib, sys; from tests.conftest import write_idx_dataset; "
-                    "write_idx_dataset(pathlib.Path(sys.argv[1]))", data_dir],
-                   cwd=common.ROOT_DIR, check=True)
+  data_dir = common.tiny_idx(os.path.join(a.resume or root, "idx"))   # the old runs' data
   commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=a.repo,
                           capture_output=True, text=True).stdout.strip()
   prints = {"repo": a.repo, "commit": commit, "arms": {}}
