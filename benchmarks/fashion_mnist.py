@@ -4,7 +4,8 @@ README table between its markers.
 
   python benchmarks/fashion_mnist.py experts  --root=R [--config=...] [-- flags]
   python benchmarks/fashion_mnist.py distill  --root=R --ipc=1 --seeds=0,1,2 [--config=...]
-                                              [--labels=hard] [--name=...] [-- flags]
+                                              [--labels=hard] [--name=...]
+                                              [--ablation=<base study>] [-- flags]
   python benchmarks/fashion_mnist.py baseline --root=R --ipc=1 --seeds=0,1,2
   python benchmarks/fashion_mnist.py table    --root=R [--root=R2 ...] [--write]
   python benchmarks/fashion_mnist.py --smoke  (every phase on tiny data, in a temporary root)
@@ -23,6 +24,9 @@ acc_mean, acc_std (over all seeds x nets), seed_means, seeds, nets, expert_secon
 shared experts, once), distill_seconds (mean per seed), eval_seconds (mean per seed),
 command, commit}, prints the table, and with --write stores the rows and rewrites the
 README's table. Published figures beside each row: PUBLISHED below, with sources.
+Studies run with --ablation=<base> (one change each from the base study, itself run with
+--ablation=<its own name>) go to a second table instead: each one's flags beyond the
+base's and its difference from the base, same IPC and seeds.
 """
 from __future__ import annotations
 
@@ -121,14 +125,14 @@ def study_dir(root: str, name: str, ipc: int) -> str:
 
 
 def distill(root: str, name: str, ipc: int, seeds: list[int], config: str, labels: str,
-            flags: list[str]) -> None:
+            flags: list[str], ablation: str = "") -> None:
   """Per seed: the distillation on the shared experts, then its evaluation."""
   expert_flags = _experts_flags(root)   # the experts' fields, so the run reuses them
   study = study_dir(root, name, ipc)
   os.makedirs(study, exist_ok=True)
   with open(os.path.join(study, "study.json"), "w") as f:
     json.dump({"method": name, "ipc": ipc, "labels": labels, "config": with_ipc(config, ipc),
-               "flags": flags}, f)
+               "flags": flags, "ablation": ablation}, f)
   for seed in seeds:
     work = os.path.join(study, f"seed{seed}")
     run_flags = [f"--config={with_ipc(config, ipc)}", f"--config.seed={seed}",
@@ -206,13 +210,36 @@ def rows(roots: list[str]) -> list[dict]:
           "command": _command(root, study) if distilled else
           f"python -m dd_jax.evaluate --config={study['config']} "
           "--config.eval.source=random_real",
-          "commit": ",".join(sorted(commits))})
+          "commit": ",".join(sorted(commits)), "flags": study["flags"],
+          "ablation": study.get("ablation", "")})
   return sorted(out, key=lambda r: (r["ipc"], r["method"] != "random", r["labels"], r["method"]))
 
 
 def _command(root: str, study: dict) -> str:
   flags = " ".join(_experts_flags(root) + study["flags"])
   return f"python -m dd_jax.main --config={study['config']} {flags}".strip()
+
+
+def ablation_markdown(table_rows: list[dict]) -> str:
+  """Each ablation arm against its base study (same IPC): the flags it adds or changes
+  and the difference of the pooled accuracy."""
+  lines = ["| IPC | arm | change from the base | accuracy % (seeds x nets) | "
+           "difference | distillation min / seed |", "|---|---|---|---|---|---|"]
+  arms = [r for r in table_rows if r.get("ablation")]
+  for r in sorted(arms, key=lambda r: (r["ipc"], r["method"] != r["ablation"], r["method"])):
+    base = next((b for b in arms if b["method"] == r["ablation"] and b["ipc"] == r["ipc"]),
+                None)
+    if base is None:
+      continue
+    change = [f for f in r["flags"] if f not in base["flags"]]
+    lines.append(
+        f"| {r['ipc']} | {r['method']} | "
+        + ("(the base)" if r is base else "`" + " ".join(change) + "`" if change else "-")
+        + f" | {r['acc_mean']:.2f} ± {r['acc_std']:.2f} ({len(r['seeds'])} x "
+        f"{r['nets'] // len(r['seeds'])}) | "
+        + ("" if r is base else f"{r['acc_mean'] - base['acc_mean']:+.2f}")
+        + f" | {_minutes(r['distill_seconds'])} |")
+  return "\n".join(lines)
 
 
 def _minutes(seconds) -> str:
@@ -227,7 +254,7 @@ def markdown(table_rows: list[dict]) -> str:
            "evaluation min / seed |",
            "|---|---|---|---|---|---|---|---|---|"]
   for r in table_rows:
-    if r["method"] == "random":
+    if r["method"] == "random" or r.get("ablation"):
       continue
     base = random.get(r["ipc"])
     published = "; ".join(f"{v:.1f} {m} ({s})" for m, v, s in PUBLISHED.get(r["ipc"], []))
@@ -249,7 +276,9 @@ def write(table_rows: list[dict]) -> None:
   if BEGIN not in text:
     sys.exit(f"README.md has no {BEGIN} ... {END} markers to write the table between")
   head, rest = text.split(BEGIN, 1)
-  text = head + BEGIN + "\n" + markdown(table_rows) + "\n" + END + rest.split(END, 1)[1]
+  tables = markdown(table_rows) + "\n\nWhat each change did (one seed unless said):\n\n" \
+      + ablation_markdown(table_rows)
+  text = head + BEGIN + "\n" + tables + "\n" + END + rest.split(END, 1)[1]
   with open(README, "w") as f:
     f.write(text)
 
@@ -265,6 +294,7 @@ def main(argv: list[str]) -> None:
   p.add_argument("--seeds", default="0,1,2")
   p.add_argument("--name", default="mtt")
   p.add_argument("--labels", default="hard", choices=LABELS)
+  p.add_argument("--ablation", default="", help="the base study this arm changes one thing of")
   p.add_argument("--write", action="store_true")
   common.add_smoke(p)
   a = p.parse_args(argv)
@@ -277,13 +307,14 @@ def main(argv: list[str]) -> None:
   if a.phase == "experts":
     experts(root, a.config, extra)
   elif a.phase == "distill":
-    distill(root, a.name, a.ipc, seeds, a.config, a.labels, extra)
+    distill(root, a.name, a.ipc, seeds, a.config, a.labels, extra, a.ablation)
   elif a.phase == "baseline":
     baseline(root, a.ipc, seeds, a.config, extra)
   else:
     table_rows = rows(a.root)
     print(common.machine())
     print(markdown(table_rows))
+    print(ablation_markdown(table_rows))
     if a.write:
       write(table_rows)
 

@@ -8,12 +8,13 @@ import pytest
 from benchmarks import fashion_mnist
 
 
-def _study(root, name, ipc, seeds_accs, timings, labels="hard", flags=()):
+def _study(root, name, ipc, seeds_accs, timings, labels="hard", flags=(), ablation=""):
   study = os.path.join(root, f"{name}_ipc{ipc}")
   os.makedirs(study, exist_ok=True)
   with open(os.path.join(study, "study.json"), "w") as f:
     json.dump({"method": name, "ipc": ipc, "labels": labels,
-               "config": f"configs/fashion_mnist_mtt.py:ipc={ipc}", "flags": list(flags)}, f)
+               "config": f"configs/fashion_mnist_mtt.py:ipc={ipc}", "flags": list(flags),
+               "ablation": ablation}, f)
   for seed, accs in seeds_accs.items():
     ev = os.path.join(study, f"seed{seed}", "eval")
     os.makedirs(ev)
@@ -72,3 +73,20 @@ def test_the_readme_table_is_written_between_its_markers_only(root, tmp_path, mo
   readme.write_text("no markers\n")
   with pytest.raises(SystemExit, match="markers"):
     fashion_mnist.write(rows)
+
+
+def test_ablation_arms_go_to_their_own_table_against_their_base(root):
+  timings = json.load(open(os.path.join(root, "timings.json")))
+  it = "--config.distill.iterations=600"
+  _study(root, "p-base", 1, {0: [0.70, 0.72]}, timings, flags=[it], ablation="p-base")
+  _study(root, "p-lr", 1, {0: [0.74, 0.76]}, timings,
+         flags=[it, "--config.distill.lr_img=100"], ablation="p-base")
+  with open(os.path.join(root, "timings.json"), "w") as f:
+    json.dump(timings, f)
+  rows = fashion_mnist.rows([root])
+  main = fashion_mnist.markdown(rows)
+  assert "p-base" not in main and "p-lr" not in main and "| 1 | mtt |" in main
+  lines = fashion_mnist.ablation_markdown(rows).splitlines()[2:]
+  assert lines[0].startswith("| 1 | p-base | (the base) | 71.00 ± 1.00 (1 x 2) |  |")
+  assert lines[1].startswith("| 1 | p-lr | `--config.distill.lr_img=100` | 75.00 ± 1.00 "
+                             "(1 x 2) | +4.00 |")
