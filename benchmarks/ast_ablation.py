@@ -11,7 +11,7 @@ kinds, so two processes can train them side by side before the arms.
 
 Part 1 (Table VII): experts of the same length with plain SGD, SGD + momentum 0.9 and
 AST's smooth recipe (momentum + the CE scaled 0.5 -> 1 over 5 epochs + gradient penalty
-mu 1, K 1); the expert report prints each kind's final test accuracy and Avg_Var.
+mu 1, K 1, the lr halved after half of the epochs as AST's 25 of 50); the expert report prints each kind's final test accuracy and Avg_Var.
 
 Part 2 (Table VIII): distillation on one budget (N=20, M=2, start epochs {0, 1}, 500
 outer steps, lr_img 1000; IPC 10 takes 10 of its 100 images per inner step, as the PAD
@@ -26,6 +26,7 @@ its own workdir under --root, so the script resumes.
 import argparse
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -50,7 +51,9 @@ BATCH_SYN = {1: 0, 10: 10}
 def expert_flags(kind: str, root: str, num: int, epochs: int, ipc: int = 1,
                  train_per_class: int = 0) -> list[str]:
   variant = ",".join([f"ipc={ipc}", *EXPERTS[kind]])
-  return [f"--config={CONFIG}:{variant}", *EXPERT_FLAGS.get(kind, []),
+  # AST halves the smooth experts' lr at epoch 25 of 50: here at half of --epochs
+  step = [f"--config.expert.lr_step_after=({max(1, epochs // 2)},)"] if kind == "smooth" else []
+  return [f"--config={CONFIG}:{variant}", *EXPERT_FLAGS.get(kind, []), *step,
           f"--config.expert.num_experts={num}", f"--config.expert.epochs={epochs}",
           f"--config.expert.dir={root}/experts_{kind}",
           f"--config.data.train_per_class={train_per_class}"]
@@ -90,7 +93,17 @@ def main():
                  help="real training images per class (0 = all)")
   p.add_argument("--iterations", type=int, default=500, help="outer steps per arm")
   p.add_argument("--syn-steps", type=int, default=20, help="student steps N per segment")
+  common.add_smoke(p)
   args = p.parse_args()
+  if args.smoke:   # both expert kinds (1 x 4 epochs each), the mtt arm at IPC 1
+    with tempfile.TemporaryDirectory(prefix="ast_ablation_smoke_") as root:
+      args.root, args.ipc, args.arms, args.experts, args.epochs = root, "1", "mtt", 1, 4
+      common.start_smoke(root)
+      return study(args)
+  study(args)
+
+
+def study(args) -> None:
   os.makedirs(args.root, exist_ok=True)
   print(common.machine(), flush=True)
   kinds = args.kinds.split(",")

@@ -28,25 +28,58 @@ def add_smoke(parser) -> None:
   parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
 
 
-def tiny_idx(path: str) -> str:
-  """The tests' tiny Fashion-MNIST-shaped IDX folder (write_idx_dataset: 20 train / 5
-  test images per class) at `path`, written unless there. In a child process: importing
-  the tests' conftest sets their XLA flags in the environment, which children inherit."""
+def tiny_idx(path: str, per_class: int = 20) -> str:
+  """The tests' tiny Fashion-MNIST-shaped IDX folder at `path` (conftest.make_images:
+  `per_class` train and 5 test images per class, as write_idx_dataset with 20), written
+  unless there. In a child process: importing the tests' conftest sets their XLA flags
+  in the environment, which children inherit."""
   if not os.path.isdir(path):
-    subprocess.run([sys.executable, "-c",
-                    "import pathlib, sys; from tests.conftest import write_idx_dataset; "
-                    "write_idx_dataset(pathlib.Path(sys.argv[1]))", path],
-                   cwd=ROOT_DIR, check=True)
+    subprocess.run([sys.executable, "-c", f"""
+import os, sys
+from tests.conftest import make_images, write_idx
+os.makedirs(sys.argv[1])
+for split, n, seed in (("train", {per_class}, 0), ("t10k", 5, 1)):
+  x, y = make_images(n, seed=seed)
+  write_idx(os.path.join(sys.argv[1], split + "-images-idx3-ubyte.gz"), x)
+  write_idx(os.path.join(sys.argv[1], split + "-labels-idx1-ubyte.gz"), y)
+""", path], cwd=ROOT_DIR, check=True)
   return path
 
 
 def smoke_flags(folder: str) -> list[str]:
-  """Config flags for a --smoke run: the tiny IDX data under `folder`, a width-8 ConvNet,
-  expert batches of 32."""
+  """Config flags for a --smoke run: tiny IDX data under `folder` (50 train images per
+  class: IDC's IPC 10 decodes to 40), a width-8 ConvNet, expert batches of 32."""
   return ["--config.data.source=idx",
-          f"--config.data.data_dir={tiny_idx(os.path.join(folder, 'idx'))}",
+          f"--config.data.data_dir={tiny_idx(os.path.join(folder, 'idx'), 50)}",
           "--config.data.train_per_class=0", "--config.model.width=8",
           "--config.expert.batch_size=32"]
+
+
+# --smoke: sizes every `run_module` command gets last (after the script's own flags, so
+# they win), in the sections its entry point reads; set by `start_smoke`.
+SMOKE_SIZES = ("--config.distill.iterations=2", "--config.distill.batch_real=8",
+               "--config.eval.num_nets=1", "--config.eval.epochs=2",
+               "--config.eval.baselines=False", "--config.score.num_models=1",
+               "--config.score.epochs=1")
+_SMOKE: list[str] = []
+# entry point -> the config sections it reads (None: all the run uses; absent: no --config)
+_READS = {"dd_jax.main": None,
+          "dd_jax.evaluate": ("data", "model", "eval", "expert", "seed"),
+          "dd_jax.experts": ("data", "model", "expert", "score", "seed"),
+          "dd_jax.experts.score": ("data", "model", "expert", "score", "seed")}
+
+
+def start_smoke(folder: str) -> None:
+  """From now on every `run_module` command of a dd_jax entry point runs at the smoke
+  size on the tiny data under `folder`."""
+  _SMOKE[:] = smoke_flags(folder) + list(SMOKE_SIZES)
+
+
+def _with_smoke(cmd: list[str]) -> list[str]:
+  if not _SMOKE or cmd[0] not in _READS:
+    return cmd
+  reads = _READS[cmd[0]]
+  return cmd + (_SMOKE if reads is None else sections_only(_SMOKE, reads))
 
 
 def torch_installed() -> bool:
@@ -58,10 +91,13 @@ def run_module(cmd: list[str], log: str) -> float:
   """`python -m <cmd>` from the repository root, output appended to `log`; seconds.
   Exits with the log's path when the command fails."""
   t = time.perf_counter()
+  cmd = _with_smoke(cmd)
   with open(log, "a") as f:
     r = subprocess.run([sys.executable, "-m", *cmd], cwd=ROOT_DIR, stdout=f, stderr=f)
   if r.returncode:
-    sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}; see {log}")
+    with open(log) as f:
+      tail = "".join(f.readlines()[-15:])
+    sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}; see {log}, which ends:\n{tail}")
   return time.perf_counter() - t
 
 

@@ -19,6 +19,7 @@ the study for one CPU session; each arm resumes in its own workdir.
 import argparse
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -52,7 +53,17 @@ def main() -> None:
   p.add_argument("--train-per-class", type=int, default=0,
                  help="real training images per class (0 = all)")
   p.add_argument("--eval-epochs", type=int, default=1000, help="evaluation epochs")
+  common.add_smoke(p)
   args = p.parse_args()
+  if args.smoke:   # both arms, 2 outer steps of 2 matches (the subsets' split too)
+    with tempfile.TemporaryDirectory(prefix="idc_smoke_") as root:
+      args.root, args.matches, args.iterations = root, 2, 2
+      common.start_smoke(root)
+      return study(args)
+  study(args)
+
+
+def study(args) -> None:
   arms = args.arms.split(",")
   unknown = [a for a in arms if a not in ARMS]
   if unknown:

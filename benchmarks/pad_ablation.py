@@ -6,6 +6,7 @@ evaluated with the protocol (5 ConvNets, 1000 epochs).
 
 python benchmarks/pad_ablation.py --root=/tmp/pad_ablation [--ipc=1,10] [--arms=...]
   [--experts=/tmp/fm1h/experts]   (reuse plain experts trained with that budget)
+python benchmarks/pad_ablation.py --smoke   (the mtt arm at IPC 1, tiny, in a temporary root)
 
 Every arm is a `python -m dd_jax.main` run plus a `python -m dd_jax.evaluate` of its
 synthetic set, in its own workdir under --root, so an interrupted ablation resumes (a
@@ -22,6 +23,7 @@ arm).
 import argparse
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -75,7 +77,17 @@ def main():
   p.add_argument("--ipc", default="1,10")
   p.add_argument("--arms", default=",".join(ARMS))
   p.add_argument("--experts", default="", help="plain SGD experts of the same budget")
+  common.add_smoke(p)
   args = p.parse_args()
+  if args.smoke:   # the mtt arm at IPC 1
+    with tempfile.TemporaryDirectory(prefix="pad_ablation_smoke_") as root:
+      args.root, args.ipc, args.arms = root, "1", "mtt"
+      common.start_smoke(root)
+      return study(args)
+  study(args)
+
+
+def study(args) -> None:
   os.makedirs(args.root, exist_ok=True)
   print(common.machine(), flush=True)
   scores = os.path.join(args.root, "scores", "scores", "el2n.npz")

@@ -26,6 +26,7 @@ CPU session.
 import argparse
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -74,7 +75,18 @@ def main():
                  help="evaluation epochs (each stage of the sequential protocol too)")
   p.add_argument("--num-experts", type=int, default=3, help="experts (of --experts)")
   p.add_argument("--expert-epochs", type=int, default=3, help="epochs per expert")
+  common.add_smoke(p)
   args = p.parse_args()
+  if args.smoke:   # the seqmatch-shared arm (two subsets), its experts trained first
+    with tempfile.TemporaryDirectory(prefix="seqmatch_smoke_") as root:
+      args.root, args.arms, args.experts = root, "seqmatch-shared", os.path.join(root, "experts")
+      args.iterations = 2   # split over the subsets, which the smoke sizes do not set
+      common.start_smoke(root)
+      return study(args)
+  study(args)
+
+
+def study(args) -> None:
   os.makedirs(args.root, exist_ok=True)
   print(common.machine(), flush=True)
   arms = args.arms.split(",")
