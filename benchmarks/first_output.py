@@ -2,7 +2,7 @@
 block where it prints one (issue 29: a user waits in silence for how long?).
 
   python benchmarks/first_output.py [--data-dir=/usr/share/datasets/fashion-mnist]
-      [--out=results.json]
+      [--out=results.json] [--smoke]
 
 Each command runs from the repository root on Fashion-MNIST's runlocal config (IDX
 files) in a fresh workdir; it is stopped once the awaited line has come (a run is not
@@ -73,10 +73,13 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
   p.add_argument("--out", default="")
+  common.add_smoke(p)
   a = p.parse_args()
   print(common.machine())
   results = {}
   with tempfile.TemporaryDirectory() as work:
+    if a.smoke:   # the tests' tiny data instead of Fashion-MNIST
+      a.data_dir = common.tiny_idx(os.path.join(work, "idx"), 50)
     for name, cmd in entry_points(a.data_dir, work).items():
       wait_for = "plan" if name == "dd_jax.main" else ""
       results[name] = time_lines(cmd, wait_for)

@@ -3,6 +3,7 @@ hour" hold, and how far is the printed estimate from the wall time?).
 
   python benchmarks/readme_command.py --out=/tmp/readme_cmd [--variant=hour]
       [--data-dir=/usr/share/datasets/fashion-mnist] [--from-results=FILE.json]
+  python benchmarks/readme_command.py --smoke     (runlocal on tiny data, in a temporary folder)
 
 Runs the README's first `python -m dd_jax.main` command (its variants replaced by
 --variant when given, e.g. `ipc=1,runlocal` for a check in a minute) in <out>/workdir,
@@ -22,6 +23,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -152,7 +154,17 @@ def main() -> None:
   p.add_argument("--variant", default="", help="replaces the README command's variants")
   p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
   p.add_argument("--from-results", default="", help="print a stored results.json")
+  common.add_smoke(p)
   a = p.parse_args()
+  if a.smoke:   # the README command at the runlocal size on tiny data, in a temporary folder
+    with tempfile.TemporaryDirectory(prefix="readme_command_smoke_") as out:
+      a.out, a.variant = out, "ipc=1,runlocal"
+      a.data_dir = common.tiny_idx(os.path.join(out, "idx"), 50)
+      return measure(a)
+  measure(a)
+
+
+def measure(a) -> None:
   path = os.path.join(a.out, "results.json")
   stored = a.from_results or (path if os.path.exists(path) else "")
   if stored:   # a stored run is printed, not run again
