@@ -75,6 +75,16 @@ def start_smoke(folder: str) -> None:
   _SMOKE[:] = smoke_flags(folder) + list(SMOKE_SIZES)
 
 
+def smoke_run(folder: str) -> str:
+  """A finished Fashion-MNIST MTT run at the smoke size (its experts in <run>/experts),
+  for the --smoke modes of scripts that start from a set or experts; its folder."""
+  run = os.path.join(folder, "smoke_run")
+  if not os.path.exists(os.path.join(run, "synset.npz")):
+    run_module(["dd_jax.main", "--config=configs/fashion_mnist_mtt.py:runlocal",
+                f"--workdir={run}"], run + ".log")
+  return run
+
+
 def _with_smoke(cmd: list[str]) -> list[str]:
   if not _SMOKE or cmd[0] not in _READS:
     return cmd

@@ -3,6 +3,7 @@
 python benchmarks/kd_eval.py --root=/tmp/kd --sets=/tmp/ast/ipc1_mtt,/tmp/ast/ipc10_mtt
   --teacher=/tmp/ast/experts_sgd [--train-per-class=1000] [--eval-epochs=300]
   [--temperature=4]
+python benchmarks/kd_eval.py --smoke   (a smoke-sized run's set, in a temporary folder)
 
 Each set (a run folder holding synset.npz) goes through `python -m dd_jax.evaluate` with
 eval.kd on: the same 5 ConvNets, batches and augmentation train once on the labels (the
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -33,13 +35,26 @@ def eval_flags(teacher: str, train_per_class: int, epochs: int, temperature: flo
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--root", default="/tmp/kd")
-  p.add_argument("--sets", required=True, help="run folders holding synset.npz, comma-separated")
-  p.add_argument("--teacher", required=True, help="experts folder (expert 0's last epoch)")
+  p.add_argument("--sets", default="", help="run folders holding synset.npz, comma-separated")
+  p.add_argument("--teacher", default="", help="experts folder (expert 0's last epoch)")
   p.add_argument("--train-per-class", type=int, default=0,
                  help="real training images per class of the sets' data (0 = all)")
   p.add_argument("--eval-epochs", type=int, default=1000)
   p.add_argument("--temperature", type=float, default=4.0)
+  common.add_smoke(p)
   args = p.parse_args()
+  if args.smoke:   # a smoke-sized MTT run's set, its expert 0 as the teacher
+    with tempfile.TemporaryDirectory(prefix="kd_eval_smoke_") as root:
+      common.start_smoke(root)
+      args.root, args.sets = root, common.smoke_run(root)
+      args.teacher = os.path.join(args.sets, "experts")
+      return study(args)
+  if not args.sets or not args.teacher:
+    p.error("--sets and --teacher are required")
+  study(args)
+
+
+def study(args) -> None:
   os.makedirs(args.root, exist_ok=True)
   print(common.machine(), flush=True)
   lines = ["| set | images | plain | KD (T=%g) |" % args.temperature, "|---|---|---|---|"]
