@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 
 from dd_jax.data import indexing, preprocess, sources
+from dd_jax.errors import require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,11 @@ def split_holdout(ds: sources.Dataset, per_class: int, seed: int = 1
   (the rest, their images, their labels), or (ds, None, None) for 0."""
   if not per_class:
     return ds, None, None
+  fewest = int(np.bincount(ds.y_train, minlength=ds.num_classes).min())
+  # (more than a class has: sample_per_class says so)
+  require(per_class != fewest, "data.holdout_per_class",
+          f"holds out {per_class} images per class, all {fewest} of the smallest class's: "
+          "none would be left to train on", f"set data.holdout_per_class below {fewest}")
   held = np.sort(indexing.sample_per_class(ds.y_train, ds.num_classes, per_class, seed,
                                            field="data.holdout_per_class"))
   keep = np.setdiff1d(np.arange(len(ds.y_train)), held)

@@ -131,6 +131,9 @@ def test_held_out_training_images_leave_the_training_split():
   assert "holdout_size" not in pipeline.prepare(ml_collections.ConfigDict(), ds).describe()
   with pytest.raises(ConfigError, match=r"^data\.holdout_per_class: 11 images"):
     pipeline.prepare(ml_collections.ConfigDict(dict(holdout_per_class=11)), ds)
+  with pytest.raises(ConfigError, match=r"^data\.holdout_per_class: .*none would be left.*"
+                                        r"below 10"):   # a class left without training images
+    pipeline.prepare(ml_collections.ConfigDict(dict(holdout_per_class=10)), ds)
 
 
 @pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
