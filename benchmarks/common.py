@@ -63,7 +63,7 @@ SMOKE_SIZES = ("--config.distill.iterations=2", "--config.distill.batch_real=8",
                "--config.score.epochs=1")
 _SMOKE: list[str] = []
 # entry point -> the config sections it reads (None: all the run uses; absent: no --config)
-_READS = {"dd_jax.main": None,
+_READS = {"dd_jax.main": None, "dd_jax.gan.train": None,
           "dd_jax.evaluate": ("data", "model", "eval", "expert", "seed"),
           "dd_jax.experts": ("data", "model", "expert", "score", "seed"),
           "dd_jax.experts.score": ("data", "model", "expert", "score", "seed")}
@@ -73,6 +73,16 @@ def start_smoke(folder: str) -> None:
   """From now on every `run_module` command of a dd_jax entry point runs at the smoke
   size on the tiny data under `folder`."""
   _SMOKE[:] = smoke_flags(folder) + list(SMOKE_SIZES)
+
+
+def smoke_config(config, folder: str):
+  """An in-process config at the smoke size: the tiny data under `folder`, width 8."""
+  with config.unlocked():
+    config.data.source, config.data.train_per_class = "idx", 0
+    config.data.holdout_per_class = 0
+    config.data.data_dir = tiny_idx(os.path.join(folder, "idx"), 50)
+    config.model.width = 8
+  return config
 
 
 def smoke_run(folder: str) -> str:

@@ -3,6 +3,7 @@ whether its samples show their class.
 
 python benchmarks/gan_prior.py --root=/tmp/gan_prior --experts=/tmp/fm1h/experts
   [--steps=1000] [--flag=--config.gan.margin=10 ...]
+python benchmarks/gan_prior.py --smoke   (2 steps on tiny data, a smoke run's experts)
 
 Trains the prior with `python -m dd_jax.gan.train` (configs/fashion_mnist_hpd.py, the
 flags appended), then renders 100 samples per class from z ~ N(0, I) and the class's
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -57,11 +59,28 @@ def class_accuracy(prior_dir: str, experts: str, config, per_class: int = 100) -
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--root", required=True)
-  p.add_argument("--experts", required=True, help="experts trained on the real data")
+  p.add_argument("--root", default="")
+  p.add_argument("--experts", default="", help="experts trained on the real data")
   p.add_argument("--steps", type=int, default=1000)
   p.add_argument("--flag", action="append", default=[], help="extra config flags")
+  common.add_smoke(p)
   args = p.parse_args()
+  if args.smoke:
+    with tempfile.TemporaryDirectory(prefix="gan_prior_smoke_") as root:
+      common.start_smoke(root)
+      args.root, args.steps = root, 2
+      args.flag += ["--config.data.holdout_per_class=0",   # H-PD's 50 of the tiny 50
+                    "--config.gan.resolution=16", "--config.gan.num_layers=3",   # runlocal's
+                    "--config.gan.channel_base=64", "--config.gan.channel_max=8",
+                    "--config.gan.w_dim=16", "--config.gan.z_dim=8"]
+      args.experts = os.path.join(common.smoke_run(root), "experts")
+      return study(args, smoke=True)
+  if not args.root or not args.experts:
+    p.error("--root and --experts are required")
+  study(args)
+
+
+def study(args, smoke: bool = False) -> None:
   os.makedirs(args.root, exist_ok=True)
   flags = ["--config=configs/fashion_mnist_hpd.py:ipc=1",
            f"--config.gan.train_steps={args.steps}", *args.flag]
@@ -71,8 +90,9 @@ def main() -> None:
     t = json.load(f)
 
   from configs import fashion_mnist_hpd   # the data and the classifier's model fields
+  config = fashion_mnist_hpd.get_config("ipc=1")
   acc = class_accuracy(os.path.join(args.root, "prior"), args.experts,
-                       fashion_mnist_hpd.get_config("ipc=1"))
+                       common.smoke_config(config, args.root) if smoke else config)
   print(common.machine())
   print(f"prior training: {args.steps} steps in {t['seconds']:.0f} s "
         f"({t['seconds'] / max(args.steps, 1):.2f} s/step; process {secs:.0f} s), "
