@@ -62,11 +62,18 @@ SMOKE_SIZES = ("--config.distill.iterations=2", "--config.distill.batch_real=8",
                "--config.eval.baselines=False", "--config.score.num_models=1",
                "--config.score.epochs=1")
 _SMOKE: list[str] = []
-# entry point -> the config sections it reads (None: all the run uses; absent: no --config)
-_READS = {"dd_jax.main": None, "dd_jax.gan.train": None,
-          "dd_jax.evaluate": ("data", "model", "eval", "expert", "seed"),
-          "dd_jax.experts": ("data", "model", "expert", "score", "seed"),
-          "dd_jax.experts.score": ("data", "model", "expert", "score", "seed")}
+# The dd_jax entry points that take --config flags.
+_CONFIGURED = ("dd_jax.main", "dd_jax.gan.train", "dd_jax.evaluate", "dd_jax.experts",
+               "dd_jax.experts.score")
+
+
+def _sections_read(entry: str):
+  """The config sections an entry point accepts flags of (None: all the run uses), as
+  the entry point itself declares them."""
+  from dd_jax.evaluate import run as eval_run   # JAX only where a smoke run needs it
+  from dd_jax.experts import train
+  return {"dd_jax.evaluate": eval_run.SECTIONS_READ, "dd_jax.experts": train.SECTIONS_READ,
+          "dd_jax.experts.score": train.SECTIONS_READ}.get(entry)
 
 
 def start_smoke(folder: str) -> None:
@@ -96,9 +103,9 @@ def smoke_run(folder: str) -> str:
 
 
 def _with_smoke(cmd: list[str]) -> list[str]:
-  if not _SMOKE or cmd[0] not in _READS:
+  if not _SMOKE or cmd[0] not in _CONFIGURED:
     return cmd
-  reads = _READS[cmd[0]]
+  reads = _sections_read(cmd[0])
   return cmd + (_SMOKE if reads is None else sections_only(_SMOKE, reads))
 
 
