@@ -114,6 +114,12 @@ def torch_installed() -> bool:
   return importlib.util.find_spec("torch") is not None
 
 
+def commit(repo: str = ROOT_DIR) -> str:
+  """The short hash of the checkout's HEAD (what a figure was measured with)."""
+  return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo,
+                        capture_output=True, text=True).stdout.strip()
+
+
 def run_module(cmd: list[str], log: str) -> float:
   """`python -m <cmd>` from the repository root, output appended to `log`; seconds.
   Exits with the log's path when the command fails."""

@@ -34,7 +34,6 @@ import argparse
 import glob
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -73,10 +72,8 @@ def _timings(root: str) -> dict:
 def _record(root: str, key: str, seconds: float, command: list[str]) -> None:
   """Adds a finished phase's wall time (and the load and commit it ran under)."""
   timings = _timings(root)
-  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=common.ROOT_DIR,
-                          capture_output=True, text=True).stdout.strip()
   timings[key] = {"seconds": round(seconds, 1), "load": round(os.getloadavg()[0], 2),
-                  "command": " ".join(command), "commit": commit,
+                  "command": " ".join(command), "commit": common.commit(),
                   "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
   tmp = os.path.join(root, "timings.json.tmp")
   with open(tmp, "w") as f:

@@ -113,9 +113,7 @@ def fingerprints(a) -> None:
   root = a.root or os.path.splitext(a.out)[0]
   os.makedirs(root, exist_ok=True)
   data_dir = common.tiny_idx(os.path.join(a.resume or root, "idx"))   # the old runs' data
-  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=a.repo,
-                          capture_output=True, text=True).stdout.strip()
-  prints = {"repo": a.repo, "commit": commit, "arms": {}}
+  prints = {"repo": a.repo, "commit": common.commit(a.repo), "arms": {}}
   for name in a.arms.split(","):
     prints["arms"][name] = run_arm(a.repo, root, name, data_dir, a.resume)
     print(f"{name}: {len(prints['arms'][name])} arrays", flush=True)
