@@ -148,6 +148,9 @@ def distill_fields(config: ml_collections.ConfigDict) -> None:
   config.distill.batch_syn = 0         # 0 (or >= the set size) = the whole set per step
   config.distill.pix_init = "real"     # real | noise | correct (real, classified
                                        # correctly by the first label expert: DATM)
+  # Multi-formation (IDC's parameterisation) under MTT, decoded in the unroll: each stored
+  # image holds f x f images (distill/multiformation.py; IDC's own: idc.factor).
+  config.distill.formation_factor = 1   # f (1 = off); batch_syn counts decoded images
   config.distill.dsa_strategy = DEFAULT_STRATEGY   # DSA on the student's batches ("none": off)
 
 
@@ -163,10 +166,9 @@ def datm_fields(config: ml_collections.ConfigDict) -> None:
 
 def matching_fields(config: ml_collections.ConfigDict) -> None:
   """DC / DM: dd_jax/distill/methods/backbones.py."""
-  # DC / DM (distill/methods/backbones.py): real images per class and match; DC's loop lengths
-  # (0 = the official values by IPC); with expert.data_schedule="pad" (FIEX) the real
-  # batches follow the scheduler, one scheduler epoch per `schedule_steps` outer steps.
-  # Their nets train and evaluate at distill.lr_teacher.
+  # Real images per class and match; DC's loop lengths (0 = the official values by IPC);
+  # with FIEX the real batches follow the scheduler, one scheduler epoch per
+  # `schedule_steps` outer steps. Their nets train and evaluate at distill.lr_teacher.
   config.distill.batch_real = 256      # real images per class per match
   config.distill.dc_outer_loop = 0     # DC: matches per net (0 = by IPC)
   config.distill.dc_inner_loop = 0     # DC: net steps between matches (0 = by IPC)
@@ -228,9 +230,8 @@ def loop_fields(config: ml_collections.ConfigDict) -> None:
 
 def seqmatch_fields(config: ml_collections.ConfigDict) -> None:
   """SeqMatch: dd_jax/distill/seqmatch.py."""
-  # SeqMatch (distill/seqmatch.py): the IPC budget split into subsets distilled one
-  # after another, earlier ones frozen in the inner loop. Per-subset tuples: () = the
-  # distill value for every subset, else one value per subset.
+  # The IPC budget split into subsets distilled one after another, earlier ones frozen in
+  # the inner loop. Per-subset tuples: () = the distill value for every subset.
   config.seqmatch = ml_collections.ConfigDict()
   config.seqmatch.subsets = ()         # images per class of each subset (sum = ipc); () = off
   config.seqmatch.min_start_epochs = ()   # per subset: distill.min_start_epoch
@@ -252,9 +253,9 @@ def seqmatch_fields(config: ml_collections.ConfigDict) -> None:
 
 def idc_fields(config: ml_collections.ConfigDict) -> None:
   """IDC: dd_jax/distill/methods/idc.py, distill/idc.py."""
-  # IDC (distill.method="idc", distill/idc.py): multi-formation images condensed by
-  # gradient matching, the matching net also trained on real data between matches. It
-  # uses distill.lr_img, img_momentum (per-class SGD steps, in pixel units), batch_real
+  # Multi-formation images condensed by gradient matching, the matching net also trained
+  # on real data between matches. It uses distill.lr_img, img_momentum (per-class SGD
+  # steps, in pixel units), batch_real
   # (real images of a class per match and per net step) and lr_teacher (evaluation lr).
   config.idc = ml_collections.ConfigDict()
   config.idc.factor = 1                # each stored image decodes into factor^2 images (1 = off)

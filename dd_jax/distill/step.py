@@ -17,6 +17,10 @@ matched at the intermediate expert epochs (`intermediate`, snapshots passed as
 
 SeqMatch's earlier subsets enter as `frozen` (images, labels): arguments of the step,
 drawn into the inner batches with the current subset, never updated.
+
+With `formation_factor` f > 1 (IDC's multi-formation under MTT), the stored images are
+decoded to f^2 as many inside the step (distill/multiformation.py, differentiable), and
+the unroll, its batches (`batch_syn` counts decoded images) and DSA work on those.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import optax
 
 from dd_jax import losses, training
 from dd_jax.data import augment
+from dd_jax.distill import multiformation
 from dd_jax.distill.guard import all_finite, keep_if
 from dd_jax.distill.state import (DistillState, after_step, label_optimizer, optimizers,
                                   param_to_lr, scaled)
@@ -67,6 +72,7 @@ class StepSettings:
   perturb_style: str        # filter (paper) | tensor (official code)
   perturb_normaliser: str   # perturbed (paper Eq. 22-23, code) | expert (unperturbed)
   experts_per_step: int     # segments matched per outer step (vmapped, loss averaged)
+  formation_factor: int     # multi-formation: the unroll trains on the decoded set (1 = off)
 
   @classmethod
   def from_config(cls, d) -> "StepSettings":
@@ -209,6 +215,9 @@ def objective(model: nn.Module, settings: StepSettings, segment, batch_stats, ma
 
   def fn(images, lr_param, labels):
     lr = param_to_lr(lr_param, settings.syn_lr_param)
+    if settings.formation_factor > 1:   # IDC's parameterisation: the gradient reaches the tiles
+      images = multiformation.decode(images, settings.formation_factor)
+      labels = multiformation.decode_labels(labels, settings.formation_factor)
     if settings.experts_per_step == 1:
       return one(*segment, images, lr, labels)
     # [E] segments -> [devices on the expert axis, E / devices]: vmapped (and split)

@@ -43,7 +43,7 @@ RESUMABLE_FIELDS = {
 ADDED_FIELDS = {
     "data": {"holdout_per_class": 0},
     "seqmatch": {"expert_epochs": []},
-    "distill": {"expert_order": "draw"},
+    "distill": {"expert_order": "draw", "formation_factor": 1},
     "idc": {"fix_iter": 1},
     "expert": {"lr_step_after": [], "lr_step_factor": 0.1, "lr_step_reset": False,
                "seed": -1},

@@ -1,6 +1,8 @@
 """Trajectory matching (MTT) and the switches on its step: DATM's soft labels and
 correct init, PAD's parameter masks, AST's perturbed start, balanced loss, intermediate
-matching and K-Means init (the step itself: distill/step.py).
+matching and K-Means init, IDC's multi-formation (`distill.formation_factor`: stored
+images decoded inside the step, exported and evaluated decoded; the step itself:
+distill/step.py).
 
 Before the first step: the experts (trained if missing, distill/../experts/train.py),
 a reader of their snapshots, the start window and the compiled step, placed on the
@@ -20,7 +22,7 @@ import numpy as np
 
 from dd_jax import disk, faults, losses, memory, sharding, summaries
 from dd_jax.distill import labels as labels_lib
-from dd_jax.distill import representative, segments
+from dd_jax.distill import idc, multiformation, representative, segments
 from dd_jax.distill.methods import base
 from dd_jax.distill.step import Fixed, Segment, StepSettings, compiled_step
 from dd_jax.errors import require
@@ -56,6 +58,25 @@ def validate(config: ml_collections.ConfigDict) -> None:
           f"use one of {', '.join(segments.EXPERT_ORDERS)} ('draw': the papers' random "
           "expert per step; 'cycle': the official code's reshuffled rounds)")
   validate_ast(config)
+  validate_formation(config)
+
+
+def validate_formation(config: ml_collections.ConfigDict) -> None:
+  """Multi-formation under MTT: pixels initialised from real images, hard labels, one
+  subset (the decoded set is what the unroll trains on)."""
+  d = config.distill
+  if d.formation_factor == 1:
+    return
+  field = "distill.formation_factor"
+  require(d.formation_factor > 1, field, f"is {d.formation_factor}",
+          "use 1 (off) or a factor that divides the image size, e.g. 2")
+  for on, what in ((d.pix_init != "real", f"pix_init={d.pix_init!r}"),
+                   (d.soft_labels, "DATM's soft labels"),
+                   (d.parameterization != "pixels", f"parameterization={d.parameterization!r}"),
+                   (bool(config.seqmatch.subsets), "SeqMatch's subsets")):
+    require(not on, field, f"is {d.formation_factor}, which does not combine with {what}",
+            f"use formation_factor=1, or turn {what} off (multi-formation starts from "
+            "IDC's mix of real images, with hard labels)")
 
 
 def validate_ast(config: ml_collections.ConfigDict) -> None:
@@ -159,9 +180,31 @@ class TrajectoryMatching(base.Method):
   def put(self, state):
     return self.placement.put(state, self.placement.replicated)
 
+  @staticmethod
+  def validate_against_data(config: ml_collections.ConfigDict, image_shape) -> None:
+    multiformation.check_factor(config.distill.formation_factor, image_shape,
+                                "distill.formation_factor")
+
+  @classmethod
+  def images_per_stored(cls, config: ml_collections.ConfigDict) -> int:
+    return config.distill.formation_factor ** 2
+
+  @classmethod
+  def decode(cls, config: ml_collections.ConfigDict, images, labels):
+    """Multi-formation: the decoded set (factor^2 images per stored one)."""
+    factor = config.distill.formation_factor
+    if factor == 1:
+      return super().decode(config, images, labels)
+    return multiformation.decode_set(images, labels, factor)
+
   def initial_set(self, d) -> tuple[np.ndarray, np.ndarray]:
     """DATM's correct init and soft labels and AST's K-Means init read the label
-    experts' snapshots; otherwise the plain init."""
+    experts' snapshots; multi-formation starts from IDC's mix (ipc x factor^2 real
+    images shrunk into tiles); otherwise the plain init."""
+    if d.formation_factor > 1:
+      p = self.ctx.prepared
+      return idc.mix_init(p.x_train, p.y_train, p.num_classes, d.ipc, d.formation_factor,
+                          self.ctx.config.seed)
     if not labels_lib.needs_label_experts(d):
       return super().initial_set(d)
     p, seed, model = self.ctx.prepared, self.ctx.config.seed, self.ctx.model
@@ -228,7 +271,7 @@ class TrajectoryMatching(base.Method):
              jax.ShapeDtypeStruct((e,) if e > 1 else (), jnp.float32, sharding=where))
     step = memory.program_bytes(self.step_fn.lower(
         state, Segment(snap, snap, middles, scale), self.fixed).compile())
-    n = self.ctx.pool_size
+    n = self.ctx.pool_size * self.images_per_stored(config)   # as the nets train on it
     images = jax.ShapeDtypeStruct((n,) + p.x_train.shape[1:], jnp.float32)
     labels = (jax.ShapeDtypeStruct((n, p.num_classes), jnp.float32) if d.soft_labels
               else jax.ShapeDtypeStruct((n,), jnp.int32))
