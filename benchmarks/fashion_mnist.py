@@ -254,10 +254,16 @@ def markdown(table_rows: list[dict]) -> str:
            "evaluation min / seed |",
            "|---|---|---|---|---|---|---|---|---|"]
   for r in table_rows:
-    if r["method"] == "random" or r.get("ablation"):
+    if r.get("ablation"):
+      continue
+    published = "; ".join(f"{v:.1f} {m} ({s})" for m, v, s in PUBLISHED.get(r["ipc"], []))
+    if r["method"] == "random":   # its own row too: the baseline stands without a set
+      lines.append(
+          f"| {r['ipc']} | random real subset | {r['labels']} | {r['acc_mean']:.2f} ± "
+          f"{r['acc_std']:.2f} ({len(r['seeds'])} x {r['nets'] // len(r['seeds'])}) | - | "
+          f"{published or '-'} | - | - | {_minutes(r['eval_seconds'])} |")
       continue
     base = random.get(r["ipc"])
-    published = "; ".join(f"{v:.1f} {m} ({s})" for m, v, s in PUBLISHED.get(r["ipc"], []))
     lines.append(
         f"| {r['ipc']} | {r['method']} | {r['labels']} | {r['acc_mean']:.2f} ± "
         f"{r['acc_std']:.2f} ({len(r['seeds'])} x {r['nets'] // len(r['seeds'])}) | "

@@ -69,6 +69,9 @@ def test_the_readme_table_is_written_between_its_markers_only(root, tmp_path, mo
   line = next(line for line in text.splitlines() if line.startswith("| 10 | mtt"))
   assert "83.00 ± 2.24 (2 x 2)" in line and "73.00 ± 2.24" in line   # beside its random row
   assert line.endswith("| 50 | 15 | 1 |")                          # minutes per phase
+  random = next(line for line in text.splitlines() if line.startswith("| 10 | random"))
+  assert "| random real subset | hard | 73.00 ± 2.24 (2 x 2) | - |" in random   # own row
+  assert "84.6 DSA (hard)" in random and random.endswith("| - | - | 1 |")
   assert json.loads((tmp_path / "rows.json").read_text()) == rows
   readme.write_text("no markers\n")
   with pytest.raises(SystemExit, match="markers"):
