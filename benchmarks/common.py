@@ -76,10 +76,17 @@ def _sections_read(entry: str):
           "dd_jax.experts.score": train.SECTIONS_READ}.get(entry)
 
 
-def start_smoke(folder: str) -> None:
+# A prior at runlocal's generator size (configs/runlocal: 16 px, 3 layers), for the
+# --smoke runs that train one or distil through one.
+SMOKE_GAN = ("--config.gan.resolution=16", "--config.gan.num_layers=3",
+             "--config.gan.channel_base=64", "--config.gan.channel_max=8",
+             "--config.gan.w_dim=16", "--config.gan.z_dim=8")
+
+
+def start_smoke(folder: str, extra: tuple[str, ...] = ()) -> None:
   """From now on every `run_module` command of a dd_jax entry point runs at the smoke
-  size on the tiny data under `folder`."""
-  _SMOKE[:] = smoke_flags(folder) + list(SMOKE_SIZES)
+  size on the tiny data under `folder`, with `extra` flags last."""
+  _SMOKE[:] = smoke_flags(folder) + list(SMOKE_SIZES) + list(extra)
 
 
 def smoke_config(config, folder: str):
@@ -102,7 +109,9 @@ def smoke_run(folder: str) -> str:
   return run
 
 
-def _with_smoke(cmd: list[str]) -> list[str]:
+def with_smoke(cmd: list[str]) -> list[str]:
+  """`cmd` (a dd_jax entry point and its flags) with the smoke sizes appended when a
+  --smoke run has started (`start_smoke`); unchanged otherwise."""
   if not _SMOKE or cmd[0] not in _CONFIGURED:
     return cmd
   reads = _sections_read(cmd[0])
@@ -124,7 +133,7 @@ def run_module(cmd: list[str], log: str) -> float:
   """`python -m <cmd>` from the repository root, output appended to `log`; seconds.
   Exits with the log's path when the command fails."""
   t = time.perf_counter()
-  cmd = _with_smoke(cmd)
+  cmd = with_smoke(cmd)
   with open(log, "a") as f:
     r = subprocess.run([sys.executable, "-m", *cmd], cwd=ROOT_DIR, stdout=f, stderr=f)
   if r.returncode:

@@ -20,6 +20,8 @@ learned lr). Results go to <out>/results.json as each (set, arm) finishes: a rer
   git clone https://github.com/GeorgeCazenavette/mtt-distillation /tmp/mtt-distillation
   python benchmarks/eval_parity.py --official=/tmp/mtt-distillation --out=/tmp/parity \
       --sets=random:1:0,random:1:1,random:10:0 --arms=official,ours
+  python benchmarks/eval_parity.py --smoke [--official=/tmp/mtt-distillation]
+      (every arm, 1 net x 2 epochs, on tiny data; the official arms only with a checkout)
 The official utils.py imports kornia and torchvision for code this does not call; when
 they are missing, empty stand-ins are installed for the import (nothing of them is used).
 With today's torch, DSA's one-channel batches come with channels-last strides that break
@@ -30,6 +32,7 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 import types
 
@@ -37,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 
-from benchmarks.common import machine
+from benchmarks import common
 
 ARMS = ("official", "official_pad1", "ours", "ours_legacy", "ours_pad1", "ours_sched")
 # dd_jax arms: (eval.protocol, model.one_channel_padding)
@@ -46,15 +49,26 @@ OURS = {"ours": ("mtt", 3), "ours_legacy": ("legacy", 1), "ours_pad1": ("mtt", 1
 
 
 _PREPARED = {}
+# --smoke: the folder of the tiny data (common.smoke_config); "" for Fashion-MNIST.
+_SMOKE_ROOT = []
+
+
+def base_config():
+  """configs/fashion_mnist_mtt.py at IPC 1 (on the tiny data in a --smoke run)."""
+  from configs import fashion_mnist_mtt
+  config = fashion_mnist_mtt.get_config("ipc=1")
+  if _SMOKE_ROOT:   # the official net's width: the arms stay comparable at this size
+    config = common.smoke_config(config, _SMOKE_ROOT[0])
+    config.model.width = 128
+  return config
 
 
 def load_data(train_per_class: int = 0):
   """Fashion-MNIST preprocessed as a run with `train_per_class` (its mean/std); the full
   test set."""
   if train_per_class not in _PREPARED:
-    from configs import fashion_mnist_mtt
     from dd_jax.data import pipeline
-    data = fashion_mnist_mtt.get_config("ipc=1").data
+    data = base_config().data
     data.train_per_class = train_per_class
     _PREPARED[train_per_class] = pipeline.prepare(data)
   return _PREPARED[train_per_class]
@@ -153,9 +167,8 @@ def run_official(utils, arm, images, labels, lr, prepared, nets, epochs, batch=2
 
 
 def run_ours(arm, images, labels, lr, prepared, nets, epochs, batch=256):
-  from configs import fashion_mnist_mtt
   from dd_jax.evaluate import protocol as protocol_lib
-  config = fashion_mnist_mtt.get_config("ipc=1")
+  config = base_config()
   proto, padding = OURS[arm]
   config.model.one_channel_padding = padding
   accs = []
@@ -188,9 +201,9 @@ def table(results: dict, sets: list[str], arms: list[str]) -> str:
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--official", required=True,
+  p.add_argument("--official", default="",
                  help="a checkout of mtt-distillation (or of PAD, for soft-label sets)")
-  p.add_argument("--out", required=True, help="results folder (resumable)")
+  p.add_argument("--out", default="", help="results folder (resumable)")
   p.add_argument("--sets", default="random:1:0,random:1:1,random:1:2,random:10:0")
   p.add_argument("--arms", default=",".join(ARMS))
   p.add_argument("--nets", type=int, default=5)
@@ -200,14 +213,30 @@ def main():
                  help="training batch (batch_train; PAD's YAMLs: 128)")
   p.add_argument("--torch-threads", type=int, default=1,
                  help="PyTorch's threads (1: least slowed by another busy process)")
+  common.add_smoke(p)
   a = p.parse_args()
+  if a.smoke:   # one random set of the tiny data, 1 net x 2 epochs per arm
+    with tempfile.TemporaryDirectory(prefix="eval_parity_smoke_") as root:
+      _SMOKE_ROOT.append(root)
+      a.out, a.sets, a.nets, a.epochs = root, "random:1:0", 1, 2
+      if not a.official:
+        print("official arms skipped: no --official checkout given", flush=True)
+        a.arms = ",".join(x for x in a.arms.split(",") if not x.startswith("official"))
+      return study(a)
+  if not a.official or not a.out:
+    p.error("--official and --out are required")
+  study(a)
+
+
+def study(a: argparse.Namespace) -> None:
   sets, arms = a.sets.split(","), a.arms.split(",")
   unknown = [x for x in arms if x not in ARMS]
   if unknown:
     sys.exit(f"--arms: unknown {unknown}; use some of {','.join(ARMS)}")
-  print(f"machine: {machine()}", flush=True)
-  import torch
-  torch.set_num_threads(a.torch_threads)
+  print(f"machine: {common.machine()}", flush=True)
+  if any(x.startswith("official") for x in arms):
+    import torch
+    torch.set_num_threads(a.torch_threads)
   os.makedirs(a.out, exist_ok=True)
   path = os.path.join(a.out, "results.json")
   results = json.load(open(path)) if os.path.exists(path) else {}

@@ -70,9 +70,7 @@ def main() -> None:
       common.start_smoke(root)
       args.root, args.steps = root, 2
       args.flag += ["--config.data.holdout_per_class=0",   # H-PD's 50 of the tiny 50
-                    "--config.gan.resolution=16", "--config.gan.num_layers=3",   # runlocal's
-                    "--config.gan.channel_base=64", "--config.gan.channel_max=8",
-                    "--config.gan.w_dim=16", "--config.gan.z_dim=8"]
+                    *common.SMOKE_GAN]
       args.experts = os.path.join(common.smoke_run(root), "experts")
       return study(args, smoke=True)
   if not args.root or not args.experts:

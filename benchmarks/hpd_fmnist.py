@@ -5,6 +5,7 @@ generalises better to unseen architectures).
 python benchmarks/hpd_fmnist.py --root=/tmp/hpd --experts=/tmp/fm1h/experts
   --prior=/tmp/gan_prior/prior [--mtt=/tmp/pad_ablation/ipc1_mtt] [--arms=mtt,glad,hpd]
   [--models=ConvNet,AlexNet,VGG11,ResNet18]
+python benchmarks/hpd_fmnist.py --smoke   (every arm on tiny data, a tiny prior, seconds)
 
 The budget of the PAD ablation's IPC 1 MTT arm (benchmarks/pad_ablation.py: 3 plain-SGD
 experts x 3 epochs, N=20, M=2, start epochs {0, 1}, 500 outer steps): pixel MTT at
@@ -28,6 +29,7 @@ import os
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -65,6 +67,7 @@ def distill_flags(arm: str, experts: str, prior: str, budget: argparse.Namespace
            f"--config.expert.dir={experts}", *shared]
   if arm in HPD_SPACES:
     flags.append(f"--config.hpd.steps_per_layer={b.iterations // HPD_SPACES[arm]}")
+    flags += getattr(b, "hpd_flags", [])
   if arm == "hpd":   # the CAM net (a ResNet-18): 2 epochs on the budget's data, for a CPU
     flags.append("--config.hpd.distance_epochs=2")
   return flags
@@ -103,9 +106,9 @@ def timed_steps(root: str, arm: str, experts: str, prior: str,
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--root", required=True)
-  p.add_argument("--experts", required=True, help="plain SGD experts of the ablation budget")
-  p.add_argument("--prior", required=True, help="a trained prior folder")
+  p.add_argument("--root", default="")
+  p.add_argument("--experts", default="", help="plain SGD experts of the ablation budget")
+  p.add_argument("--prior", default="", help="a trained prior folder")
   p.add_argument("--mtt", default="", help="an existing pixel MTT arm (its synset.npz)")
   p.add_argument("--arms", default=",".join(ARMS))
   p.add_argument("--models", default=MODELS)
@@ -119,7 +122,34 @@ def main() -> None:
   p.add_argument("--expert-epochs", type=int, default=3, help="epochs per expert")
   p.add_argument("--step-time", type=int, default=0,
                  help="only time each arm's outer step over this many steps (no evaluation)")
+  common.add_smoke(p)
   args = p.parse_args()
+  if args.smoke:
+    with tempfile.TemporaryDirectory(prefix="hpd_fmnist_smoke_") as root:
+      smoke(args, root)
+      return study(args)
+  if not (args.root and args.experts and args.prior):
+    p.error("--root, --experts and --prior are required")
+  study(args)
+
+
+def smoke(args: argparse.Namespace, root: str) -> None:
+  """`args` for a --smoke run in `root`: a 2-step prior at runlocal's generator size
+  but with the study's HPD_LAYERS synthesis layers, every arm for 4 outer steps of 2 student steps on 1 expert of 3 epochs (trained by
+  the first arm), 10 of the tiny data's 50 images per class held out (8 per class for
+  H-PD's distance), 2 evaluation epochs on two architectures."""
+  common.start_smoke(root, (*common.SMOKE_GAN, f"--config.gan.num_layers={HPD_LAYERS}",
+                            "--config.data.holdout_per_class=10"))
+  args.hpd_flags = ["--config.hpd.real_per_class=8"]   # the H-PD arms' only
+  common.run_module(["dd_jax.gan.train", "--config=configs/fashion_mnist_hpd.py:ipc=1",
+                     "--config.gan.train_steps=2", f"--workdir={root}/gan"],
+                    os.path.join(root, "gan.log"))
+  args.root, args.experts, args.prior = root, os.path.join(root, "experts"), f"{root}/gan/prior"
+  args.models, args.iterations, args.syn_steps, args.eval_epochs = "ConvNet,AlexNet", 4, 2, 2
+  args.num_experts, args.expert_epochs = 1, 3
+
+
+def study(args: argparse.Namespace) -> None:
   os.makedirs(args.root, exist_ok=True)
   print(common.machine(), flush=True)
   if args.step_time:

@@ -3,6 +3,8 @@ float32 (issue 26: is a gap between the two distillations systematic or rounding
 
   python benchmarks/official_gradient.py --official=/tmp/mtt-distillation \
       --buffers=/tmp/opstudy/ipc1/buffers/FashionMNIST/ConvNet [--ipc=1 --seed=0 ...]
+  python benchmarks/official_gradient.py --smoke [--official=/tmp/mtt-distillation]
+      (one tiny expert, N 2; the official side only with a checkout)
 
 From the same expert (the first trajectory of replay_buffer_0.pt, our experts exported
 by dd_jax.interop), the same start epoch t, the same initial images (our
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -31,7 +34,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks import eval_parity  # noqa: E402
+from benchmarks import common, eval_parity  # noqa: E402
 
 
 def ours(config, trajectory, images, labels, a, dtype):
@@ -211,19 +214,48 @@ def main():
   p.add_argument("--lr-img", type=float, default=1000.0)
   p.add_argument("--lr-lr", type=float, default=1e-7)
   p.add_argument("--out", default="", help="also write the figures to this JSON file")
+  common.add_smoke(p)
   a = p.parse_args()
   if a.from_results:
     with open(a.from_results) as f:
       print(table(json.load(f)))
     return
+  if a.smoke:
+    with tempfile.TemporaryDirectory(prefix="official_gradient_smoke_") as root:
+      smoke(a, root)
+      return study(a, root)
   if not (a.official and a.buffers):
     p.error("--official and --buffers are needed (or --from-results)")
+  study(a)
 
+
+def smoke(a: argparse.Namespace, root: str) -> None:
+  """`a` for a --smoke run in `root`: one expert of 3 epochs on the tiny data (ConvNet-3
+  at the official width, 128, so an --official checkout's net takes its parameters),
+  exported to the official layout; N 2, 2 outer steps."""
+  common.start_smoke(root, ("--config.model.width=128",))
+  common.run_module(["dd_jax.experts", "--config=configs/fashion_mnist_mtt.py",
+                     f"--workdir={root}/experts_run", f"--config.expert.dir={root}/experts",
+                     "--config.expert.num_experts=1", "--config.expert.epochs=3"],
+                    os.path.join(root, "experts.log"))
+  from dd_jax import interop
+  interop.export_experts(os.path.join(root, "experts"), os.path.join(root, "buffers"))
+  a.buffers, a.train_per_class, a.syn_steps, a.steps = f"{root}/buffers", 0, 2, 2
+  if not a.official:
+    print("official side skipped: no --official checkout given", flush=True)
+
+
+def study(a: argparse.Namespace, smoke_root: str = "") -> None:
+  """The figures of `a` (the official side only with a.official), printed and written to
+  a.out."""
   import torch
   from configs import fashion_mnist_mtt
   from dd_jax.data import pipeline
   from dd_jax.distill import state as state_lib
   config = fashion_mnist_mtt.get_config(f"ipc={a.ipc}")
+  if smoke_root:
+    config = common.smoke_config(config, smoke_root)
+    config.model.width = 128
   config.data.train_per_class = a.train_per_class
   with config.unlocked():
     config.distill.update(syn_steps=a.syn_steps, expert_epochs=a.expert_epochs,
@@ -235,7 +267,16 @@ def main():
   trajectory = torch.load(os.path.join(a.buffers, "replay_buffer_0.pt"),
                           weights_only=True)[0]
   trajectory = [[t.numpy() for t in epoch] for epoch in trajectory]
-  utils = eval_parity.import_official(a.official)
+  utils = eval_parity.import_official(a.official) if a.official else None
+  if utils is None:
+    figures = {}
+    for dtype in (np.float64, np.float32):
+      loss, _, lr_grad = ours(config, trajectory, images, labels, a, dtype)
+      losses = ours_steps(config, trajectory, images, labels, a, dtype)[0] if a.steps else []
+      figures[np.dtype(dtype).name] = {"loss_ours": loss, "lr_grad_ours": lr_grad,
+                                       "step_losses_ours": losses}
+    print(json.dumps(figures, indent=1))
+    return
   import reparam_module   # the checkout's, on sys.path from import_official
 
   figures = {}
@@ -274,6 +315,8 @@ def main():
   if a.out:
     with open(a.out, "w") as f:
       json.dump({"args": vars(a), "figures": figures}, f, indent=1)
+  if smoke_root:
+    print(table({"args": vars(a), "figures": figures}))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ matching several experts per outer step.
 
 python benchmarks/scale_out.py --experts=/tmp/fm1h/experts [--root=/tmp/scale_out]
     [--parts=memory,experts]
+python benchmarks/scale_out.py --smoke   (both parts on tiny data and a width-8 net; the
+    first memory run trains the budget's experts at that size)
 
 memory: three Fashion-MNIST runs (IPC 1; IPC 10 whole-set batches with and without
   remat), each `python -m dd_jax.main` in its own child process for 6 outer steps with an
@@ -19,6 +21,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -38,6 +41,8 @@ CONFIGS = {
     "ipc10_no_remat": ["--config=configs/fashion_mnist_mtt.py:ipc=10",
                        "--config.distill.batch_syn=100", "--config.distill.remat=False"],
 }
+# --smoke: 2 student steps, 10 images per step (the IPC 10 programs compile in seconds).
+SMOKE_STEPS = ["--config.distill.syn_steps=2", "--config.distill.batch_syn=10"]
 PEAK = re.compile(r"estimated peak (\d+) MiB per device \(([^)]*)\)")
 
 MEASURE = """
@@ -47,15 +52,17 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)
 """
 
 
-def memory(root: str, experts: str) -> None:
+def memory(root: str, experts: str, smoke: bool = False) -> None:
   print("| config | planned peak (MiB) | plan parts (MiB) | measured peak RSS (MiB) | "
         "plan / measured |")
   print("| --- | --- | --- | --- | --- |")
   for name, flags in CONFIGS.items():
     work = os.path.join(root, name)
     log = work + ".log"
-    cmd = [sys.executable, "-c", MEASURE, sys.executable, "-m", "dd_jax.main", *flags,
-           *BUDGET, f"--config.expert.dir={experts}", f"--workdir={work}"]
+    run = common.with_smoke(["dd_jax.main", *flags, *BUDGET,
+                             f"--config.expert.dir={experts}", f"--workdir={work}"]
+                            + SMOKE_STEPS * smoke)
+    cmd = [sys.executable, "-c", MEASURE, sys.executable, "-m", *run]
     with open(log, "w") as f:
       out = subprocess.run(cmd, cwd=common.ROOT_DIR, stdout=subprocess.PIPE, stderr=f,
                            text=True)
@@ -70,7 +77,7 @@ def memory(root: str, experts: str) -> None:
           flush=True)
 
 
-def experts_cost() -> None:
+def experts_cost(smoke: bool = False) -> None:
   import jax
   import numpy as np
   from configs.common import base_config
@@ -85,10 +92,13 @@ def experts_cost() -> None:
   for e in (1, 4):
     config = base_config()
     d = config.distill
-    d.update(dict(syn_steps=20, batch_syn=0, ipc=1, lr_img=1000.0, experts_per_step=e))
+    d.update(dict(syn_steps=2 if smoke else 20, batch_syn=0, ipc=1, lr_img=1000.0,
+                  experts_per_step=e))
+    config.model.width = 8 if smoke else config.model.width
     model = models.from_config(config.model, 10)
     rng = np.random.RandomState(0)
-    x = rng.randn(10, 28, 28, 1).astype(np.float32)
+    side = 8 if smoke else 28
+    x = rng.randn(10, side, side, 1).astype(np.float32)
     params = [model.init(jax.random.PRNGKey(j), x[:1], train=False)["params"]
               for j in range(e)]
     stack = (lambda ps: jax.tree.map(lambda *a: np.stack(a), *ps)) if e > 1 else (
@@ -97,13 +107,14 @@ def experts_cost() -> None:
     target = stack([jax.tree.map(lambda a: a * 1.01, p) for p in params])
     state = state_lib.create(d, x, np.arange(10, dtype=np.int32), 0)
     step = compiled_step(model, StepSettings.from_config(d))
-    size = program_bytes(step.lower(state, start, target, {}).compile()) / MiB
-    state, m = step(state, Segment(start, target), Fixed({}))
+    segment = Segment(start, target)
+    size = program_bytes(step.lower(state, segment, Fixed({})).compile()) / MiB
+    state, m = step(state, segment, Fixed({}))
     jax.block_until_ready(state)
     times = []
     for _ in range(5):
       t = time.perf_counter()
-      state, m = step(state, Segment(start, target), Fixed({}))
+      state, m = step(state, segment, Fixed({}))
       jax.block_until_ready(state)
       times.append(time.perf_counter() - t)
     median = statistics.median(times)
@@ -114,16 +125,28 @@ def experts_cost() -> None:
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--root", default="/tmp/scale_out")
-  p.add_argument("--experts", required=True, help="the ablation budget's plain experts")
+  p.add_argument("--experts", default="", help="the ablation budget's plain experts")
   p.add_argument("--parts", default="memory,experts")
+  common.add_smoke(p)
   args = p.parse_args()
+  if args.smoke:   # each memory run at the smoke size; the first trains the experts
+    with tempfile.TemporaryDirectory(prefix="scale_out_smoke_") as root:
+      common.start_smoke(root)
+      args.root, args.experts = root, os.path.join(root, "experts")
+      return study(args, smoke=True)
+  if not args.experts:
+    p.error("--experts is required (the ablation budget's plain experts)")
+  study(args)
+
+
+def study(args, smoke: bool = False) -> None:
   os.makedirs(args.root, exist_ok=True)
   print(common.machine())
   parts = args.parts.split(",")
   if "memory" in parts:
-    memory(args.root, args.experts)
+    memory(args.root, args.experts, smoke)
   if "experts" in parts:
-    experts_cost()
+    experts_cost(smoke)
   print(common.machine())
 
 
