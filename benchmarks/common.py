@@ -76,11 +76,14 @@ def _sections_read(entry: str):
           "dd_jax.experts.score": train.SECTIONS_READ}.get(entry)
 
 
-# A prior at runlocal's generator size (configs/runlocal: 16 px, 3 layers), for the
-# --smoke runs that train one or distil through one.
-SMOKE_GAN = ("--config.gan.resolution=16", "--config.gan.num_layers=3",
-             "--config.gan.channel_base=64", "--config.gan.channel_max=8",
-             "--config.gan.w_dim=16", "--config.gan.z_dim=8")
+def smoke_gan() -> tuple[str, ...]:
+  """Flags for a prior at the `runlocal` variant's generator size (configs/variants.py
+  `hpd`), for the --smoke runs that train one or distil through one."""
+  from configs import fashion_mnist_hpd
+  g = fashion_mnist_hpd.get_config("ipc=1,runlocal").gan
+  return tuple(f"--config.gan.{k}={g[k]}" for k in ("resolution", "num_layers",
+                                                    "channel_base", "channel_max",
+                                                    "w_dim", "z_dim"))
 
 
 def start_smoke(folder: str, extra: tuple[str, ...] = ()) -> None:

@@ -70,7 +70,7 @@ def main() -> None:
       common.start_smoke(root)
       args.root, args.steps = root, 2
       args.flag += ["--config.data.holdout_per_class=0",   # H-PD's 50 of the tiny 50
-                    *common.SMOKE_GAN]
+                    *common.smoke_gan()]
       args.experts = os.path.join(common.smoke_run(root), "experts")
       return study(args, smoke=True)
   if not args.root or not args.experts:

@@ -138,7 +138,7 @@ def smoke(args: argparse.Namespace, root: str) -> None:
   but with the study's HPD_LAYERS synthesis layers, every arm for 4 outer steps of 2 student steps on 1 expert of 3 epochs (trained by
   the first arm), 10 of the tiny data's 50 images per class held out (8 per class for
   H-PD's distance), 2 evaluation epochs on two architectures."""
-  common.start_smoke(root, (*common.SMOKE_GAN, f"--config.gan.num_layers={HPD_LAYERS}",
+  common.start_smoke(root, (*common.smoke_gan(), f"--config.gan.num_layers={HPD_LAYERS}",
                             "--config.data.holdout_per_class=10"))
   args.hpd_flags = ["--config.hpd.real_per_class=8"]   # the H-PD arms' only
   common.run_module(["dd_jax.gan.train", "--config=configs/fashion_mnist_hpd.py:ipc=1",
